@@ -1,0 +1,171 @@
+/**
+ * Cluster routes for operators: `GET /status` (this member's view, for
+ * `raft status`), `GET /cluster/members`, `POST /cluster/members` (add:
+ * learner, caught up, promoted), `DELETE /cluster/members/:id`,
+ * `POST /cluster/transfer` (leadership, §3.10).
+ *
+ * @module
+ */
+import type { Context, Hono } from "hono";
+import type { NodeStatus, RaftNodeApi } from "../node/types.ts";
+import type { NodeId } from "../raft/types.ts";
+import { errorReply, failureReply, json, parseJsonObject, readBody } from "./http.ts";
+import { checkBaseUrl, checkMemberId } from "./validate.ts";
+
+/** The role `/status` reports: a pre-candidate counts as a candidate (`preCandidate` tells them apart). */
+export type ApiRole = "leader" | "follower" | "candidate" | "learner";
+
+/** Catch-up progress of a member being added, as last reported by the node's events. */
+export interface CatchUpProgress {
+  readonly round: number;
+  readonly lag: number;
+  /** Set when catching up was given up. */
+  readonly failed: string | null;
+}
+
+/** One member in `/status`. */
+export interface StatusMember {
+  readonly id: NodeId;
+  readonly url: string;
+  readonly voter: boolean;
+  readonly matchIndex: number | null;
+  readonly lag: number | null;
+  readonly reachable: boolean | null;
+  readonly snapshotTransfer: { readonly sentBytes: number; readonly totalBytes: number | null } | null;
+  readonly catchUp: CatchUpProgress | null;
+}
+
+/** The body of `GET /status`. */
+export interface StatusBody {
+  readonly id: NodeId;
+  readonly url: string;
+  readonly clusterId: string;
+  readonly role: ApiRole;
+  readonly preCandidate: boolean;
+  readonly term: number;
+  readonly leader: { readonly id: NodeId; readonly url: string } | null;
+  readonly commitIndex: number;
+  readonly lastApplied: number;
+  readonly lastIndex: number;
+  readonly firstIndex: number;
+  readonly members: readonly StatusMember[];
+  readonly pendingConfigChange: boolean;
+  readonly runtime: string;
+  /** Whatever the service adds (the KV store: its key count). */
+  readonly [extra: string]: unknown;
+}
+
+/** Builds the `/status` body from a node's status. */
+export function statusBody(s: NodeStatus, catchUp: ReadonlyMap<NodeId, CatchUpProgress>, extra: Record<string, unknown> = {}): StatusBody {
+  return {
+    ...extra,
+    id: s.id,
+    url: s.url,
+    clusterId: s.clusterId,
+    role: s.role === "precandidate" ? "candidate" : s.role,
+    preCandidate: s.role === "precandidate",
+    term: s.term,
+    leader: s.leader === null ? null : { id: s.leader.id, url: s.leader.url },
+    commitIndex: s.commitIndex,
+    lastApplied: s.lastApplied,
+    lastIndex: s.lastIndex,
+    firstIndex: s.firstIndex,
+    members: s.members.map((m) => ({
+      id: m.id,
+      url: m.url,
+      voter: m.voter,
+      matchIndex: m.matchIndex,
+      lag: m.lag,
+      reachable: m.reachable,
+      snapshotTransfer: m.snapshotTransfer,
+      catchUp: catchUp.get(m.id) ?? null,
+    })),
+    pendingConfigChange: s.pendingConfigChange,
+    runtime: s.runtime,
+  };
+}
+
+/** Options of `clusterRoutes`. */
+export interface ClusterRouteOptions {
+  /** Extra fields for `/status`. */
+  readonly statusExtra?: () => Record<string, unknown>;
+}
+
+const _BODY_BYTES_MAX = 64 * 1024;
+
+async function _jsonBody(c: Context, what: string, emptyOk: boolean): Promise<Record<string, unknown> | Response> {
+  const body = await readBody(c.req.raw, _BODY_BYTES_MAX, what);
+  if (!body.ok) return body.reply;
+  if (emptyOk && body.bytes.length === 0) return {};
+  const parsed = parseJsonObject(body.bytes, what);
+  return parsed.ok ? parsed.value : parsed.reply;
+}
+
+/** Mounts `/status` and the `/cluster/...` routes. */
+export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOptions = {}): void {
+  // Catch-up progress comes only as events: remember the latest per member.
+  const catchUp = new Map<NodeId, CatchUpProgress>();
+  node.on((e) => {
+    if (e.type === "catch-up") catchUp.set(e.id, { round: e.round, lag: e.lag, failed: null });
+    else if (e.type === "catch-up-failed") catchUp.set(e.id, { round: catchUp.get(e.id)?.round ?? 0, lag: catchUp.get(e.id)?.lag ?? 0, failed: e.reason });
+    else if (e.type === "membership") {
+      for (const m of e.members) if (m.voter) catchUp.delete(m.id);
+    }
+  });
+
+  const members = () => {
+    const s = node.status();
+    return { leader: s.leader, members: s.members.map((m) => ({ id: m.id, url: m.url, voter: m.voter })) };
+  };
+
+  app.get("/status", (c) => c.json(statusBody(node.status(), catchUp, opts.statusExtra?.() ?? {})));
+
+  app.get("/cluster/members", (c) => c.json(members()));
+
+  app.post("/cluster/members", async (c) => {
+    const body = await _jsonBody(c, "add-member request", false);
+    if (body instanceof Response) return body;
+    const id = checkMemberId(body.id);
+    if (!id.ok) return errorReply(400, id.error);
+    const url = checkBaseUrl(body.url, "member URL");
+    if (!url.ok) return errorReply(400, url.error);
+    if (body.voter !== undefined && body.voter !== true) {
+      return errorReply(400, '"voter": false is not supported: a new member is added as a learner, caught up, then promoted to voter');
+    }
+    try {
+      await node.addMember(id.value, url.value);
+    } catch (err) {
+      return failureReply(c, err, "write");
+    }
+    return json(members());
+  });
+
+  app.delete("/cluster/members/:id", async (c) => {
+    const id = checkMemberId(c.req.param("id"));
+    if (!id.ok) return errorReply(400, id.error);
+    try {
+      await node.removeMember(id.value);
+    } catch (err) {
+      return failureReply(c, err, "write");
+    }
+    return json(members());
+  });
+
+  app.post("/cluster/transfer", async (c) => {
+    const body = await _jsonBody(c, "transfer request", true);
+    if (body instanceof Response) return body;
+    let to: string | undefined;
+    if (body.to !== undefined && body.to !== null) {
+      const id = checkMemberId(body.to);
+      if (!id.ok) return errorReply(400, id.error);
+      to = id.value;
+    }
+    try {
+      await node.transferLeadership(to);
+    } catch (err) {
+      // Nothing is appended by a transfer: a timeout changes no data.
+      return failureReply(c, err, "read");
+    }
+    return json({ leader: node.status().leader });
+  });
+}

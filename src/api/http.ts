@@ -1,0 +1,118 @@
+/**
+ * What every client route shares: turning the module's errors into HTTP
+ * answers that keep the retry promises (307 and 503: nothing was applied,
+ * retry at once; 504: a write's outcome is unknown), reading request bodies
+ * with a size cap, and JSON replies.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import {
+  ClosedError,
+  InvalidArgumentError,
+  MembershipChangeError,
+  NotLeaderError,
+  ProposalDroppedError,
+  TimeoutError,
+} from "../errors.ts";
+
+/** Whether the failed operation may have changed the replicated state. */
+export type OperationKind = "write" | "read";
+
+/** A JSON reply with `status`. */
+export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+}
+
+/** An error reply: `{"error": message}` plus optional extra fields. */
+export function errorReply(status: number, message: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): Response {
+  return json({ error: message, ...extra }, status, headers);
+}
+
+/** The same path and query on another member (for a 307 to the leader). */
+export function sameRequestOn(baseUrl: string, requestUrl: string): string {
+  const u = new URL(requestUrl);
+  return baseUrl.replace(/\/+$/, "") + u.pathname + u.search;
+}
+
+/**
+ * Maps an error thrown by `RaftNodeApi` to a reply.
+ *
+ * - NotLeaderError: 307 to the same path on the leader; 503 + Retry-After while no leader is known.
+ * - ProposalDroppedError "not-applied", ClosedError: 503 (certainly not applied).
+ * - ProposalDroppedError "unknown", and a write's TimeoutError: 504 saying the outcome is unknown
+ *   (never 503 or 307, which promise that nothing was applied).
+ * - InvalidArgumentError: 400; MembershipChangeError: 409; anything else: 500.
+ */
+export function failureReply(c: Context, err: unknown, kind: OperationKind): Response {
+  if (err instanceof NotLeaderError) {
+    if (err.leaderUrl !== null) {
+      return errorReply(307, err.message, { leader: { id: err.leaderId, url: err.leaderUrl } }, { location: sameRequestOn(err.leaderUrl, c.req.url) });
+    }
+    return errorReply(503, err.message, {}, { "retry-after": "1" });
+  }
+  if (err instanceof ProposalDroppedError) {
+    if (err.outcome === "not-applied") return errorReply(503, err.message, { outcome: "not-applied" }, { "retry-after": "1" });
+    return errorReply(504, `The write's outcome is unknown: ${err.message}. Retry with the same Idempotency-Key to apply it at most once`, { outcome: "unknown" });
+  }
+  if (err instanceof TimeoutError) {
+    if (kind === "write") {
+      return errorReply(504, `The write's outcome is unknown: ${err.message}. Retry with the same Idempotency-Key to apply it at most once`, { outcome: "unknown" });
+    }
+    return errorReply(503, err.message, {}, { "retry-after": "1" });
+  }
+  if (err instanceof ClosedError) return errorReply(503, err.message, { outcome: "not-applied" }, { "retry-after": "1" });
+  if (err instanceof InvalidArgumentError) return errorReply(400, err.message);
+  if (err instanceof MembershipChangeError) return errorReply(409, err.message);
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return errorReply(500, `Internal error: ${message}`, kind === "write" ? { outcome: "unknown" } : {});
+}
+
+/** A request body that was too large, or the body. */
+export type BodyRead = { readonly ok: true; readonly bytes: Uint8Array } | { readonly ok: false; readonly reply: Response };
+
+/**
+ * Reads the request body, stopping as soon as it passes `maxBytes` (a
+ * client cannot make the member buffer more than that).
+ */
+export async function readBody(req: Request, maxBytes: number, what: string): Promise<BodyRead> {
+  const tooLarge = (): BodyRead => ({ ok: false, reply: errorReply(413, `The ${what} is larger than the limit of ${maxBytes} bytes`) });
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > maxBytes) return tooLarge();
+  if (req.body === null) return { ok: true, bytes: new Uint8Array(0) };
+  const reader = req.body.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return tooLarge();
+    }
+    parts.push(value);
+  }
+  if (parts.length === 1) return { ok: true, bytes: parts[0]! };
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return { ok: true, bytes: out };
+}
+
+/** Parses a JSON object body; a reply (400) if it is not one. */
+export function parseJsonObject(bytes: Uint8Array, what: string): { ok: true; value: Record<string, unknown> } | { ok: false; reply: Response } {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (err) {
+    return { ok: false, reply: errorReply(400, `The ${what} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`) };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { ok: false, reply: errorReply(400, `The ${what} must be a JSON object`) };
+  }
+  return { ok: true, value: value as Record<string, unknown> };
+}
