@@ -95,6 +95,10 @@ export interface MsgApp extends MsgBase {
 export interface MsgAppResp extends MsgBase {
   readonly type: "MsgAppResp";
   readonly success: boolean;
+  /**
+   * On success the last index known to match; on rejection the
+   * `prevLogIndex` that was rejected (so the leader can drop stale rejections).
+   */
   readonly matchIndex: number;
   readonly conflictTerm: number;
   readonly conflictIndex: number;
@@ -270,4 +274,44 @@ export interface RaftInit {
    * one is in force; earlier ones are needed when a suffix is truncated.
    */
   readonly configs: readonly ConfigState[];
+  /**
+   * The index the state machine has already applied (a persisted state
+   * machine); committed entries are handed out from here on. Defaults to
+   * `snapshot.index`. Clamped to the commit index.
+   */
+  readonly applied?: number;
+}
+
+/** Flow-control state of one follower, as seen by the leader. */
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+/** The leader's view of one follower (`Raft.status()`). */
+export interface ProgressStatus {
+  readonly id: NodeId;
+  readonly matchIndex: number;
+  readonly nextIndex: number;
+  readonly state: ProgressState;
+  /** Heard from within the current election timeout (CheckQuorum). */
+  readonly recentActive: boolean;
+  /** AppendEntries messages in flight. */
+  readonly inflight: number;
+}
+
+/** A point-in-time picture of a core (`Raft.status()`). */
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leaderId: NodeId | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  readonly config: ConfigState;
+  readonly isLearner: boolean;
+  /** Leader only; empty otherwise. */
+  readonly progress: readonly ProgressStatus[];
+  /** Target of a leadership transfer in progress, or null. */
+  readonly transferee: NodeId | null;
+  /** Index of the last config entry appended by this leader (0 if none). */
+  readonly pendingConfigIndex: number;
 }
