@@ -65,6 +65,16 @@ interface NodeTrack {
   emitted: HardState;
   /** The last durable HardState (across incarnations). */
   durable: HardState;
+  /** The last term in which this node was checked as a new leader. */
+  leaderCheckedTerm: number;
+  /**
+   * The highest matchIndex this node acknowledged (MsgAppResp success) in
+   * `ackTerm`: the leader counts it toward commitment, so until the node's
+   * term moves on it must keep those entries (a crash does not lose them:
+   * the ack left only once they were durable).
+   */
+  ackTerm: number;
+  ackIndex: number;
 }
 
 /** A read in progress, from `readIndex()` to being served. */
@@ -158,7 +168,7 @@ export class Checker {
     const hs = host.durableHardState();
     const prev = this.nodes.get(host.id);
     if (prev === undefined) {
-      this.nodes.set(host.id, { role: status.role, term: status.term, checkedCommit: host.mirror.snapIndex, emitted: hs, durable: hs });
+      this.nodes.set(host.id, { role: status.role, term: status.term, checkedCommit: host.mirror.snapIndex, emitted: hs, durable: hs, leaderCheckedTerm: 0, ackTerm: 0, ackIndex: 0 });
     } else {
       prev.role = status.role;
       prev.term = status.term;
@@ -192,7 +202,13 @@ export class Checker {
     const id = host.id;
     const m = host.mirror;
     const wasLeaderSameTerm = t.role === "leader" && status.role === "leader" && t.term === status.term;
-    if (status.role === "leader") this.recordLeader(id, status.term, "status");
+    if (status.role === "leader") {
+      this.recordLeader(id, status.term, "status");
+      if (t.leaderCheckedTerm !== status.term) {
+        t.leaderCheckedTerm = status.term;
+        this.checkLeaderCompleteness(host, status.term);
+      }
+    }
     if (status.term < t.term) this.fail(id, `term went back from ${t.term} to ${status.term}`);
 
     if (rd.hardState !== null) {
@@ -204,8 +220,12 @@ export class Checker {
     }
 
     let base = m.lastIndex();
+    const ackHeld = t.ackTerm === status.term ? t.ackIndex : 0;
     if (rd.snapshot !== null) {
       const s = rd.snapshot;
+      if (s.index < ackHeld) {
+        this.fail(id, `replaced its log by a snapshot at ${s.index}, dropping entries up to ${ackHeld} it had acknowledged to the leader of term ${status.term}`);
+      }
       if (wasLeaderSameTerm) this.fail(id, `Leader Append-Only: the leader of term ${status.term} installed a snapshot at ${s.index}`);
       if (s.index <= t.checkedCommit && m.term(s.index) !== undefined && m.term(s.index) !== s.term) {
         this.fail(id, `snapshot at ${s.index} term ${s.term} contradicts its own committed entry (term ${m.term(s.index)})`);
@@ -220,6 +240,12 @@ export class Checker {
       const snapTerm = rd.snapshot !== null ? rd.snapshot.term : m.snapTerm;
       if (first.index <= snapIndex || first.index > base + 1) {
         this.fail(id, `Ready.entries start at ${first.index}, outside (${snapIndex}, ${base + 1}]`);
+      }
+      for (const e of rd.entries) {
+        if (e.index > ackHeld || e.index > base) break;
+        if (m.id(e.index) !== entryId(e) || m.term(e.index) !== e.term) {
+          this.fail(id, `rewrote entry ${e.index}, at or below the ${ackHeld} it had acknowledged to the leader of term ${status.term}`);
+        }
       }
       if (wasLeaderSameTerm && first.index <= base) {
         this.fail(id, `Leader Append-Only: the leader of term ${status.term} rewrote its log from ${first.index} (last was ${base})`);
@@ -298,6 +324,16 @@ export class Checker {
       case "MsgTimeoutNow":
         this.recordLeader(host.id, msg.term, `sent ${msg.type}`);
         break;
+      case "MsgAppResp": {
+        if (!msg.success) break;
+        const t = this.track(host.id);
+        if (t.ackTerm !== msg.term) {
+          t.ackTerm = msg.term;
+          t.ackIndex = 0;
+        }
+        if (msg.matchIndex > t.ackIndex) t.ackIndex = msg.matchIndex;
+        break;
+      }
       case "MsgVoteResp": {
         if (!msg.granted) break;
         const hs = host.durableHardState();
@@ -323,7 +359,10 @@ export class Checker {
     if (status.term < t.term) this.fail(id, `term went back from ${t.term} to ${status.term}`);
     if (status.role === "leader") {
       this.recordLeader(id, status.term, "status");
-      if (t.role !== "leader" || t.term !== status.term) this.checkLeaderCompleteness(host, status.term);
+      if (t.leaderCheckedTerm !== status.term) {
+        t.leaderCheckedTerm = status.term;
+        this.checkLeaderCompleteness(host, status.term);
+      }
     }
     if (status.lastIndex !== m.lastIndex()) {
       this.fail(id, `status().lastIndex ${status.lastIndex} but the Readys handed out end at ${m.lastIndex()}`);
@@ -396,6 +435,11 @@ export class Checker {
         this.fail(host.id, `proposal ${pid} committed twice, at ${at} and ${e.index}`);
       }
     }
+  }
+
+  /** A persisted state machine skipped an entry it had applied before a restart. */
+  onReapplySkipped(host: HostView, e: Entry): void {
+    this.noteCommitted(host.id, e.index, e.term, entryId(e));
   }
 
   /** All replicas agree on the state after each index. */

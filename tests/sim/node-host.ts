@@ -60,6 +60,8 @@ export class NodeHost implements HostView {
   raft: Raft | null = null;
   /** Taken out of the cluster for good (removed by a committed configuration); never restarted. */
   retired = false;
+  /** The state machine persists itself (flushing lazily) instead of being rebuilt from the snapshot on restart. */
+  smPersisted = false;
   /** Disk write latency: each write takes 0..diskLatencyTicksMax ticks (0 with probability diskZeroRate). */
   diskLatencyTicksMax = 2;
   diskZeroRate = 0.3;
@@ -71,6 +73,13 @@ export class NodeHost implements HostView {
   private hardState: HardState = { term: 0, votedFor: null, commitIndex: 0 };
   /** The state machine at the log's compaction point. Invariant: smSnapshot.index === log.snapshot.index. */
   private smSnapshot: SmState;
+  /**
+   * With a persisted state machine: its state as last flushed (lazily, every
+   * few applies). A restart resumes from it with `RaftInit.applied`, and the
+   * core may hand out entries it already holds again: they are skipped.
+   * Invariant: smSnapshot.index <= smFlushed.index <= log.lastIndex().
+   */
+  private smFlushed: SmState;
 
   // Volatile state.
   readonly sm: SimStateMachine;
@@ -98,6 +107,7 @@ export class NodeHost implements HostView {
     this.rng = rng;
     this.log = new MemoryLog({ index: 0, term: 0, membership: bootstrap });
     this.smSnapshot = emptySm;
+    this.smFlushed = emptySm;
     this.sm = new SimStateMachine(emptySm);
   }
 
@@ -151,7 +161,8 @@ export class NodeHost implements HostView {
     }
     this.mirror.reset(snap.index, snap.term);
     if (this.log.lastIndex() > snap.index) this.mirror.append(this.log.entries(snap.index + 1, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER));
-    this.sm.restore(this.smSnapshot);
+    const smStart = this.smPersisted && this.smFlushed.index > this.smSnapshot.index ? this.smFlushed : this.smSnapshot;
+    this.sm.restore(smStart);
     this.writes = [];
     this.readsWaiting = [];
     this.received = [];
@@ -161,8 +172,9 @@ export class NodeHost implements HostView {
       hardState: this.hardState,
       snapshot: snap,
       configs,
+      ...(smStart.index > snap.index ? { applied: smStart.index } : {}),
     });
-    this.trace(`start #${this.incarnation} term ${this.hardState.term} vote ${this.hardState.votedFor ?? "-"} commit ${this.hardState.commitIndex} log (${snap.index}, ${this.log.lastIndex()}]`);
+    this.trace(`start #${this.incarnation} term ${this.hardState.term} vote ${this.hardState.votedFor ?? "-"} commit ${this.hardState.commitIndex} log (${snap.index}, ${this.log.lastIndex()}] applied ${smStart.index}`);
     const status = this.raft.status();
     this.status = status;
     this.env.checker.onStart(this, status);
@@ -306,6 +318,7 @@ export class NodeHost implements HostView {
     if (rd.snapshot !== null) {
       this.log.reset(rd.snapshot);
       this.smSnapshot = w.sm as SmState;
+      if (this.smFlushed.index < this.smSnapshot.index) this.smFlushed = this.smSnapshot;
     }
     if (rd.entries.length > 0) this.log.append(rd.entries);
     if (rd.hardState !== null) {
@@ -318,12 +331,19 @@ export class NodeHost implements HostView {
 
   private apply(e: Entry): void {
     const cur = this.sm.current();
+    if (this.smPersisted && e.index <= cur.index) {
+      // Already applied before a restart: a persisted machine ignores it (it must be the same entry).
+      this.env.checker.onReapplySkipped(this, e);
+      return;
+    }
     if (e.index !== cur.index + 1) {
       this.env.checker.fail(this.id, `applied entry ${e.index} right after ${cur.index} (must be exactly once, in order)`);
     }
     this.env.checker.checkApplyDurable(this, e);
     const after = this.sm.apply(e);
     this.env.checker.onApply(this, e, after);
+    // A lazy flush, never while a snapshot write is in flight (the state would get ahead of the durable log).
+    if (this.smPersisted && this.rng.chance(0.2) && !this.writes.some((w) => w.ready.snapshot !== null)) this.smFlushed = after;
   }
 
   private serveReads(): void {

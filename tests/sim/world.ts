@@ -108,6 +108,8 @@ export class World {
   private nextProposalId = 1;
   private nextReadId = 1;
   private liveness = false;
+  /** Replicas keep their state machine across restarts (RaftInit.applied) instead of rebuilding it from the snapshot. */
+  private readonly smPersisted: boolean;
   /** Founding members never crash more than this many at once. */
   private readonly downMax: number;
 
@@ -130,6 +132,7 @@ export class World {
       maxMsgBytes: r.pick([64, 512, 1 << 16]),
       catchUpRoundsMax: r.range(3, 10),
     };
+    this.smPersisted = r.chance(0.3);
     const calm = r.chance(0.15);
     this.plan = {
       crash: calm ? 0.001 : r.pick([0.003, 0.01, 0.02]),
@@ -140,7 +143,7 @@ export class World {
       compact: r.pick([0.01, 0.05, 0.2]),
       membership: r.pick([0, 0.005, 0.02]),
       transfer: r.pick([0, 0.005, 0.02]),
-      propose: r.pick([0.1, 0.3, 0.8]),
+      propose: r.pick([0.05, 0.15, 0.4]),
       read: r.pick([0.02, 0.1, 0.3]),
       clockSkew: r.pick([0, 0.05, 0.2]),
     };
@@ -156,7 +159,7 @@ export class World {
     for (let i = opts.nodes + 1; i <= opts.nodes + 3; i++) this.spares.push(`n${i}`);
     this.checker.noteBootstrap({ index: 0, members });
     for (const m of members) this.addHost(m.id, members);
-    this.trace(`world seed ${opts.seed} nodes ${opts.nodes} config ${JSON.stringify(this.raftConfig)} plan ${JSON.stringify(this.plan)}`);
+    this.trace(`world seed ${opts.seed} nodes ${opts.nodes} config ${JSON.stringify(this.raftConfig)} smPersisted ${this.smPersisted} plan ${JSON.stringify(this.plan)}`);
     for (const h of this.hosts.values()) h.start();
   }
 
@@ -166,6 +169,7 @@ export class World {
 
   private addHost(id: NodeId, bootstrap: readonly Member[]): NodeHost {
     const h = new NodeHost(id, bootstrap, this.raftConfig, this.env, this.hostRngs.fork());
+    h.smPersisted = this.smPersisted;
     this.hosts.set(id, h);
     return h;
   }
@@ -178,7 +182,17 @@ export class World {
       this.clients();
     }
     this.startLiveness();
-    for (let i = 0; i < this.opts.livenessTicksMax; i++) {
+    // Elections and catch-up get livenessTicksMax; a replication backlog gets
+    // 2 ticks per entry on top (one entry per round trip in the slowest
+    // flow-control settings: 1 message in flight of at most 64 bytes).
+    let last = 0;
+    let applied = Number.MAX_SAFE_INTEGER;
+    for (const h of this.running()) {
+      last = Math.max(last, h.mirror.lastIndex());
+      applied = Math.min(applied, h.sm.current().index);
+    }
+    const bound = this.opts.livenessTicksMax + 2 * Math.max(0, last - applied);
+    for (let i = 0; i < bound; i++) {
       this.tick();
       this.stats.livenessTicks++;
       this.retireRemoved();
@@ -187,7 +201,7 @@ export class World {
         return;
       }
     }
-    this.checker.fail(null, `Liveness: no convergence within ${this.opts.livenessTicksMax} ticks after the faults stopped:\n${this.describe()}`);
+    this.checker.fail(null, `Liveness: no convergence within ${bound} ticks after the faults stopped:\n${this.describe()}`);
   }
 
   /** One line per host: its role, term, log and apply positions. */
@@ -384,9 +398,9 @@ export class World {
     if (alive.length === 0) return;
     const h = this.sched.pick(alive);
     const lo = h.durableSnapshot().index + 1;
-    let hi = h.sm.current().index;
-    const st = h.lastStatus();
-    if (st !== null && st.role === "leader") hi = Math.min(hi, h.core().compactionFloor() - 1);
+    // The core's contract: compact only below compactionFloor() (never past what it saw applied,
+    // and on a leader never what a follower still needs).
+    const hi = Math.min(h.sm.current().index, h.core().compactionFloor() - 1);
     if (hi < lo) return;
     const at = this.sched.chance(0.5) ? hi : this.sched.range(lo, hi);
     if (h.compact(at)) this.stats.compactions++;
