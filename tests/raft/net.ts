@@ -135,10 +135,10 @@ export class TestNode {
     this.pending = [];
   }
 
-  /** Starts a new core from the durable state. */
-  restart(): void {
+  /** Starts a new core from the durable state (the state machine keeps what it applied). */
+  restart(autoPersist = true): void {
     this.crashed = false;
-    this.autoPersist = true;
+    this.autoPersist = autoPersist;
     this.raft = this.makeRaft();
   }
 }
