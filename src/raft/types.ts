@@ -143,6 +143,13 @@ export interface MsgHeartbeatResp extends MsgBase {
  * streams the snapshot's bytes and steps the same message into the
  * follower's core once the whole snapshot is installed. The follower answers
  * with a successful MsgAppResp at `snapshot.index`.
+ *
+ * The leader's core sets `snapshot.index` to its applied index (the last
+ * Ready it was advanced past), or to its log's firstIndex() - 1 if that is
+ * higher; the driver must send a state-machine snapshot taken at exactly
+ * that index (or rewrite the metadata to the index of the snapshot it
+ * sends, with its term and `configAt` membership). It reports the outcome
+ * with `reportSnapshot`.
  */
 export interface MsgSnap extends MsgBase {
   readonly type: "MsgSnap";
@@ -211,7 +218,14 @@ export interface Ready {
   readonly hardState: HardState | null;
   readonly snapshot: SnapshotMeta | null;
   readonly entries: readonly Entry[];
-  /** The membership in force changed (appended, truncated or installed config). Persist it atomically with step 1. */
+  /**
+   * The membership in force changed (appended, truncated or installed
+   * config). Persist it atomically with step 1. Several changes may be
+   * folded into one Ready (only the last is given here), so a driver that
+   * keeps the history `RaftInit.configs` needs should derive it from the
+   * "config" entries in `entries` (dropping those at or after the first
+   * entry's index) and from `snapshot.membership`.
+   */
   readonly config: ConfigState | null;
   readonly messages: readonly Message[];
   readonly persistedMessages: readonly Message[];
