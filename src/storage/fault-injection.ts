@@ -53,14 +53,24 @@ export class FaultInjectingFileLayer implements FileLayer {
   readonly #inner: FileLayer;
   readonly #plan: FaultPlan | null;
   readonly #open = new Set<FileHandle>();
+  /** Steps are counted (and faults fire) only while armed. */
+  #armed: boolean;
 
   /**
    * @param inner the real layer
    * @param plan the fault to inject, or null to only count steps
+   * @param armed false to start counting only once `arm()` is called (e.g. after an `open` whose steps should not count)
    */
-  constructor(inner: FileLayer, plan: FaultPlan | null = null) {
+  constructor(inner: FileLayer, plan: FaultPlan | null = null, armed = true) {
     this.#inner = inner;
     this.#plan = plan;
+    this.#armed = armed;
+  }
+
+  /** Starts counting steps from 0 (and lets the planned fault fire). */
+  arm(): void {
+    this.steps.length = 0;
+    this.#armed = true;
   }
 
   /** Closes every handle still open through this layer (what the OS does when a process dies). */
@@ -76,6 +86,7 @@ export class FaultInjectingFileLayer implements FileLayer {
   /** Counts a step and reports whether it must fail. */
   #step(op: FileOp, path: string): boolean {
     this.#checkAlive(op, path);
+    if (!this.#armed) return false;
     const plan = this.#plan;
     const counted = plan?.ops === undefined ? MUTATING_OPS.has(op) : plan.ops.includes(op);
     if (!counted) return false;

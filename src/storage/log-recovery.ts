@@ -223,7 +223,7 @@ export async function recoverLog(fs: FileLayer, dir: string, dirHandle: FileHand
           });
           for (const c of idx.configIndexes) configs.push(_readConfig(fs, seg, c));
         } else {
-          if (present.has(idxName)) {
+          if (present.has(idxName) && (idxBytes !== null || isLast)) {
             // Never leave an index file that does not describe its segment:
             // the segment could grow back to the size it records.
             await remove(idxName, "");
