@@ -24,6 +24,12 @@ export function assert(condition: boolean, invariant: string): asserts condition
 
 /** Writes `value` (a safe, non-negative integer) as a little-endian u64 at `offset`. */
 export function writeU64(bytes: Uint8Array, offset: number, value: number): void {
+  if (value >= 0 && value <= 0xffff_ffff && (value >>> 0) === value) {
+    // Fast path: every index and term below 2^32.
+    writeU32(bytes, offset, value);
+    writeU32(bytes, offset + 4, 0);
+    return;
+  }
   assert(Number.isSafeInteger(value) && value >= 0, `u64 value ${value} is a non-negative safe integer`);
   const lo = value % _TWO_POW_32;
   const hi = (value - lo) / _TWO_POW_32;

@@ -79,7 +79,7 @@ type _Op =
   | { readonly kind: "append"; readonly entries: readonly Entry[]; readonly resolve: () => void; readonly reject: (e: unknown) => void }
   | { readonly kind: "task"; readonly run: () => Promise<unknown>; readonly resolve: (v: unknown) => void; readonly reject: (e: unknown) => void };
 
-const _EMPTY_SNAPSHOT: SnapshotMeta = { index: 0, term: 0, membership: [] };
+const _SCRATCH_BYTES_MAX = 4 * 1024 * 1024;
 
 /** The durable Raft log (see the module comment). */
 export class SegmentedLog implements LogReader {
@@ -109,6 +109,8 @@ export class SegmentedLog implements LogReader {
   /** Queued operations; #running is true while #drain works through them. */
   readonly #ops: _Op[] = [];
   #running = false;
+  /** Encoding buffer reused by appends (see #scratchFor). */
+  #scratch: Uint8Array = new Uint8Array(0);
 
   private constructor(dir: string, fs: FileLayer, dirHandle: FileHandle, opts: SegmentedLogOptions, r: Awaited<ReturnType<typeof recoverLog>>) {
     this.#dir = dir;
@@ -415,7 +417,7 @@ export class SegmentedLog implements LogReader {
     }
     if (seg.size + bytes > SEGMENT_BYTES_LIMIT) throw new InvalidArgumentError(`a batch of ${bytes} bytes does not fit in one segment`);
     // One buffer, one write, one fdatasync for everything coalesced.
-    const buf = new Uint8Array(bytes);
+    const buf = this.#scratchFor(bytes);
     let at = 0;
     for (const b of batches) at = encodeRecords(b, buf, at);
     assert(at === bytes, "encoded exactly the computed size");
@@ -435,6 +437,19 @@ export class SegmentedLog implements LogReader {
     }
     seg.size = base + bytes;
     this.#lastIndex = seg.lastIndex;
+  }
+
+  /**
+   * A buffer of `bytes` bytes to encode a batch into. Reused across batches
+   * (appends run one at a time, and a write completes before the next batch
+   * is encoded): saves the allocation, zeroing and GC of ~1 MB per batch of
+   * 4 KiB entries. Batches above 4 MiB get their own buffer so a rare huge
+   * batch does not pin memory.
+   */
+  #scratchFor(bytes: number): Uint8Array {
+    if (bytes > _SCRATCH_BYTES_MAX) return new Uint8Array(bytes);
+    if (this.#scratch.length < bytes) this.#scratch = new Uint8Array(Math.min(_SCRATCH_BYTES_MAX, Math.max(bytes, this.#scratch.length * 2, 64 * 1024)));
+    return this.#scratch.subarray(0, bytes);
   }
 
   /** Durably removes entries >= index (see the module comment for the order). */
