@@ -4,7 +4,8 @@
  * - `POST /raft/v1/messages`: a batch of messages (AppendEntries, RequestVote,
  *   PreVote, heartbeats, TimeoutNow and their replies) in the binary codec;
  *   204 once handed to the driver. Replies travel as requests the other way,
- *   as in etcd: the HTTP response carries no Raft payload.
+ *   as in etcd: the HTTP response carries no Raft payload. A MsgSnap here is
+ *   refused: without its bytes it would install nothing.
  * - InstallSnapshot (§7), streamed one acknowledged chunk per request so
  *   neither side holds a whole snapshot in memory and the sender waits for
  *   each write (backpressure):
@@ -226,7 +227,7 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
   };
 
   /** Decodes a body whose every message must come from `from` to this member. */
-  const decodeFrom = (from: NodeId, body: Uint8Array): Message[] | string => {
+  const decodeFrom = (from: NodeId, body: Uint8Array, allowSnap: boolean): Message[] | string => {
     let msgs: Message[];
     try {
       msgs = decodeMessages(body);
@@ -235,6 +236,7 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
       throw e;
     }
     for (const m of msgs) {
+      if (m.type === "MsgSnap" && !allowSnap) return "MsgSnap travels only through the snapshot routes";
       if (m.from !== from) return `message from ${m.from} in a request from ${from}`;
       if (m.to !== opts.nodeId) return `message to ${m.to} sent to ${opts.nodeId}`;
     }
@@ -248,7 +250,7 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
   app.post(MESSAGES_PATH, async (c) => {
     const a = await admit(c.req.raw, maxBodyBytes);
     if (a instanceof Response) return a;
-    const msgs = decodeFrom(a.from, a.body);
+    const msgs = decodeFrom(a.from, a.body, false);
     if (typeof msgs === "string") return refuse(a.path, 400, msgs, a.from);
     opts.onMessages(a.from, msgs);
     return new Response(null, { status: 204 });
@@ -276,7 +278,7 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
     if (a instanceof Response) return a;
     const id = c.req.query("id");
     if (id === undefined || !SNAPSHOT_ID_RE.test(id)) return refuse(a.path, 400, `snapshot id must match ${SNAPSHOT_ID_RE.source}`, a.from);
-    const msgs = decodeFrom(a.from, a.body);
+    const msgs = decodeFrom(a.from, a.body, true);
     if (typeof msgs === "string") return refuse(a.path, 400, msgs, a.from);
     const msg = msgs[0];
     if (msgs.length !== 1 || msg === undefined || msg.type !== "MsgSnap") return refuse(a.path, 400, "snapshot begin must carry exactly one MsgSnap", a.from);

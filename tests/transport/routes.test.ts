@@ -112,10 +112,12 @@ describe("peer routes", () => {
     assert.equal(h.received.length, 1);
   });
 
-  it("refuses messages whose from or to disagree with the authenticated request", async () => {
+  it("refuses messages whose from or to disagree with the authenticated request, and a bare MsgSnap", async () => {
     assert.equal((await post(h, MESSAGES_PATH, encodeMessages([{ ...hb, from: "n3" }]))).status, 400);
     assert.equal((await post(h, MESSAGES_PATH, encodeMessages([{ ...hb, to: "n3" }]))).status, 400);
     assert.equal((await post(h, MESSAGES_PATH, encodeMessages([hb]), { to: "n3" })).status, 421);
+    const snap: Message = { type: "MsgSnap", from: "n1", to: "n2", term: 3, snapshot: { index: 1, term: 1, membership: [{ id: "n1", url: "", voter: true }] } };
+    assert.equal((await post(h, MESSAGES_PATH, encodeMessages([snap]))).status, 400);
     assert.deepStrictEqual(h.received, []);
   });
 
