@@ -107,6 +107,12 @@ export interface PeerClientStats {
   readonly messagesDropped: number;
 }
 
+/** A queued message and its encoded size (computed once, when queued). */
+interface _Queued {
+  readonly m: Message;
+  readonly size: number;
+}
+
 /** Votes and TimeoutNow are never dropped: losing one can delay an election by a whole timeout. */
 function _droppable(m: Message): boolean {
   switch (m.type) {
@@ -238,8 +244,8 @@ export class PeerClient {
   readonly #chunkBytes: number;
   readonly #nonces = new NonceSource();
   readonly #now: () => number;
-  /** Messages waiting for a request slot; `#queue[#head..]` are live. Invariant: live count <= maxQueuedMessages. */
-  #queue: Message[] = [];
+  /** Messages waiting for a request slot, with their encoded sizes; `#queue[#head..]` are live. Invariant: live count <= maxQueuedMessages. */
+  #queue: _Queued[] = [];
   #head = 0;
   #flushScheduled = false;
   /** Invariant: 0 <= #inflight <= #maxInflight. */
@@ -306,16 +312,21 @@ export class PeerClient {
    *
    * @throws {InvalidArgumentError} For a MsgSnap (use `sendSnapshot`) or a
    * message not from this member to the peer.
+   * @throws {CodecError} For a message that cannot be encoded (checked here,
+   * synchronously, rather than failing later inside the send loop).
    */
   send(msgs: readonly Message[]): void {
     if (this.#closed) return;
+    // Check the whole call first: either all of it is queued or none.
+    const checked: _Queued[] = [];
     for (const m of msgs) {
       if (m.type === "MsgSnap") throw new InvalidArgumentError("MsgSnap must go through sendSnapshot, with the snapshot's bytes");
       if (m.from !== this.#o.nodeId || m.to !== this.#o.peerId) {
         throw new InvalidArgumentError(`Message ${m.type} from ${m.from} to ${m.to} handed to the client of ${this.#o.nodeId} -> ${this.#o.peerId}`);
       }
-      this.#queue.push(m);
+      checked.push({ m, size: encodedMessageSize(m) });
     }
+    for (const q of checked) this.#queue.push(q);
     if (this.#queue.length - this.#head > this.#maxQueued) this.#shed();
     if (!this.#flushScheduled && this.#queue.length > this.#head) {
       this.#flushScheduled = true;
@@ -330,10 +341,10 @@ export class PeerClient {
   #shed(): void {
     const live = this.#queue.slice(this.#head);
     let excess = live.length - this.#maxQueued;
-    const kept: Message[] = [];
-    for (const m of live) {
-      if (excess > 0 && _droppable(m)) excess--;
-      else kept.push(m);
+    const kept: _Queued[] = [];
+    for (const q of live) {
+      if (excess > 0 && _droppable(q.m)) excess--;
+      else kept.push(q);
     }
     // Only undroppable messages left over the bound: the oldest go after all.
     const dropped = live.length - kept.length + Math.max(0, excess);
@@ -351,12 +362,12 @@ export class PeerClient {
       let bytes = _BODY_HEADER_BYTES;
       let end = this.#head;
       while (end < this.#queue.length) {
-        const size = encodedMessageSize(this.#queue[end]!);
+        const size = this.#queue[end]!.size;
         if (end > this.#head && bytes + size > this.#maxBatchBytes) break;
         bytes += size;
         end++;
       }
-      const batch = this.#queue.slice(this.#head, end);
+      const batch = this.#queue.slice(this.#head, end).map((q) => q.m);
       this.#head = end;
       if (this.#head === this.#queue.length) {
         this.#queue = [];

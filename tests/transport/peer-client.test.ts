@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import type { Message, MsgSnap } from "../../src/raft/types.ts";
-import { decodeMessages } from "../../src/transport/codec.ts";
+import { CodecError, decodeMessages } from "../../src/transport/codec.ts";
 import { PeerClient, type PeerClientOptions, type SnapshotSource } from "../../src/transport/peer-client.ts";
 import { peerRoutes, SNAPSHOT_CHUNK_PATH, SNAPSHOT_FINISH_PATH } from "../../src/transport/routes.ts";
 import { TimeoutError } from "../../src/errors.ts";
@@ -138,11 +138,14 @@ describe("PeerClient.send", () => {
     assert.equal(w.received.length, 1);
   });
 
-  it("refuses a MsgSnap or a message for another peer, and ignores sends after close", async () => {
+  it("refuses a MsgSnap, a message for another peer or one it cannot encode, and ignores sends after close", async () => {
     const c = w.client();
     const snap: MsgSnap = { type: "MsgSnap", from: "n1", to: "n2", term: 1, snapshot: { index: 1, term: 1, membership: [{ id: "n1", url: "", voter: true }] } };
     assert.throws(() => c.send([snap]), /sendSnapshot/);
     assert.throws(() => c.send([{ ...hb(0), to: "n3" }]), /n3/);
+    // Checked synchronously, and all-or-nothing: the valid first message is not queued either.
+    assert.throws(() => c.send([hb(0), { ...hb(1), term: 2 ** 53 }]), CodecError);
+    assert.equal(c.stats().queued, 0);
     c.close();
     c.send([hb(0)]);
     await settle();
