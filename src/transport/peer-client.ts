@@ -449,7 +449,7 @@ export class PeerClient {
    * @param msg The MsgSnap the core emitted (its meta goes first; the receiver steps it once installed).
    * @param source The snapshot's bytes.
    * @param opts Transfer id and progress callback.
-   * @throws {TimeoutError} After `snapshotAttemptsMax` consecutive failed requests (the last failure is the cause).
+   * @throws {TimeoutError} After `snapshotAttemptsMax` consecutive failed requests (the message names the last failure).
    * @throws {InvalidArgumentError} For another transfer already running, a bad id, or a stream that cannot rewind to where the receiver is.
    * @throws {ClosedError} If the client is closed meanwhile.
    */
@@ -551,9 +551,11 @@ export class PeerClient {
           held = after;
           continue;
         }
-        if (res.status !== 404) await fail(`${chunk === null ? "finish" : "chunk"} at ${held}: HTTP ${res.status}: ${new TextDecoder().decode(res.body.subarray(0, 200))}`);
+        // Counted even for 404 (the receiver forgot the transfer: restarted, or a lost
+        // finish acknowledgement), so a receiver that keeps forgetting cannot hold us forever.
+        await fail(`${chunk === null ? "finish" : "chunk"} at ${held}: HTTP ${res.status}: ${new TextDecoder().decode(res.body.subarray(0, 200))}`);
       }
-      // Unknown outcome, or the receiver forgot the transfer (404): ask it where it stands.
+      // Unknown outcome, or the receiver forgot the transfer: ask it where it stands.
       held = await resync();
     }
   }
