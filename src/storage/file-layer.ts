@@ -1,0 +1,181 @@
+/**
+ * The durable file primitives the storage layer is built on, over `node:fs`
+ * (Node, Deno and Bun all provide real pwrite/pread/fdatasync and directory
+ * fsync through it).
+ *
+ * Rules every caller relies on:
+ * - Files are never opened with the append flag: on Linux `O_APPEND` makes
+ *   positional writes ignore their position. Every write names its offset.
+ * - Writes, syncs, renames and truncations are asynchronous (libuv thread
+ *   pool, off the event loop): the storage layer issues one of each per
+ *   batch, never one per entry. Reads are synchronous `pread`s, because the
+ *   Raft core's `LogReader` is synchronous.
+ * - Every error surfaces as `StorageFailedError` naming the file and the
+ *   operation. The stores built on this layer treat it as fatal ("fsyncgate":
+ *   after a failed fsync the kernel may have dropped the dirty pages, so a
+ *   retry that succeeds proves nothing).
+ *
+ * @module
+ */
+import fs from "node:fs";
+import { StorageFailedError } from "../errors.ts";
+
+/**
+ * How a file is opened.
+ * - "read": existing file, read only.
+ * - "readwrite": existing file, positional reads and writes.
+ * - "create": a new file that must not exist yet, read and write.
+ * - "replace": created or truncated to zero, read and write (temporary files).
+ */
+export type OpenMode = "read" | "readwrite" | "create" | "replace";
+
+/** An open file or directory. Opaque: only the layer that opened it may use it. */
+export interface FileHandle {
+  /** The path it was opened with, for error messages. */
+  readonly path: string;
+}
+
+/** The operations a `FileLayer` performs, as named in traces and fault plans. */
+export type FileOp =
+  | "open"
+  | "openDir"
+  | "mkdir"
+  | "pwrite"
+  | "pread"
+  | "fdatasync"
+  | "fsyncDir"
+  | "truncate"
+  | "size"
+  | "close"
+  | "rename"
+  | "unlink"
+  | "readdir";
+
+/**
+ * Positional file I/O with explicit durability. Implemented for real by
+ * `nodeFileLayer`; wrapped by `FaultInjectingFileLayer` in tests.
+ */
+export interface FileLayer {
+  /** Opens a file. */
+  open(path: string, mode: OpenMode): Promise<FileHandle>;
+  /** Opens a directory read-only, to fsync it after creating, renaming or deleting entries. */
+  openDir(path: string): Promise<FileHandle>;
+  /** Creates a directory and its parents if missing. */
+  mkdir(path: string): Promise<void>;
+  /** Writes all of `data` at byte `position`. Not durable until `fdatasync`. */
+  pwrite(file: FileHandle, data: Uint8Array, position: number): Promise<void>;
+  /** Reads into `into` from byte `position` until it is full or the file ends; returns the bytes read. Synchronous. */
+  pread(file: FileHandle, into: Uint8Array, position: number): number;
+  /** Makes the file's data and size durable. */
+  fdatasync(file: FileHandle): Promise<void>;
+  /** Makes a directory's entries (created, renamed, deleted names) durable. */
+  fsyncDir(dir: FileHandle): Promise<void>;
+  /** Sets the file's size (a shrink discards the tail). Not durable until `fdatasync`. */
+  truncate(file: FileHandle, length: number): Promise<void>;
+  /** The file's current size in bytes. Synchronous. */
+  size(file: FileHandle): number;
+  /** Closes a file or directory handle. */
+  close(file: FileHandle): Promise<void>;
+  /** Atomically renames `from` over `to`. Not durable until the directory is fsynced. */
+  rename(from: string, to: string): Promise<void>;
+  /** Deletes a file. Not durable until the directory is fsynced. */
+  unlink(path: string): Promise<void>;
+  /** The names in a directory. */
+  readdir(dir: string): Promise<string[]>;
+}
+
+/** A `node:fs` file descriptor with the path it was opened with. */
+class _NodeHandle implements FileHandle {
+  constructor(readonly path: string, readonly fd: number) {}
+}
+
+const _FLAGS: Record<OpenMode, string> = { read: "r", readwrite: "r+", create: "wx+", replace: "w+" };
+
+function _fd(file: FileHandle): number {
+  if (!(file instanceof _NodeHandle)) throw new TypeError(`${file.path} was not opened by nodeFileLayer`);
+  return file.fd;
+}
+
+function _call<T>(path: string, op: string, run: (cb: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    run((err, value) => {
+      if (err) reject(new StorageFailedError(path, op, err));
+      else resolve(value as T);
+    });
+  });
+}
+
+async function _pwrite(file: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  const fd = _fd(file);
+  let done = 0;
+  // A short write is legal (e.g. near a full disk); loop until all is written
+  // or the kernel reports the error (ENOSPC), which becomes fatal.
+  while (done < data.length) {
+    const written = await _call<number>(file.path, "write", (cb) =>
+      fs.write(fd, data, done, data.length - done, position + done, cb));
+    if (written <= 0) throw new StorageFailedError(file.path, "write", new Error("the write made no progress (disk full?)"));
+    done += written;
+  }
+}
+
+/** The real `FileLayer`: `node:fs` callbacks for writes and syncs, synchronous preads. */
+export const nodeFileLayer: FileLayer = {
+  async open(path, mode) {
+    const fd = await _call<number>(path, `open(${mode})`, (cb) => fs.open(path, _FLAGS[mode], 0o644, cb));
+    return new _NodeHandle(path, fd);
+  },
+  async openDir(path) {
+    const fd = await _call<number>(path, "open directory", (cb) => fs.open(path, "r", cb));
+    return new _NodeHandle(path, fd);
+  },
+  async mkdir(path) {
+    await _call<string | undefined>(path, "mkdir", (cb) => fs.mkdir(path, { recursive: true }, cb));
+  },
+  pwrite: _pwrite,
+  pread(file, into, position) {
+    const fd = _fd(file);
+    let done = 0;
+    try {
+      while (done < into.length) {
+        const n = fs.readSync(fd, into, done, into.length - done, position + done);
+        if (n === 0) break;
+        done += n;
+      }
+    } catch (err) {
+      throw new StorageFailedError(file.path, "read", err);
+    }
+    return done;
+  },
+  async fdatasync(file) {
+    const fd = _fd(file);
+    await _call<void>(file.path, "fdatasync", (cb) => fs.fdatasync(fd, cb));
+  },
+  async fsyncDir(dir) {
+    const fd = _fd(dir);
+    await _call<void>(dir.path, "fsync directory", (cb) => fs.fsync(fd, cb));
+  },
+  async truncate(file, length) {
+    const fd = _fd(file);
+    await _call<void>(file.path, "truncate", (cb) => fs.ftruncate(fd, length, cb));
+  },
+  size(file) {
+    try {
+      return fs.fstatSync(_fd(file)).size;
+    } catch (err) {
+      throw new StorageFailedError(file.path, "fstat", err);
+    }
+  },
+  async close(file) {
+    const fd = _fd(file);
+    await _call<void>(file.path, "close", (cb) => fs.close(fd, cb));
+  },
+  async rename(from, to) {
+    await _call<void>(to, `rename from ${from}`, (cb) => fs.rename(from, to, cb));
+  },
+  async unlink(path) {
+    await _call<void>(path, "unlink", (cb) => fs.unlink(path, cb));
+  },
+  async readdir(dir) {
+    return await _call<string[]>(dir, "readdir", (cb) => fs.readdir(dir, cb));
+  },
+};

@@ -1,0 +1,291 @@
+/**
+ * Opening a segmented log after a clean stop or a crash: finds the
+ * compaction point, the segments that are part of the log, finishes what an
+ * interrupted operation left half done (deleting obsolete segments, cutting
+ * a torn last write) and refuses, with the file and byte offset, anything
+ * that could only be corruption.
+ *
+ * What each leftover means (steps as ordered in `segmented-log.ts`):
+ * - `*.tmp`: a replace that never reached its rename; deleted.
+ * - a segment older than the compaction point's `minSeq`: retired by an
+ *   `installSnapshot` that crashed before deleting it; deleted.
+ * - a sealed segment whose entries all lie at or below the compaction point:
+ *   left by an `endSnapshot` that crashed before deleting it; deleted.
+ * - an empty last segment whose first index does not follow the log: created
+ *   by an `installSnapshot` that crashed before its compaction point was
+ *   written; deleted (it holds nothing).
+ * - a last segment with a header shorter than 32 bytes or a bad header and
+ *   no records: a creation that crashed; deleted.
+ * - damage in the last segment after which no later batch starts: a torn
+ *   last write, never acknowledged; cut off and reported to the logger.
+ * - any other damage: `StorageCorruptError`.
+ *
+ * @module
+ */
+import path from "node:path";
+import { StorageCorruptError } from "../errors.ts";
+import type { SnapshotMeta } from "../raft/types.ts";
+import { readSmallFile, TMP_SUFFIX } from "./atomic-file.ts";
+import type { FileHandle, FileLayer } from "./file-layer.ts";
+import { Segment } from "./segment.ts";
+import {
+  decodeRecordHeader,
+  decodeSegmentHeader,
+  parseSegmentFileName,
+  RECORD_HEADER_BYTES,
+  RECORD_OVERHEAD_BYTES,
+  recordDataValid,
+  SEGMENT_HEADER_BYTES,
+  segmentIndexFileName,
+} from "./segment-format.ts";
+import { decodeSegmentIndex, encodeSegmentIndex } from "./segment-index-file.ts";
+import type { SegmentIndex } from "./segment-index-file.ts";
+import { findLaterBatch, scanSegment } from "./segment-scan.ts";
+import type { StoredConfigEntry } from "./segment-scan.ts";
+import { decodeCompactionPoint, SNAPSHOT_META_FILE_NAME } from "./snapshot-meta-file.ts";
+
+/** The state of a log as found on disk. */
+export interface RecoveredLog {
+  readonly snapshot: SnapshotMeta;
+  readonly minSeq: number;
+  /** Segments in log order. */
+  readonly segments: Segment[];
+  /** Config entries above the compaction point, ascending. */
+  readonly configs: StoredConfigEntry[];
+  /** The sequence number for the next segment created. */
+  readonly nextSeq: number;
+}
+
+/** Options of `recoverLog`. */
+export interface RecoverOptions {
+  readonly logger: (line: string) => void;
+  /** Refuse to cut a torn tail at or below this index (known committed). */
+  readonly commitIndex: number;
+  /** Verify every record of sealed segments too, instead of trusting their index files. */
+  readonly verifyAll: boolean;
+}
+
+/**
+ * Writes a sealed segment's index file: tmp + rename, no fsync (see
+ * `segment-index-file.ts`: it is derived and self-checking).
+ */
+export async function writeSegmentIndexFile(fs: FileLayer, dir: string, seg: Segment, configIndexes: readonly number[]): Promise<void> {
+  const bytes = encodeSegmentIndex({
+    seq: seg.seq,
+    firstIndex: seg.firstIndex,
+    count: seg.count,
+    segmentBytes: seg.size,
+    runStarts: seg.runStarts,
+    runTerms: seg.runTerms,
+    configIndexes: configIndexes.filter((i) => i >= seg.firstIndex && i <= seg.lastIndex),
+    offsets: seg.offsets,
+  });
+  const target = path.join(dir, segmentIndexFileName(seg.name));
+  const tmp = await fs.open(target + TMP_SUFFIX, "replace");
+  try {
+    await fs.pwrite(tmp, bytes, 0);
+  } finally {
+    await fs.close(tmp);
+  }
+  await fs.rename(target + TMP_SUFFIX, target);
+  seg.hasIndexFile = true;
+}
+
+/** Loads a segment's index file if it is present, intact and matches the segment; otherwise null. */
+function _loadIndex(fs: FileLayer, bytes: Uint8Array | null, file: FileHandle, idxPath: string, seq: number, firstIndex: number, size: number): SegmentIndex | null {
+  if (bytes === null) return null;
+  const x = decodeSegmentIndex(bytes, idxPath);
+  if (x === null || x.seq !== seq || x.firstIndex !== firstIndex || x.segmentBytes !== size) return null;
+  if (x.count === 0) return size === SEGMENT_HEADER_BYTES ? x : null;
+  // Spot-check the last record against the index: its header, index, term and end.
+  const off = x.offsets[x.count - 1]!;
+  const h = new Uint8Array(RECORD_HEADER_BYTES);
+  if (off < SEGMENT_HEADER_BYTES || fs.pread(file, h, off) !== RECORD_HEADER_BYTES) return null;
+  const rh = decodeRecordHeader(h, 0);
+  if (typeof rh === "string") return null;
+  if (rh.index !== firstIndex + x.count - 1 || rh.term !== x.runTerms[x.runTerms.length - 1]) return null;
+  if (off + RECORD_OVERHEAD_BYTES + rh.dataLen !== size || x.offsets[0] !== SEGMENT_HEADER_BYTES) return null;
+  return x;
+}
+
+/** Reads and verifies one record's data (config entries of segments loaded from their index file). */
+function _readConfig(fs: FileLayer, seg: Segment, index: number): StoredConfigEntry {
+  const k = index - seg.firstIndex;
+  const start = seg.offsets[k]!;
+  const buf = new Uint8Array(seg.recordEnd(k) - start);
+  fs.pread(seg.file, buf, start);
+  const h = decodeRecordHeader(buf, 0);
+  if (typeof h === "string") throw new StorageCorruptError(seg.path, start, h);
+  if (h.index !== index || RECORD_OVERHEAD_BYTES + h.dataLen !== buf.length || !recordDataValid(buf, 0, h.dataLen)) {
+    throw new StorageCorruptError(seg.path, start, "config record does not check out");
+  }
+  return { index, term: h.term, data: buf.slice(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + h.dataLen) };
+}
+
+/**
+ * Recovers the log in `dir` (see the module comment for what is repaired
+ * and what is refused).
+ *
+ * @throws StorageCorruptError naming the file and byte offset of the damage
+ * @throws StorageFailedError if the disk fails
+ */
+export async function recoverLog(fs: FileLayer, dir: string, dirHandle: FileHandle, opts: RecoverOptions): Promise<RecoveredLog> {
+  const log = opts.logger;
+  const names = await fs.readdir(dir);
+  const present = new Set(names);
+  let dirChanged = false;
+  const remove = async (name: string, why: string): Promise<void> => {
+    if (!present.has(name)) return;
+    await fs.unlink(path.join(dir, name));
+    present.delete(name);
+    dirChanged = true;
+    if (why !== "") log(`storage: removed ${path.join(dir, name)}: ${why}`);
+  };
+  for (const name of names) {
+    if (name === SNAPSHOT_META_FILE_NAME + TMP_SUFFIX || (name.startsWith("log-") && name.endsWith(".idx" + TMP_SUFFIX))) {
+      await remove(name, "");
+    }
+  }
+
+  const metaBytes = await readSmallFile(dir, SNAPSHOT_META_FILE_NAME, fs);
+  const cp = metaBytes === null
+    ? { meta: { index: 0, term: 0, membership: [] }, minSeq: 0 }
+    : decodeCompactionPoint(metaBytes, path.join(dir, SNAPSHOT_META_FILE_NAME));
+  const snapshot = cp.meta;
+
+  const found = names
+    .map((name) => ({ name, parsed: parseSegmentFileName(name) }))
+    .filter((x): x is { name: string; parsed: { firstIndex: number; seq: number } } => x.parsed !== null)
+    .sort((a, b) => a.parsed.seq - b.parsed.seq);
+  let nextSeq = cp.minSeq;
+  const candidates: typeof found = [];
+  for (const f of found) {
+    nextSeq = Math.max(nextSeq, f.parsed.seq + 1);
+    if (f.parsed.seq < cp.minSeq) {
+      await remove(segmentIndexFileName(f.name), "");
+      await remove(f.name, "retired by an installed snapshot");
+    } else {
+      candidates.push(f);
+    }
+  }
+
+  const segments: Segment[] = [];
+  const configs: StoredConfigEntry[] = [];
+  try {
+    for (let k = 0; k < candidates.length; k++) {
+      const { name, parsed } = candidates[k]!;
+      const isLast = k === candidates.length - 1;
+      const segPath = path.join(dir, name);
+      const file = await fs.open(segPath, "readwrite");
+      let adopted = false;
+      try {
+        const size = fs.size(file);
+        const hb = new Uint8Array(SEGMENT_HEADER_BYTES);
+        const hn = fs.pread(file, hb, 0);
+        const header = decodeSegmentHeader(hb.subarray(0, hn));
+        const prev = segments[segments.length - 1];
+        if (typeof header === "string") {
+          if (isLast && size <= SEGMENT_HEADER_BYTES) {
+            await fs.close(file);
+            adopted = true;
+            await remove(name, "its creation did not finish (no records)");
+            continue;
+          }
+          throw new StorageCorruptError(segPath, 0, header);
+        }
+        if (header.seq !== parsed.seq || header.firstIndex !== parsed.firstIndex) {
+          throw new StorageCorruptError(segPath, 0, "the segment header does not match the file name");
+        }
+        if (prev === undefined && isLast && size === SEGMENT_HEADER_BYTES && parsed.firstIndex !== snapshot.index + 1) {
+          await fs.close(file);
+          adopted = true;
+          await remove(name, "an empty segment left by an unfinished snapshot install");
+          continue;
+        }
+        if (prev !== undefined && parsed.firstIndex !== prev.lastIndex + 1) {
+          if (isLast && size === SEGMENT_HEADER_BYTES) {
+            await fs.close(file);
+            adopted = true;
+            await remove(name, "an empty segment left by an unfinished snapshot install");
+            continue;
+          }
+          throw new StorageCorruptError(segPath, 0, `the segment starts at index ${parsed.firstIndex} but the previous one (${prev.name}) ends at ${prev.lastIndex}`);
+        }
+        const idxName = segmentIndexFileName(name);
+        const idxBytes = present.has(idxName) && !opts.verifyAll ? await readSmallFile(dir, idxName, fs) : null;
+        const idx = _loadIndex(fs, idxBytes, file, path.join(dir, idxName), parsed.seq, parsed.firstIndex, size);
+        const prevTerm = prev?.lastTerm ?? 0;
+        let seg: Segment;
+        if (idx !== null && (idx.count === 0 || idx.runTerms[0]! >= prevTerm)) {
+          seg = new Segment({
+            name, path: segPath, seq: parsed.seq, firstIndex: parsed.firstIndex, file, count: idx.count, offsets: idx.offsets,
+            size, runStarts: [...idx.runStarts], runTerms: [...idx.runTerms], sealed: true, hasIndexFile: true,
+          });
+          for (const c of idx.configIndexes) configs.push(_readConfig(fs, seg, c));
+        } else {
+          if (present.has(idxName) && (idxBytes !== null || isLast)) {
+            // Never leave an index file that does not describe its segment:
+            // the segment could grow back to the size it records.
+            await remove(idxName, "");
+          }
+          const scan = scanSegment(fs, file, parsed.firstIndex, prevTerm, size);
+          if (scan.damage !== null) {
+            const d = scan.damage;
+            if (!isLast) throw new StorageCorruptError(segPath, d.offset, `${d.reason} (in a sealed segment)`);
+            const nextIndex = parsed.firstIndex + scan.count;
+            const later = findLaterBatch(fs, file, d.offset, size, nextIndex);
+            if (later >= 0) {
+              throw new StorageCorruptError(segPath, d.offset, `${d.reason}; a later batch starts at byte ${later}, so this record had been acknowledged`);
+            }
+            if (nextIndex - 1 < opts.commitIndex) {
+              throw new StorageCorruptError(segPath, d.offset, `${d.reason}; cutting here would lose committed entries up to ${opts.commitIndex}`);
+            }
+            await fs.truncate(file, scan.end);
+            await fs.fdatasync(file);
+            log(`storage: cut a torn write off ${segPath} at byte ${d.offset} (${size - d.offset} bytes, ${d.reason}); entries from index ${nextIndex} on were never acknowledged`);
+          }
+          seg = new Segment({
+            name, path: segPath, seq: parsed.seq, firstIndex: parsed.firstIndex, file, count: scan.count, offsets: scan.offsets,
+            size: scan.end, runStarts: scan.runStarts, runTerms: scan.runTerms, sealed: !isLast, hasIndexFile: false,
+          });
+          configs.push(...scan.configs);
+          if (!isLast) await writeSegmentIndexFile(fs, dir, seg, scan.configs.map((c) => c.index));
+        }
+        segments.push(seg);
+        adopted = true;
+      } finally {
+        if (!adopted) await fs.close(file);
+      }
+    }
+
+    // Finish an interrupted endSnapshot: sealed segments wholly at or below the compaction point go.
+    while (segments.length > 0 && segments[0]!.sealed && segments[0]!.lastIndex <= snapshot.index) {
+      const seg = segments.shift()!;
+      await fs.close(seg.file);
+      await remove(segmentIndexFileName(seg.name), "");
+      await remove(seg.name, `all its entries are at or below the compaction point ${snapshot.index}`);
+    }
+    const first = segments[0];
+    const last = segments[segments.length - 1];
+    if (first !== undefined && first.firstIndex > snapshot.index + 1) {
+      throw new StorageCorruptError(first.path, 0, `the log starts at index ${first.firstIndex} but the compaction point is ${snapshot.index}: entries in between are missing`);
+    }
+    if (last !== undefined && last.lastIndex < snapshot.index) {
+      throw new StorageCorruptError(last.path, last.size, `the log ends at index ${last.lastIndex}, before the compaction point ${snapshot.index}`);
+    }
+    if (first !== undefined && snapshot.index >= first.firstIndex && snapshot.index <= first.lastIndex && first.term(snapshot.index) !== snapshot.term) {
+      throw new StorageCorruptError(first.path, first.offsets[snapshot.index - first.firstIndex]!, `the entry at the compaction point ${snapshot.index} has term ${first.term(snapshot.index)}, the compaction point says ${snapshot.term}`);
+    }
+    if (dirChanged) await fs.fsyncDir(dirHandle);
+  } catch (err) {
+    for (const s of segments) await fs.close(s.file);
+    throw err;
+  }
+  return {
+    snapshot,
+    minSeq: cp.minSeq,
+    segments,
+    configs: configs.filter((c) => c.index > snapshot.index),
+    nextSeq,
+  };
+}
