@@ -1,10 +1,526 @@
 /**
- * The `raft` command line. Placeholder until the CLI issue lands: it says so
- * and exits non-zero rather than pretend to run a member.
+ * The `raft` command line: runs a member serving the built-in KV store
+ * (`start`), prepares data directories for a static cluster (`bootstrap`),
+ * and talks to a running cluster over its HTTP API (`status`, `members`,
+ * `transfer`, `leave`, `put`, `get`, `del`, `cas`). It parses, calls, and
+ * prints; the protocol lives in src/.
+ *
+ * Exit codes: 0 success; 1 the operation failed (cluster unreachable, a
+ * refusal, no leader for `status`); 2 bad usage (unknown command or flag,
+ * missing or malformed value: a one-line error, then the usage); 3 a
+ * condition did not hold (`get`: no such key; `cas`: the value differed).
  *
  * @module
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import process from "node:process";
+import { parseArgs } from "node:util";
+import { ApiClient, replyMessage } from "./src/api/client.ts";
+import type { ClientResponse } from "./src/api/client.ts";
+import { KEY_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from "./src/api/kv-routes.ts";
+import { apiRoutes } from "./src/api/routes.ts";
+import { formatStatus, gatherStatus, statusFetcher, statusJson } from "./src/api/status-report.ts";
+import { checkBaseUrl, checkHostPort, checkMemberId, isLoopbackHost } from "./src/api/validate.ts";
+import { InvalidArgumentError } from "./src/errors.ts";
+import { KvStateMachine } from "./src/kv/state-machine.ts";
+import { readIdentity } from "./src/node/identity.ts";
+import { bootstrapDataDir, RaftNode } from "./src/node/raft-node.ts";
+import type { RaftNodeOptions } from "./src/node/types.ts";
+import type { Member } from "./src/raft/types.ts";
 
-console.error("raft: the CLI (start, bootstrap, join, status, put/get) is not built yet; see the README's status section");
-process.exit(1);
+const DEFAULT_CLUSTER = "http://127.0.0.1:7000";
+const CLIENT_FLAGS = `  --cluster URL[,URL...]  any member(s) of the cluster (default ${DEFAULT_CLUSTER})
+  --secret-file FILE      the cluster's shared secret (sent as a bearer token)
+  --timeout SECONDS       give up after this long, retries included`;
+
+const USAGE: Record<string, string> = {
+  raft: `usage: raft COMMAND [options]   (raft COMMAND --help for details)
+
+commands:
+  start       run a member serving the built-in KV store
+  bootstrap   prepare a data directory for a static multi-member cluster
+  status      show every member's role, term, indexes and lag, and what is wrong
+  members     list, add or remove members
+  transfer    hand leadership to another member
+  leave       remove the member at --cluster from its cluster, cleanly
+  put, get, del, cas   write, read and delete keys`,
+  start: `usage: raft start --id ID --data DIR --listen HOST:PORT [--advertise URL] [--bootstrap | --join URL[,URL...]]
+                  [--secret-file FILE] [--insecure] [--log-format text|json]
+       raft start --data DIR              (restart with the saved identity and address)
+
+  --id ID               this member's id (letters, digits, . _ -)
+  --data DIR            its data directory (locked while it runs)
+  --listen HOST:PORT    where to listen for peers and clients
+  --advertise URL       the URL others use to reach it (default http://HOST:PORT)
+  --bootstrap           start a new single-member cluster (ignored if DIR already holds one)
+  --join URL[,URL...]   ask a running cluster (any member) to add this member; retries until it answers
+  --secret-file FILE    shared secret: clients need it as a bearer token, peers sign RPCs with it
+  --insecure            allow listening on a non-loopback address without a secret
+  --log-format FORMAT   text (default) or json, one line per event on stderr
+  --max-key-bytes N     longest key accepted (default ${KEY_BYTES_MAX_DEFAULT})
+  --max-value-bytes N   largest value accepted (default ${VALUE_BYTES_MAX_DEFAULT})`,
+  bootstrap: `usage: raft bootstrap --data DIR --id ID --members ID=URL,ID=URL,... [--listen HOST:PORT]
+
+Prepares DIR for member ID of a new static cluster; run it once per member with the same
+--members list, then start each with raft start --data DIR.
+  --listen HOST:PORT    where it will listen (default: the host and port of its own URL)`,
+  status: `usage: raft status [--json] [client options]
+
+Asks every member for its status and prints a table; says what is wrong, if anything.
+Exit code 0 only when a leader is known.
+  --json                  machine-readable output
+${CLIENT_FLAGS}`,
+  members: `usage: raft members [list] [client options]
+       raft members add ID URL [client options]    (waits until it is caught up and promoted)
+       raft members remove ID [client options]
+${CLIENT_FLAGS}`,
+  transfer: `usage: raft transfer [ID] [client options]
+
+Hands leadership to ID (default: the most caught-up voter).
+${CLIENT_FLAGS}`,
+  leave: `usage: raft leave --cluster URL [client options]
+
+Removes the member at URL from its cluster (handing over leadership first if it leads).
+${CLIENT_FLAGS}`,
+  put: `usage: raft put KEY VALUE [client options]\n${CLIENT_FLAGS}`,
+  get: `usage: raft get KEY [--stale] [client options]
+
+Prints the value (exit code 3 if the key is absent). --stale reads the member's local copy.
+${CLIENT_FLAGS}`,
+  del: `usage: raft del KEY [client options]\n${CLIENT_FLAGS}`,
+  cas: `usage: raft cas KEY VALUE (--expect OLD | --absent) [client options]
+
+Sets KEY to VALUE only if its value is OLD (or it is absent); exit code 3 if not.
+${CLIENT_FLAGS}`,
+};
+
+/** How a command ends early: exit code, message, and whether the usage follows. */
+class CliExit extends Error {
+  constructor(readonly code: number, message: string, readonly usageOf: string | null = null) {
+    super(message);
+  }
+}
+
+const usageError = (cmd: string, message: string) => new CliExit(2, message, cmd);
+
+function writeOut(stream: NodeJS.WriteStream, data: string | Uint8Array): Promise<void> {
+  return new Promise((resolve) => stream.write(data, () => resolve()));
+}
+
+type Values = Record<string, string | boolean | undefined>;
+type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+
+const CLIENT_OPTIONS: OptionSpec = {
+  cluster: { type: "string" },
+  "secret-file": { type: "string" },
+  timeout: { type: "string" },
+  help: { type: "boolean", short: "h" },
+};
+
+/** Strict `parseArgs`; its errors become a one-line usage error. */
+function parse(cmd: string, args: readonly string[], options: OptionSpec, positionals: [number, number]): { values: Values; positionals: string[] } | null {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true }) as { values: Values; positionals: string[] };
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split("\n")[0]!.replace(/\. To specify a positional argument.*$/, "") : String(err);
+    throw usageError(cmd, message);
+  }
+  if (parsed.values.help === true) return null;
+  const [min, max] = positionals;
+  if (parsed.positionals.length < min) throw usageError(cmd, `Missing argument${min - parsed.positionals.length > 1 ? "s" : ""}`);
+  if (parsed.positionals.length > max) throw usageError(cmd, `Unexpected argument ${JSON.stringify(parsed.positionals[max])}`);
+  return parsed;
+}
+
+function str(v: Values, name: string): string | undefined {
+  const x = v[name];
+  return typeof x === "string" ? x : undefined;
+}
+
+function readSecret(cmd: string, file: string | undefined): string | null {
+  if (file === undefined) return null;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8").trim();
+  } catch (err) {
+    throw usageError(cmd, `Cannot read the secret file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (!/^[\x21-\x7e]{16,}$/.test(text)) {
+    throw usageError(cmd, `The secret in ${file} must be at least 16 visible ASCII characters without spaces (e.g. from: openssl rand -hex 32)`);
+  }
+  return text;
+}
+
+function positiveNumber(cmd: string, flag: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || !(n > 0)) throw usageError(cmd, `--${flag} needs a positive number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function clientFor(cmd: string, v: Values, defaultTimeoutS = 10): ApiClient {
+  const urls: string[] = [];
+  for (const u of (str(v, "cluster") ?? DEFAULT_CLUSTER).split(",")) {
+    const c = checkBaseUrl(u.trim(), "--cluster URL");
+    if (!c.ok) throw usageError(cmd, c.error);
+    urls.push(c.value);
+  }
+  const timeoutMs = positiveNumber(cmd, "timeout", str(v, "timeout"), defaultTimeoutS) * 1000;
+  return new ApiClient({ urls, secret: readSecret(cmd, str(v, "secret-file")), timeoutMs });
+}
+
+/** Turns a reply other than the expected one into exit code 1 with the member's message. */
+function failed(what: string, r: { ok: true; res: ClientResponse } | { ok: false; error: string }): CliExit {
+  if (!r.ok) return new CliExit(1, r.error);
+  return new CliExit(1, `${what} failed: ${replyMessage(r.res)} (HTTP ${r.res.status} from ${r.res.url})`);
+}
+
+function jsonOf(res: ClientResponse): Record<string, unknown> {
+  try {
+    return JSON.parse(new TextDecoder().decode(res.body)) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+const keyPath = (key: string) => `/kv/${encodeURIComponent(key)}`;
+const idempotencyHeaders = () => ({ "idempotency-key": crypto.randomUUID() });
+
+// ---- client commands ----
+
+async function cmdPut(args: readonly string[]): Promise<number> {
+  const p = parse("put", args, CLIENT_OPTIONS, [2, 2]);
+  if (p === null) return help("put");
+  const [key, value] = p.positionals as [string, string];
+  const client = clientFor("put", p.values);
+  const r = await client.call("PUT", keyPath(key), { body: value, headers: idempotencyHeaders() });
+  if (!r.ok || r.res.status !== 200) throw failed("put", r);
+  await writeOut(process.stdout, `OK (index ${String(jsonOf(r.res).index)})\n`);
+  return 0;
+}
+
+async function cmdGet(args: readonly string[]): Promise<number> {
+  const p = parse("get", args, { ...CLIENT_OPTIONS, stale: { type: "boolean" } }, [1, 1]);
+  if (p === null) return help("get");
+  const key = p.positionals[0]!;
+  const client = clientFor("get", p.values);
+  const r = await client.call("GET", keyPath(key) + (p.values.stale === true ? "?stale" : ""));
+  if (r.ok && r.res.status === 404) {
+    await writeOut(process.stderr, `raft: key ${JSON.stringify(key)} not found\n`);
+    return 3;
+  }
+  if (!r.ok || r.res.status !== 200) throw failed("get", r);
+  await writeOut(process.stdout, r.res.body);
+  if (process.stdout.isTTY) await writeOut(process.stdout, "\n");
+  return 0;
+}
+
+async function cmdDel(args: readonly string[]): Promise<number> {
+  const p = parse("del", args, CLIENT_OPTIONS, [1, 1]);
+  if (p === null) return help("del");
+  const client = clientFor("del", p.values);
+  const r = await client.call("DELETE", keyPath(p.positionals[0]!), { headers: idempotencyHeaders() });
+  if (!r.ok || r.res.status !== 200) throw failed("del", r);
+  await writeOut(process.stdout, `OK (index ${String(jsonOf(r.res).index)})\n`);
+  return 0;
+}
+
+async function cmdCas(args: readonly string[]): Promise<number> {
+  const p = parse("cas", args, { ...CLIENT_OPTIONS, expect: { type: "string" }, absent: { type: "boolean" } }, [2, 2]);
+  if (p === null) return help("cas");
+  const expect = str(p.values, "expect");
+  if ((expect === undefined) === (p.values.absent !== true)) throw usageError("cas", "Give exactly one of --expect OLD and --absent");
+  const [key, value] = p.positionals as [string, string];
+  const client = clientFor("cas", p.values);
+  const r = await client.call("POST", `${keyPath(key)}/cas`, { body: JSON.stringify({ expect: expect ?? null, value }), headers: { ...idempotencyHeaders(), "content-type": "application/json" } });
+  if (r.ok && r.res.status === 409) {
+    const current = jsonOf(r.res).current;
+    await writeOut(process.stderr, `raft: not set: ${current === null ? "the key is absent" : `the current value is ${JSON.stringify(current)}`}\n`);
+    return 3;
+  }
+  if (!r.ok || r.res.status !== 200) throw failed("cas", r);
+  await writeOut(process.stdout, `OK (index ${String(jsonOf(r.res).index)})\n`);
+  return 0;
+}
+
+async function cmdStatus(args: readonly string[]): Promise<number> {
+  const p = parse("status", args, { ...CLIENT_OPTIONS, json: { type: "boolean" } }, [0, 0]);
+  if (p === null) return help("status");
+  const client = clientFor("status", p.values, 3);
+  const timeoutMs = positiveNumber("status", "timeout", str(p.values, "timeout"), 3) * 1000;
+  const urls = (str(p.values, "cluster") ?? DEFAULT_CLUSTER).split(",").map((u) => u.trim());
+  const g = await gatherStatus(statusFetcher((url) => client.getJson(url, timeoutMs)), urls);
+  if ("unreachable" in g) throw new CliExit(1, g.unreachable);
+  const out = p.values.json === true ? JSON.stringify(statusJson(g.report), null, 2) + "\n" : formatStatus(g.report);
+  await writeOut(process.stdout, out);
+  return g.report.leader === null ? 1 : 0;
+}
+
+async function cmdMembers(args: readonly string[]): Promise<number> {
+  const p = parse("members", args, CLIENT_OPTIONS, [0, 3]);
+  if (p === null) return help("members");
+  const [sub = "list", ...rest] = p.positionals;
+  let r;
+  if (sub === "list") {
+    if (rest.length > 0) throw usageError("members", `Unexpected argument ${JSON.stringify(rest[0])}`);
+    r = await clientFor("members", p.values).call("GET", "/cluster/members");
+  } else if (sub === "add") {
+    if (rest.length !== 2) throw usageError("members", "members add needs ID and URL");
+    const id = checkMemberId(rest[0]);
+    if (!id.ok) throw usageError("members", id.error);
+    const url = checkBaseUrl(rest[1], "member URL");
+    if (!url.ok) throw usageError("members", url.error);
+    r = await clientFor("members", p.values, 180).call("POST", "/cluster/members", { body: JSON.stringify({ id: id.value, url: url.value }) });
+  } else if (sub === "remove") {
+    if (rest.length !== 1) throw usageError("members", "members remove needs ID");
+    const id = checkMemberId(rest[0]);
+    if (!id.ok) throw usageError("members", id.error);
+    r = await clientFor("members", p.values, 60).call("DELETE", `/cluster/members/${id.value}`);
+  } else {
+    throw usageError("members", `Unknown subcommand ${JSON.stringify(sub)} (use list, add or remove)`);
+  }
+  if (!r.ok || r.res.status !== 200) throw failed(`members ${sub}`, r);
+  const body = jsonOf(r.res) as { leader?: { id: string } | null; members?: Member[] };
+  const lines = (body.members ?? []).map((m) => `${m.id.padEnd(12)} ${m.url.padEnd(28)} ${m.voter ? "voter" : "learner"}${body.leader?.id === m.id ? "  (leader)" : ""}`);
+  await writeOut(process.stdout, lines.join("\n") + "\n");
+  return 0;
+}
+
+async function cmdTransfer(args: readonly string[]): Promise<number> {
+  const p = parse("transfer", args, CLIENT_OPTIONS, [0, 1]);
+  if (p === null) return help("transfer");
+  const to = p.positionals[0];
+  if (to !== undefined) {
+    const id = checkMemberId(to);
+    if (!id.ok) throw usageError("transfer", id.error);
+  }
+  const r = await clientFor("transfer", p.values).call("POST", "/cluster/transfer", { body: JSON.stringify(to === undefined ? {} : { to }) });
+  if (!r.ok || r.res.status !== 200) throw failed("transfer", r);
+  const leader = jsonOf(r.res).leader as { id: string; url: string } | null;
+  await writeOut(process.stdout, `leader is now ${leader === null ? "unknown" : `${leader.id} (${leader.url})`}\n`);
+  return 0;
+}
+
+async function cmdLeave(args: readonly string[]): Promise<number> {
+  const p = parse("leave", args, CLIENT_OPTIONS, [0, 0]);
+  if (p === null) return help("leave");
+  const client = clientFor("leave", p.values, 60);
+  const base = (str(p.values, "cluster") ?? DEFAULT_CLUSTER).split(",")[0]!.trim();
+  const st = await client.getJson(`${base.replace(/\/+$/, "")}/status`, 5000);
+  if (!st.ok) throw new CliExit(1, `Cannot reach the member at ${base}: ${st.error}`);
+  const self = st.value as { id?: unknown; role?: unknown; members?: Member[] };
+  if (typeof self.id !== "string") throw new CliExit(1, `${base} did not answer with a member status`);
+  const otherVoters = (self.members ?? []).filter((m) => m.voter && m.id !== self.id);
+  if (self.role === "leader" && otherVoters.length > 0) {
+    const t = await client.call("POST", "/cluster/transfer", { body: "{}" });
+    if (!t.ok || t.res.status !== 200) throw failed("handing over leadership before leaving", t);
+  }
+  const r = await client.call("DELETE", `/cluster/members/${encodeURIComponent(self.id)}`);
+  if (!r.ok || r.res.status !== 200) throw failed("leave", r);
+  await writeOut(process.stdout, `${self.id} left the cluster\n`);
+  return 0;
+}
+
+// ---- bootstrap and start ----
+
+async function cmdBootstrap(args: readonly string[]): Promise<number> {
+  const p = parse("bootstrap", args, { data: { type: "string" }, id: { type: "string" }, members: { type: "string" }, listen: { type: "string" }, help: { type: "boolean", short: "h" } }, [0, 0]);
+  if (p === null) return help("bootstrap");
+  const data = str(p.values, "data");
+  const idArg = str(p.values, "id");
+  const list = str(p.values, "members");
+  if (data === undefined || idArg === undefined || list === undefined) throw usageError("bootstrap", "--data, --id and --members are required");
+  const id = checkMemberId(idArg);
+  if (!id.ok) throw usageError("bootstrap", id.error);
+  const members: Member[] = [];
+  for (const item of list.split(",")) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw usageError("bootstrap", `Malformed member ${JSON.stringify(item)}: expected ID=URL`);
+    const mid = checkMemberId(item.slice(0, eq));
+    if (!mid.ok) throw usageError("bootstrap", mid.error);
+    const url = checkBaseUrl(item.slice(eq + 1), `URL of ${mid.value}`);
+    if (!url.ok) throw usageError("bootstrap", url.error);
+    if (members.some((m) => m.id === mid.value)) throw usageError("bootstrap", `Member ${mid.value} is listed twice`);
+    members.push({ id: mid.value, url: url.value, voter: true });
+  }
+  const self = members.find((m) => m.id === id.value);
+  if (self === undefined) throw usageError("bootstrap", `--members does not list this member (${id.value})`);
+  let host: string;
+  let port: number;
+  const listen = str(p.values, "listen");
+  if (listen !== undefined) {
+    const hp = checkHostPort(listen);
+    if (!hp.ok) throw usageError("bootstrap", hp.error);
+    ({ host, port } = hp.value);
+  } else {
+    const u = new URL(self.url);
+    host = u.hostname.replace(/^\[|\]$/g, "");
+    port = u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port);
+  }
+  await bootstrapDataDir(data, { id: id.value, host, port, members });
+  await writeOut(process.stdout, `prepared ${data} for member ${id.value} of a ${members.length}-member cluster; start it with: raft start --data ${data}\n`);
+  return 0;
+}
+
+/** One line per log message or event on stderr, as text or JSON. */
+function makeLogger(format: "text" | "json", member: string): { line: (msg: string) => void; event: (ev: Record<string, unknown>) => void } {
+  const write = (s: string) => process.stderr.write(s + "\n");
+  if (format === "json") {
+    return {
+      line: (msg) => write(JSON.stringify({ ts: new Date().toISOString(), member, msg })),
+      event: (ev) => write(JSON.stringify({ ts: new Date().toISOString(), member, event: ev.type, ...ev, type: undefined })),
+    };
+  }
+  return { line: (msg) => write(`${new Date().toISOString()} ${member} ${msg}`), event: () => {} };
+}
+
+async function cmdStart(args: readonly string[]): Promise<number | null> {
+  const p = parse("start", args, {
+    id: { type: "string" },
+    data: { type: "string" },
+    listen: { type: "string" },
+    advertise: { type: "string" },
+    bootstrap: { type: "boolean" },
+    join: { type: "string" },
+    "secret-file": { type: "string" },
+    insecure: { type: "boolean" },
+    "log-format": { type: "string" },
+    "max-key-bytes": { type: "string" },
+    "max-value-bytes": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, [0, 0]);
+  if (p === null) return help("start");
+  const v = p.values;
+  const dataDir = str(v, "data");
+  if (dataDir === undefined) throw usageError("start", "--data DIR is required");
+  const format = str(v, "log-format") ?? "text";
+  if (format !== "text" && format !== "json") throw usageError("start", `--log-format must be text or json, got ${JSON.stringify(format)}`);
+  if (v.bootstrap === true && v.join !== undefined) throw usageError("start", "Give --bootstrap or --join, not both");
+  const idArg = str(v, "id");
+  if (idArg !== undefined && !checkMemberId(idArg).ok) throw usageError("start", (checkMemberId(idArg) as { error: string }).error);
+  const listenArg = str(v, "listen");
+  const listen = listenArg === undefined ? undefined : checkHostPort(listenArg);
+  if (listen !== undefined && !listen.ok) throw usageError("start", listen.error);
+  const advertiseArg = str(v, "advertise");
+  const advertise = advertiseArg === undefined ? undefined : checkBaseUrl(advertiseArg, "--advertise URL");
+  if (advertise !== undefined && !advertise.ok) throw usageError("start", advertise.error);
+  const join: string[] = [];
+  for (const u of (str(v, "join") ?? "").split(",").filter((s) => s.trim() !== "")) {
+    const c = checkBaseUrl(u.trim(), "--join URL");
+    if (!c.ok) throw usageError("start", c.error);
+    join.push(c.value);
+  }
+  if (v.join !== undefined && join.length === 0) throw usageError("start", "--join needs at least one URL");
+  const keyBytesMax = positiveNumber("start", "max-key-bytes", str(v, "max-key-bytes"), KEY_BYTES_MAX_DEFAULT);
+  const valueBytesMax = positiveNumber("start", "max-value-bytes", str(v, "max-value-bytes"), VALUE_BYTES_MAX_DEFAULT);
+  const secret = readSecret("start", str(v, "secret-file"));
+
+  const saved = fs.existsSync(dataDir) ? await readIdentity(path.resolve(dataDir)) : null;
+  if (saved === null) {
+    if (idArg === undefined || listen === undefined) throw usageError("start", `${dataDir} holds no member yet: give --id and --listen (and --bootstrap or --join)`);
+    if (v.bootstrap !== true && join.length === 0) throw usageError("start", `${dataDir} holds no member yet: give --bootstrap (a new cluster) or --join URL (an existing one)`);
+  }
+  const host = listen?.ok ? listen.value.host : saved!.host;
+  if (secret === null && !isLoopbackHost(host) && v.insecure !== true) {
+    throw usageError("start", `Refusing to listen on ${host} without --secret-file: anyone who can reach it could read and write; give --secret-file FILE, or --insecure`);
+  }
+
+  const member = idArg ?? saved!.id;
+  const log = makeLogger(format, member);
+  const kv = new KvStateMachine();
+  const secretBytes = secret === null ? undefined : new TextEncoder().encode(secret);
+  const opts: { -readonly [K in keyof RaftNodeOptions]: RaftNodeOptions[K] } = {
+    dataDir,
+    stateMachine: kv,
+    logger: log.line,
+    routes: (app, n) => apiRoutes(app, n, kv, secretBytes === undefined ? { keyBytesMax, valueBytesMax } : { keyBytesMax, valueBytesMax, secret: secretBytes }),
+  };
+  if (idArg !== undefined) opts.id = idArg;
+  if (listen?.ok) {
+    opts.host = listen.value.host;
+    opts.port = listen.value.port;
+  }
+  if (advertise?.ok) opts.advertiseUrl = advertise.value;
+  if (v.bootstrap === true) opts.bootstrap = true;
+  if (join.length > 0) opts.join = join;
+  if (secretBytes !== undefined) opts.secret = secretBytes;
+
+  let node: RaftNode;
+  try {
+    node = await RaftNode.start(opts);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new CliExit(2, err.message);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") throw new CliExit(1, `Cannot listen on ${host}:${listen?.ok ? listen.value.port : saved?.port}: the address is in use`);
+    throw new CliExit(1, err instanceof Error ? err.message : String(err));
+  }
+  const st = node.status();
+  log.line(`member ${node.id} serving the KV store at ${node.url} (cluster ${st.clusterId}, data ${path.resolve(dataDir)}, runtime ${st.runtime})`);
+
+  let stopping = false;
+  const stop = async (code: number, why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.line(why);
+    await node.close().catch((err) => log.line(`close failed: ${(err as Error).message}`));
+    process.exit(code);
+  };
+  node.on((ev) => {
+    log.event(ev as unknown as Record<string, unknown>);
+    if (ev.type === "removed") void stop(0, "removed from the cluster: stopping");
+    if (ev.type === "stopped" && ev.error !== null) void stop(1, `stopped: ${ev.error.message}`);
+  });
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.on(sig, () => {
+      if (stopping) process.exit(130);
+      void stop(0, `${sig}: closing`);
+    });
+  }
+  return null;
+}
+
+function help(cmd: string): number {
+  process.stdout.write(USAGE[cmd]! + "\n");
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: readonly string[]) => Promise<number | null>> = {
+  start: cmdStart,
+  bootstrap: cmdBootstrap,
+  status: cmdStatus,
+  members: cmdMembers,
+  transfer: cmdTransfer,
+  leave: cmdLeave,
+  put: cmdPut,
+  get: cmdGet,
+  del: cmdDel,
+  cas: cmdCas,
+};
+
+async function main(argv: readonly string[]): Promise<number | null> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined) throw usageError("raft", "Missing command");
+  if (cmd === "--help" || cmd === "-h" || cmd === "help") return help(rest[0] !== undefined && USAGE[rest[0]] !== undefined ? rest[0] : "raft");
+  const run = COMMANDS[cmd];
+  if (run === undefined) throw usageError("raft", `Unknown command ${JSON.stringify(cmd)}`);
+  return await run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  async (code) => {
+    if (code === null) return; // a running member: it exits on a signal or when removed
+    await writeOut(process.stdout, "");
+    process.exit(code);
+  },
+  async (err: unknown) => {
+    if (err instanceof CliExit) {
+      const usage = err.usageOf === null ? "" : `\n${USAGE[err.usageOf] ?? USAGE.raft}`;
+      await writeOut(process.stderr, `raft: ${err.message.replace(/\n/g, " ")}${usage}\n`);
+      process.exit(err.code);
+    }
+    await writeOut(process.stderr, `raft: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

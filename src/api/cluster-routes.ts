@@ -9,6 +9,7 @@
 import type { Context, Hono } from "hono";
 import type { NodeStatus, RaftNodeApi } from "../node/types.ts";
 import type { NodeId } from "../raft/types.ts";
+import { RaftError } from "../errors.ts";
 import { errorReply, failureReply, json, parseJsonObject, readBody } from "./http.ts";
 import { checkBaseUrl, checkMemberId } from "./validate.ts";
 
@@ -163,6 +164,8 @@ export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOp
     try {
       await node.transferLeadership(to);
     } catch (err) {
+      // An aborted transfer is a plain RaftError: the cluster refused, nothing changed.
+      if (err instanceof RaftError && err.constructor === RaftError) return errorReply(409, (err as RaftError).message);
       // Nothing is appended by a transfer: a timeout changes no data.
       return failureReply(c, err, "read");
     }

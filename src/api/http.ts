@@ -9,6 +9,7 @@
 import type { Context } from "hono";
 import {
   ClosedError,
+  DiskSpaceError,
   InvalidArgumentError,
   MembershipChangeError,
   NotLeaderError,
@@ -39,9 +40,12 @@ export function sameRequestOn(baseUrl: string, requestUrl: string): string {
  * Maps an error thrown by `RaftNodeApi` to a reply.
  *
  * - NotLeaderError: 307 to the same path on the leader; 503 + Retry-After while no leader is known.
- * - ProposalDroppedError "not-applied", ClosedError: 503 (certainly not applied).
- * - ProposalDroppedError "unknown", and a write's TimeoutError: 504 saying the outcome is unknown
- *   (never 503 or 307, which promise that nothing was applied).
+ * - ProposalDroppedError "not-applied": 503 (certainly not applied).
+ * - ProposalDroppedError "unknown", and a write's TimeoutError or ClosedError: 504 saying the
+ *   outcome is unknown (never 503 or 307, which promise that nothing was applied). A node that
+ *   closes rejects proposals already appended with ClosedError, so for a write it cannot promise
+ *   "not applied". For a read, ClosedError and TimeoutError are 503.
+ * - DiskSpaceError: 507 (refused before anything was appended).
  * - InvalidArgumentError: 400; MembershipChangeError: 409; anything else: 500.
  */
 export function failureReply(c: Context, err: unknown, kind: OperationKind): Response {
@@ -55,13 +59,13 @@ export function failureReply(c: Context, err: unknown, kind: OperationKind): Res
     if (err.outcome === "not-applied") return errorReply(503, err.message, { outcome: "not-applied" }, { "retry-after": "1" });
     return errorReply(504, `The write's outcome is unknown: ${err.message}. Retry with the same Idempotency-Key to apply it at most once`, { outcome: "unknown" });
   }
-  if (err instanceof TimeoutError) {
+  if (err instanceof TimeoutError || err instanceof ClosedError) {
     if (kind === "write") {
       return errorReply(504, `The write's outcome is unknown: ${err.message}. Retry with the same Idempotency-Key to apply it at most once`, { outcome: "unknown" });
     }
     return errorReply(503, err.message, {}, { "retry-after": "1" });
   }
-  if (err instanceof ClosedError) return errorReply(503, err.message, { outcome: "not-applied" }, { "retry-after": "1" });
+  if (err instanceof DiskSpaceError) return errorReply(507, err.message, { outcome: "not-applied" });
   if (err instanceof InvalidArgumentError) return errorReply(400, err.message);
   if (err instanceof MembershipChangeError) return errorReply(409, err.message);
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

@@ -1,0 +1,140 @@
+/**
+ * The client the `raft` command uses to talk to a cluster over the member
+ * HTTP API, on the global `fetch` (fine for a CLI; the peer transport has its
+ * own, faster client).
+ *
+ * - Redirects are followed by hand (`redirect: "manual"`, at most 5 hops), so
+ *   a 307 to the leader re-sends the same method and body.
+ * - 503 (nothing was applied; no leader yet) and 504 (outcome unknown) are
+ *   retried until the deadline. That is safe because every write the CLI
+ *   sends carries an `Idempotency-Key` (applied at most once, dissertation
+ *   §6.3) and membership changes are idempotent.
+ * - A member that cannot be reached is skipped for the next URL given.
+ *
+ * @module
+ */
+
+/** Where and how to reach the cluster. */
+export interface ClientOptions {
+  /** Base URLs of members to try, in order. */
+  readonly urls: readonly string[];
+  /** The bearer secret, or null. */
+  readonly secret: string | null;
+  /** Give up (retries included) after this long. */
+  readonly timeoutMs: number;
+}
+
+/** A complete answer. */
+export interface ClientResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+  /** The URL that finally answered (after redirects). */
+  readonly url: string;
+}
+
+/** A call's outcome: an answer, or why there was none. */
+export type ClientResult =
+  | { readonly ok: true; readonly res: ClientResponse }
+  | { readonly ok: false; readonly error: string };
+
+/** Statuses that mean "try again" (503: nothing was applied; 504: outcome unknown, the key makes a retry safe). */
+const _RETRY_STATUSES = new Set([503, 504]);
+const _REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const _HOPS_MAX = 5;
+/** Pause between rounds over every URL: short, since 503 promises a retry may come at once. */
+const _RETRY_PAUSE_MS = 200;
+
+function _describe(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    const code = typeof cause === "object" && cause !== null ? (cause as { code?: unknown }).code : undefined;
+    if (err.name === "TimeoutError" || err.name === "AbortError") return "no answer in time";
+    if (typeof code === "string") return code === "ECONNREFUSED" ? "connection refused" : code;
+    if (cause instanceof Error) return cause.message;
+    return /connection refused/i.test(err.message) ? "connection refused" : err.message;
+  }
+  return String(err);
+}
+
+/** A text rendering of a reply body: its `error` field if it is one, else the text. */
+export function replyMessage(res: ClientResponse): string {
+  const text = new TextDecoder().decode(res.body).trim();
+  try {
+    const v = JSON.parse(text) as { error?: unknown };
+    if (typeof v.error === "string") return v.error;
+  } catch {
+    // not JSON
+  }
+  return text === "" ? `HTTP ${res.status}` : text;
+}
+
+/** Talks to a cluster through any of its members. */
+export class ApiClient {
+  constructor(private readonly _opts: ClientOptions) {
+    if (_opts.urls.length === 0) throw new Error("ApiClient needs at least one URL");
+  }
+
+  /** One request to one URL, following redirects; throws on network errors. */
+  private async _once(method: string, url: string, body: Uint8Array | undefined, headers: Record<string, string>, deadline: number): Promise<ClientResponse> {
+    let target = url;
+    for (let hop = 0; ; hop++) {
+      const init: RequestInit = { method, headers, redirect: "manual", signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) };
+      if (body !== undefined) init.body = body as Uint8Array<ArrayBuffer>;
+      const res = await fetch(target, init);
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      const location = res.headers.get("location");
+      if (_REDIRECT_STATUSES.has(res.status) && location !== null) {
+        if (hop + 1 >= _HOPS_MAX) throw new Error(`more than ${_HOPS_MAX} redirects (last to ${location})`);
+        target = new URL(location, target).href;
+        continue;
+      }
+      return { status: res.status, headers: res.headers, body: bytes, url: target };
+    }
+  }
+
+  /**
+   * Sends `method path` to the cluster: the first URL that answers, retrying
+   * 503/504 and unreachable members until the deadline.
+   */
+  async call(method: string, path: string, init: { body?: Uint8Array | string; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<ClientResult> {
+    const deadline = Date.now() + (init.timeoutMs ?? this._opts.timeoutMs);
+    const body = typeof init.body === "string" ? new TextEncoder().encode(init.body) : init.body;
+    const headers: Record<string, string> = { ...init.headers };
+    if (this._opts.secret !== null) headers.authorization = `Bearer ${this._opts.secret}`;
+    let last: ClientResponse | null = null;
+    const errors = new Map<string, string>();
+    for (;;) {
+      for (const base of this._opts.urls) {
+        try {
+          const res = await this._once(method, base.replace(/\/+$/, "") + path, body, headers, deadline);
+          if (!_RETRY_STATUSES.has(res.status)) return { ok: true, res };
+          last = res;
+        } catch (err) {
+          errors.set(base, _describe(err));
+        }
+        if (Date.now() >= deadline) break;
+      }
+      if (Date.now() + _RETRY_PAUSE_MS >= deadline) break;
+      await new Promise((r) => setTimeout(r, _RETRY_PAUSE_MS));
+    }
+    if (last !== null) return { ok: true, res: last };
+    const detail = [...errors].map(([u, e]) => `${u}: ${e}`).join("; ");
+    return { ok: false, error: `Cannot reach the cluster (${detail || "no answer in time"})` };
+  }
+
+  /** GET a JSON document from one specific URL, without retries (for status polls). */
+  async getJson(url: string, timeoutMs: number): Promise<{ ok: true; value: unknown; status: number } | { ok: false; error: string }> {
+    try {
+      const headers: Record<string, string> = this._opts.secret === null ? {} : { authorization: `Bearer ${this._opts.secret}` };
+      const res = await this._once("GET", url, undefined, headers, Date.now() + timeoutMs);
+      try {
+        return { ok: true, value: JSON.parse(new TextDecoder().decode(res.body)) as unknown, status: res.status };
+      } catch {
+        return { ok: false, error: `answered ${res.status} with a body that is not JSON` };
+      }
+    } catch (err) {
+      return { ok: false, error: _describe(err) };
+    }
+  }
+}
