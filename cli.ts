@@ -19,13 +19,10 @@ import { parseArgs } from "node:util";
 import { ApiClient, replyMessage } from "./src/api/client.ts";
 import type { ClientResponse } from "./src/api/client.ts";
 import { KEY_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from "./src/api/kv-routes.ts";
-import { apiRoutes } from "./src/api/routes.ts";
 import { formatStatus, gatherStatus, statusFetcher, statusJson } from "./src/api/status-report.ts";
 import { checkBaseUrl, checkHostPort, checkMemberId, isLoopbackHost } from "./src/api/validate.ts";
 import { InvalidArgumentError } from "./src/errors.ts";
-import { KvStateMachine } from "./src/kv/state-machine.ts";
-import { readIdentity } from "./src/node/identity.ts";
-import { bootstrapDataDir, RaftNode } from "./src/node/raft-node.ts";
+import type { RaftNode } from "./src/node/raft-node.ts";
 import type { RaftNodeOptions } from "./src/node/types.ts";
 import type { Member } from "./src/raft/types.ts";
 
@@ -59,7 +56,8 @@ commands:
   --insecure            allow listening on a non-loopback address without a secret
   --log-format FORMAT   text (default) or json, one line per event on stderr
   --max-key-bytes N     longest key accepted (default ${KEY_BYTES_MAX_DEFAULT})
-  --max-value-bytes N   largest value accepted (default ${VALUE_BYTES_MAX_DEFAULT})`,
+  --max-value-bytes N   largest value accepted (default ${VALUE_BYTES_MAX_DEFAULT})
+  --snapshot-log-bytes N  snapshot the store and compact the log once it holds N bytes (default 64 MiB)`,
   bootstrap: `usage: raft bootstrap --data DIR --id ID --members ID=URL,ID=URL,... [--listen HOST:PORT]
 
 Prepares DIR for member ID of a new static cluster; run it once per member with the same
@@ -359,9 +357,24 @@ async function cmdBootstrap(args: readonly string[]): Promise<number> {
     host = u.hostname.replace(/^\[|\]$/g, "");
     port = u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port);
   }
+  const { bootstrapDataDir } = await _nodeModules();
   await bootstrapDataDir(data, { id: id.value, host, port, members });
   await writeOut(process.stdout, `prepared ${data} for member ${id.value} of a ${members.length}-member cluster; start it with: raft start --data ${data}\n`);
   return 0;
+}
+
+/**
+ * The member side (RaftNode, storage, runtime adapter), loaded only by the
+ * commands that run or prepare a member: client commands start faster
+ * without it (measured on Node with tsx: 1.0-1.2 s -> 0.4 s).
+ */
+async function _nodeModules() {
+  const [node, sm, routes] = await Promise.all([
+    import("./src/node/raft-node.ts"),
+    import("./src/kv/state-machine.ts"),
+    import("./src/api/routes.ts"),
+  ]);
+  return { RaftNode: node.RaftNode, bootstrapDataDir: node.bootstrapDataDir, KvStateMachine: sm.KvStateMachine, apiRoutes: routes.apiRoutes };
 }
 
 /** One line per log message or event on stderr, as text or JSON. */
@@ -389,6 +402,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     "log-format": { type: "string" },
     "max-key-bytes": { type: "string" },
     "max-value-bytes": { type: "string" },
+    "snapshot-log-bytes": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, [0, 0]);
   if (p === null) return help("start");
@@ -415,8 +429,11 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   if (v.join !== undefined && join.length === 0) throw usageError("start", "--join needs at least one URL");
   const keyBytesMax = positiveNumber("start", "max-key-bytes", str(v, "max-key-bytes"), KEY_BYTES_MAX_DEFAULT);
   const valueBytesMax = positiveNumber("start", "max-value-bytes", str(v, "max-value-bytes"), VALUE_BYTES_MAX_DEFAULT);
+  const snapshotArg = str(v, "snapshot-log-bytes");
+  const snapshotLogBytes = snapshotArg === undefined ? undefined : positiveNumber("start", "snapshot-log-bytes", snapshotArg, 0);
   const secret = readSecret("start", str(v, "secret-file"));
 
+  const { readIdentity } = await import("./src/node/identity.ts");
   const saved = fs.existsSync(dataDir) ? await readIdentity(path.resolve(dataDir)) : null;
   if (saved === null) {
     if (idArg === undefined || listen === undefined) throw usageError("start", `${dataDir} holds no member yet: give --id and --listen (and --bootstrap or --join)`);
@@ -427,6 +444,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     throw usageError("start", `Refusing to listen on ${host} without --secret-file: anyone who can reach it could read and write; give --secret-file FILE, or --insecure`);
   }
 
+  const { RaftNode, KvStateMachine, apiRoutes } = await _nodeModules();
   const member = idArg ?? saved!.id;
   const log = makeLogger(format, member);
   const kv = new KvStateMachine();
@@ -446,6 +464,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   if (v.bootstrap === true) opts.bootstrap = true;
   if (join.length > 0) opts.join = join;
   if (secretBytes !== undefined) opts.secret = secretBytes;
+  if (snapshotLogBytes !== undefined) opts.snapshotLogBytes = Math.floor(snapshotLogBytes);
 
   let node: RaftNode;
   try {

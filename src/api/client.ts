@@ -9,7 +9,9 @@
  *   retried until the deadline. That is safe because every write the CLI
  *   sends carries an `Idempotency-Key` (applied at most once, dissertation
  *   §6.3) and membership changes are idempotent.
- * - A member that cannot be reached is skipped for the next URL given.
+ * - A member that cannot be reached is skipped for the next URL given; when
+ *   none of them answers at all, the call fails at once (no waiting out the
+ *   timeout against a cluster that is down).
  *
  * @module
  */
@@ -105,16 +107,20 @@ export class ApiClient {
     let last: ClientResponse | null = null;
     const errors = new Map<string, string>();
     for (;;) {
+      let answered = false;
       for (const base of this._opts.urls) {
         try {
           const res = await this._once(method, base.replace(/\/+$/, "") + path, body, headers, deadline);
           if (!_RETRY_STATUSES.has(res.status)) return { ok: true, res };
           last = res;
+          answered = true;
         } catch (err) {
           errors.set(base, _describe(err));
         }
         if (Date.now() >= deadline) break;
       }
+      // Nobody answered at all: say so now rather than after the whole timeout.
+      if (!answered) break;
       if (Date.now() + _RETRY_PAUSE_MS >= deadline) break;
       await new Promise((r) => setTimeout(r, _RETRY_PAUSE_MS));
     }
