@@ -1,0 +1,135 @@
+/**
+ * Real `raft start` processes for end-to-end tests: ports from the free-port
+ * helper, temp data directories, stderr kept so a failing test can print
+ * the ports, directories and the members' last log lines.
+ *
+ * @module
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { REPO_ROOT, runCommand } from "../helpers/runtimes.ts";
+import type { RuntimeName } from "../helpers/runtimes.ts";
+import { exited, trackExit, waitFor } from "../helpers/wait.ts";
+import { freePorts } from "../helpers/ports.ts";
+import { CLI } from "./run-cli.ts";
+
+/** One member process (and its data directory, which outlives restarts). */
+export class MemberProcess {
+  child: ChildProcess | null = null;
+  /** Every stderr line of every run, in order. */
+  readonly log: string[] = [];
+  exitCode: number | null = null;
+
+  constructor(readonly id: string, readonly port: number, readonly dir: string, readonly rt: RuntimeName) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts `raft start ARGS`. */
+  start(args: readonly string[]): void {
+    if (this.child !== null) throw new Error(`member ${this.id} is already running`);
+    const [cmd, argv] = runCommand(this.rt, CLI, ["start", ...args]);
+    const child = trackExit(spawn(cmd, argv, { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NO_COLOR: "1" } }));
+    this.log.push(`--- ${this.rt}: raft start ${args.join(" ")}`);
+    let partial = "";
+    child.stderr!.on("data", (d: Buffer) => {
+      const lines = (partial + d.toString()).split("\n");
+      partial = lines.pop() ?? "";
+      this.log.push(...lines);
+    });
+    child.on("exit", (code) => {
+      if (partial !== "") this.log.push(partial);
+      this.log.push(`--- exited with ${code}`);
+      this.exitCode = code;
+    });
+    this.child = child;
+    this.exitCode = null;
+  }
+
+  /** Sends `signal` and waits for the process to be gone. */
+  async stop(signal: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (child === null) return;
+    child.kill(signal);
+    await exited(child);
+    this.child = null;
+  }
+
+  /** Waits for the process to exit by itself; returns its exit code. */
+  async waitExit(): Promise<number | null> {
+    const child = this.child;
+    if (child === null) return this.exitCode;
+    await exited(child);
+    this.child = null;
+    return this.exitCode;
+  }
+
+  /** This member's `/status`, or null if it does not answer. */
+  async status(): Promise<Record<string, unknown> | null> {
+    try {
+      const res = await fetch(`${this.url}/status`, { signal: AbortSignal.timeout(2000) });
+      if (res.status !== 200) return null;
+      return (await res.json()) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** A set of members on loopback, on one runtime. */
+export class Cluster {
+  readonly members: MemberProcess[] = [];
+  private constructor(readonly root: string) {}
+
+  /** Ports and data directories for `ids`, nothing started yet. */
+  static async create(ids: readonly string[], rt: RuntimeName): Promise<Cluster> {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "raft-e2e-"));
+    const c = new Cluster(root);
+    const ports = await freePorts(ids.length);
+    ids.forEach((id, i) => c.members.push(new MemberProcess(id, ports[i]!, path.join(root, id), rt)));
+    return c;
+  }
+
+  member(id: string): MemberProcess {
+    const m = this.members.find((x) => x.id === id);
+    if (m === undefined) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  /** The member that says it leads (highest term), among those that answer. */
+  async leader(among: readonly MemberProcess[] = this.members): Promise<MemberProcess | null> {
+    let best: { m: MemberProcess; term: number } | null = null;
+    for (const m of among) {
+      if (m.child === null) continue;
+      const s = await m.status();
+      if (s?.role === "leader" && (best === null || (s.term as number) > best.term)) best = { m, term: s.term as number };
+    }
+    return best?.m ?? null;
+  }
+
+  /** Waits until a leader answers among `among`. */
+  waitLeader(among: readonly MemberProcess[] = this.members, timeoutMs = 20_000): Promise<MemberProcess> {
+    return waitFor("a leader", async () => (await this.leader(among)) ?? undefined, timeoutMs);
+  }
+
+  /** What to print when a test fails: ports, directories, each member's last log lines. */
+  diagnostics(tail = 40): string {
+    const parts = [`data under ${this.root}`];
+    for (const m of this.members) {
+      parts.push(`== ${m.id}: ${m.url} (port ${m.port}), data ${m.dir}, ${m.child === null ? `not running (last exit ${m.exitCode})` : `pid ${m.child.pid}`}`);
+      parts.push(...m.log.slice(-tail).map((l) => `   ${l}`));
+    }
+    return parts.join("\n");
+  }
+
+  /** Kills whatever still runs and removes the data. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop("SIGKILL")));
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}

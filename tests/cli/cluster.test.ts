@@ -1,0 +1,186 @@
+/**
+ * End to end with real processes on this runtime: bootstrap one member,
+ * fill it past a snapshot, join two more (caught up from the snapshot),
+ * put through a follower, get, CAS, SIGKILL the leader and watch `raft
+ * status` report a new one with every acknowledged write present, restart
+ * with `--data` only, remove a member, `leave`, and restart with the first
+ * start's command line (`--bootstrap` ignored). A failing step prints the
+ * ports, data directories and the members' stderr tails.
+ *
+ * @module
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { waitFor } from "../helpers/wait.ts";
+import { Cluster } from "./cluster-harness.ts";
+import type { MemberProcess } from "./cluster-harness.ts";
+import { pool, runCli, RUNTIME } from "./run-cli.ts";
+import type { CliRun } from "./run-cli.ts";
+
+const FILL_KEYS = 400;
+
+async function httpPut(base: string, key: string, value: string, headers: Record<string, string> = {}): Promise<number> {
+  const res = await fetch(`${base}/kv/${encodeURIComponent(key)}`, { method: "PUT", body: value, headers, signal: AbortSignal.timeout(15_000) });
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`PUT ${key} at ${base}: ${res.status} ${body}`);
+  return (JSON.parse(body) as { index: number }).index;
+}
+
+async function httpGet(base: string, key: string, stale = false): Promise<string | null> {
+  const res = await fetch(`${base}/kv/${encodeURIComponent(key)}${stale ? "?stale" : ""}`, { signal: AbortSignal.timeout(15_000) });
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return null;
+  }
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`GET ${key} at ${base}: ${res.status} ${body}`);
+  return body;
+}
+
+function cliOk(r: CliRun, code = 0): CliRun {
+  assert.equal(r.code, code, `${r.cmd}\nexit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+describe(`raft cluster end to end on ${RUNTIME}`, () => {
+  let c: Cluster;
+  let n1: MemberProcess;
+  let n2: MemberProcess;
+  let n3: MemberProcess;
+  let firstStartN1: string[] = [];
+  /** Every write the cluster acknowledged: key -> value. */
+  const acked = new Map<string, string>();
+  let broken = false;
+
+  /** Runs a step; on failure, appends the cluster's diagnostics, and later steps give up at once. */
+  const step = (fn: () => Promise<void>) => async () => {
+    if (broken) throw new Error("skipped: an earlier step failed");
+    try {
+      await fn();
+    } catch (err) {
+      broken = true;
+      const e = err instanceof Error ? err : new Error(String(err));
+      e.message = `${e.message}\n--- cluster on ${RUNTIME} ---\n${c.diagnostics()}`;
+      throw e;
+    }
+  };
+
+  const voters = async (m: MemberProcess) => {
+    const s = await m.status();
+    return (s?.members as { id: string; voter: boolean }[] | undefined)?.filter((x) => x.voter).map((x) => x.id).sort() ?? [];
+  };
+
+  before(async () => {
+    c = await Cluster.create(["n1", "n2", "n3"], RUNTIME);
+    [n1, n2, n3] = c.members as [MemberProcess, MemberProcess, MemberProcess];
+  });
+
+  after(async () => {
+    await c.destroy();
+  });
+
+  it("bootstraps one member, fills it past a snapshot, and two members join, caught up from it", step(async () => {
+    firstStartN1 = ["--id", "n1", "--data", n1.dir, "--listen", `127.0.0.1:${n1.port}`, "--bootstrap", "--snapshot-log-bytes", "16384"];
+    n1.start(firstStartN1);
+    await c.waitLeader([n1]);
+    await pool(32, Array.from({ length: FILL_KEYS }, (_, i) => async () => {
+      await httpPut(n1.url, `key${i}`, `value-${i}-${"x".repeat(40)}`);
+      acked.set(`key${i}`, `value-${i}-${"x".repeat(40)}`);
+    }));
+    await waitFor("n1 to compact its log after a snapshot", async () => ((await n1.status())?.firstIndex as number) > 1);
+    for (const m of [n2, n3]) m.start(["--id", m.id, "--data", m.dir, "--listen", `127.0.0.1:${m.port}`, "--join", n1.url]);
+    await waitFor("three voters", async () => (await voters(n1)).join() === "n1,n2,n3", 30_000);
+    for (const m of [n2, n3]) {
+      await waitFor(`${m.id} to hold the first and last keys`, async () =>
+        (await httpGet(m.url, "key0", true)) === acked.get("key0") && (await httpGet(m.url, `key${FILL_KEYS - 1}`, true)) === acked.get(`key${FILL_KEYS - 1}`));
+    }
+    assert.ok(n1.log.some((l) => /sending snapshot/.test(l)), "the joiners were caught up by a snapshot");
+  }));
+
+  it("puts through a follower (the redirect is followed) and gets from another member", step(async () => {
+    const leader = await c.waitLeader();
+    const [f1, f2] = c.members.filter((m) => m !== leader) as [MemberProcess, MemberProcess];
+    const put = cliOk(await runCli(["put", "greeting", "hello", "--cluster", f1.url]));
+    assert.match(put.stdout, /^OK \(index \d+\)\n$/);
+    acked.set("greeting", "hello");
+    const get = cliOk(await runCli(["get", "greeting", "--cluster", f2.url]));
+    assert.equal(get.stdout, "hello");
+    cliOk(await runCli(["get", "no-such-key", "--cluster", f2.url]), 3);
+  }));
+
+  it("CAS succeeds on the expected value and reports the current one on a conflict; a retried Idempotency-Key applies once", step(async () => {
+    const url = n2.url;
+    cliOk(await runCli(["cas", "greeting", "bonjour", "--expect", "hello", "--cluster", url]));
+    acked.set("greeting", "bonjour");
+    const conflict = cliOk(await runCli(["cas", "greeting", "hola", "--expect", "hello", "--cluster", url]), 3);
+    assert.match(conflict.stderr, /current value is "bonjour"/);
+    cliOk(await runCli(["cas", "fresh", "new", "--absent", "--cluster", url]));
+    acked.set("fresh", "new");
+    const leader = await c.waitLeader();
+    const first = await httpPut(leader.url, "once", "1", { "idempotency-key": "e2e-once" });
+    await httpPut(leader.url, "once", "2");
+    const retry = await httpPut(leader.url, "once", "1", { "idempotency-key": "e2e-once" });
+    assert.equal(retry, first);
+    assert.equal(await httpGet(leader.url, "once"), "2");
+    acked.set("once", "2");
+  }));
+
+  it("SIGKILL the leader: raft status reports a new leader and every acknowledged write is present", step(async () => {
+    const old = await c.waitLeader();
+    await old.stop("SIGKILL");
+    const survivors = c.members.filter((m) => m !== old);
+    const cluster = survivors.map((m) => m.url).join(",");
+    const st = await waitFor("raft status to report a new leader", async () => {
+      const r = await runCli(["status", "--cluster", cluster]);
+      return r.code === 0 ? r : undefined;
+    }, 30_000);
+    const newLeader = /leader (n\d)/.exec(st.stdout)?.[1];
+    assert.ok(newLeader !== undefined && newLeader !== old.id, st.stdout);
+    assert.match(st.stdout, new RegExp(`^${old.id} .* no\\b`, "m"), "the killed member shows as unreachable");
+    assert.match(st.stdout, new RegExp(`Member ${old.id} .* does not answer`), "and the problem is said in words");
+    const leader = c.member(newLeader);
+    const missing: string[] = [];
+    await pool(16, [...acked].map(([k, v]) => async () => {
+      if ((await httpGet(leader.url, k)) !== v) missing.push(k);
+    }));
+    assert.deepEqual(missing, [], "acknowledged writes lost after the failover");
+    const json = JSON.parse(cliOk(await runCli(["status", "--json", "--cluster", cluster])).stdout) as { leader: { id: string }; members: { id: string; reachable: boolean }[] };
+    assert.equal(json.leader.id, newLeader);
+    assert.equal(json.members.find((m) => m.id === old.id)?.reachable, false);
+  }));
+
+  it("restarts the killed member with --data alone; it catches up", step(async () => {
+    const down = c.members.find((m) => m.child === null)!;
+    down.start(["--data", down.dir]);
+    const leader = await c.waitLeader();
+    const commit = (await leader.status())!.commitIndex as number;
+    await waitFor(`${down.id} to apply up to ${commit}`, async () => ((await down.status())?.lastApplied as number) >= commit, 30_000);
+    assert.equal(await httpGet(down.url, "greeting", true), "bonjour");
+    const st = cliOk(await runCli(["status", "--cluster", down.url]));
+    assert.doesNotMatch(st.stdout, /problems:/, st.stdout);
+  }));
+
+  it("removes a member: it leaves the configuration and its process stops", step(async () => {
+    const r = cliOk(await runCli(["members", "remove", "n3", "--cluster", n1.url]));
+    assert.doesNotMatch(r.stdout, /^n3 /m);
+    assert.equal(await n3.waitExit(), 0, "a removed member exits cleanly");
+    await waitFor("n1 to see two voters", async () => (await voters(n1)).join() === "n1,n2");
+  }));
+
+  it("leave: a member removes itself cleanly (handing over leadership first if it leads)", step(async () => {
+    const r = cliOk(await runCli(["leave", "--cluster", n2.url]));
+    assert.match(r.stdout, /n2 left the cluster/);
+    assert.equal(await n2.waitExit(), 0);
+    await waitFor("n1 alone and leading", async () => (await voters(n1)).join() === "n1" && (await n1.status())?.role === "leader");
+    const members = cliOk(await runCli(["members", "--cluster", n1.url]));
+    assert.match(members.stdout, /^n1 +http:\/\/127\.0\.0\.1:\d+ +voter +\(leader\)\n$/);
+  }));
+
+  it("restarts with the first start's command line (--bootstrap is ignored) and keeps the data", step(async () => {
+    await n1.stop("SIGTERM");
+    assert.equal(n1.exitCode, 0, "SIGTERM closes the member cleanly");
+    n1.start(firstStartN1);
+    await c.waitLeader([n1]);
+    for (const k of ["key0", `key${FILL_KEYS - 1}`, "greeting", "fresh", "once"]) assert.equal(await httpGet(n1.url, k), acked.get(k), k);
+  }));
+});
