@@ -181,10 +181,16 @@ export abstract class RaftState {
     return this.member(id) !== undefined || this.prs.has(id);
   }
 
-  /** May campaign: a voter in the configuration in force, not installing a snapshot. */
+  /**
+   * May campaign: a voter in the configuration in force, or one removed
+   * only by a config not yet committed (dissertation §4.2.2: it may still
+   * be needed to elect a leader until that entry commits, though its own
+   * vote does not count), and not installing a snapshot.
+   */
   protected promotable(): boolean {
-    const m = this.member(this.id);
-    return m !== undefined && m.voter && !this.log.hasPendingSnapshot();
+    if (this.log.hasPendingSnapshot()) return false;
+    if (this.member(this.id)?.voter === true) return true;
+    return findMember(this.configs.configAt(this.log.committed).members, this.id)?.voter === true;
   }
 
   /** The error for a leader-only call on a non-leader. */
