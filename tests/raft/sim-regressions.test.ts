@@ -34,7 +34,7 @@ describe("simulator regressions", () => {
     // leader's progress stuck at a match the follower no longer had).
     const log = logOf(7, 2);
     const hardState: HardState = { term: 2, votedFor: null, commitIndex: 3 };
-    const raft = new Raft({ config, log, hardState, snapshot: log.snapshot, configs: [] });
+    const raft = new Raft({ config, log, hardState, snapshot: log.snapshot, configs: [], applied: 3 });
     raft.step({ type: "MsgSnap", from: "n1", to: "n2", term: 2, snapshot: { index: 5, term: 2, membership: members3 } });
     const rd = raft.ready();
     assert.equal(rd.snapshot, null, "no log reset");
