@@ -145,8 +145,14 @@ export abstract class RaftState {
     // and stays empty, which is safe since no grant of it was ever sent.
     this.term = Math.max(hs.term, lastTerm);
     this.votedFor = hs.term === this.term ? hs.votedFor : null;
-    const committed = Math.min(Math.max(hs.commitIndex, snap.index), last);
-    const applied = Math.min(Math.max(init.applied ?? snap.index, snap.index), committed);
+    // A persisted state machine may be ahead of the durable commit index
+    // (commitIndex is persisted lazily): what it applied was committed, and
+    // committed entries are durable locally before they are handed out, so
+    // the commit index is at least there. Clamping `applied` down to the
+    // commit index instead would make this core name snapshots (MsgSnap at
+    // its applied index) that the state machine can no longer produce.
+    const applied = Math.min(Math.max(init.applied ?? snap.index, snap.index), last);
+    const committed = Math.min(Math.max(hs.commitIndex, applied), last);
     this.log = new RaftLog(reader, committed, applied);
 
     this.configs = new ConfigHistory({ index: snap.index, members: snap.membership });

@@ -47,6 +47,24 @@ describe("simulator regressions", () => {
     assert.equal(log.lastIndex(), 7);
   });
 
+  it("a restart with a persisted state machine ahead of the durable commit index raises the commit index (sim seed 426)", () => {
+    // The state machine applied (and flushed) 1..5; the HardState holding
+    // commitIndex 5 was not yet durable when the node crashed. Clamping
+    // applied to 3 made the core, once leader, send a MsgSnap at 3: a state
+    // the state machine, already at 5, could not produce.
+    const log = logOf(5, 1);
+    const raft = new Raft({ config, log, hardState: { term: 1, votedFor: null, commitIndex: 3 }, snapshot: log.snapshot, configs: [], applied: 5 });
+    const st = raft.status();
+    assert.equal(st.appliedIndex, 5);
+    assert.equal(st.commitIndex, 5);
+    assert.equal(raft.compactionFloor(), 6);
+    if (raft.hasReady()) {
+      const rd = raft.ready();
+      assert.deepEqual(rd.committedEntries, [], "nothing is handed out twice");
+      raft.advance(rd);
+    }
+  });
+
   it("a snapshot that does not match the log still replaces it", () => {
     const log = logOf(7, 1);
     const raft = new Raft({ config, log, hardState: { term: 2, votedFor: null, commitIndex: 3 }, snapshot: log.snapshot, configs: [] });
