@@ -333,7 +333,9 @@ export class World {
   /** Where a client sends its request: usually the leader, sometimes anyone. */
   private target(): NodeHost | null {
     const l = this.leader();
-    if (l !== null && this.client.chance(0.85)) return l;
+    if (l !== null && this.client.chance(0.95)) return l;
+    // Without a known leader a real client backs off; try only now and then.
+    if (l === null && !this.client.chance(0.2)) return null;
     const r = this.running();
     return r.length === 0 ? null : this.client.pick(r);
   }
