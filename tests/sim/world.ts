@@ -333,6 +333,10 @@ export class World {
   /** Where a client sends its request: usually the leader, sometimes anyone. */
   private target(): NodeHost | null {
     const l = this.leader();
+    // A client with a stale view talks to a deposed leader that does not
+    // know it yet: the case ReadIndex's heartbeat round exists for (§6.4).
+    const stale = this.running().filter((h) => h !== l && h.lastStatus()?.role === "leader");
+    if (stale.length > 0 && this.client.chance(0.5)) return this.client.pick(stale);
     if (l !== null && this.client.chance(0.95)) return l;
     // Without a known leader a real client backs off; try only now and then.
     if (l === null && !this.client.chance(0.2)) return null;
