@@ -182,8 +182,24 @@ export class NodeHost implements HostView {
   }
 
   /** Crashes: everything not durable is lost. */
-  crash(): void {
+  /**
+   * Crashes: everything not durable is lost. With `torn`, the oldest write
+   * in flight was cut in the middle: its snapshot and entries reached the
+   * disk but its HardState did not (step 1 of the Ready contract is
+   * ordered, not atomic; the core takes up a term it finds only in the log).
+   */
+  crash(torn = false): void {
     if (this.raft === null) return;
+    const w = this.writes[0];
+    if (torn && w !== undefined && (w.ready.snapshot !== null || w.ready.entries.length > 0)) {
+      if (w.ready.snapshot !== null) {
+        this.log.reset(w.ready.snapshot);
+        this.smSnapshot = w.sm as SmState;
+        if (this.smFlushed.index < this.smSnapshot.index) this.smFlushed = this.smSnapshot;
+      }
+      if (w.ready.entries.length > 0) this.log.append(w.ready.entries);
+      this.trace(`torn write: log now (${this.log.snapshot.index}, ${this.log.lastIndex()}], HardState not written`);
+    }
     this.trace(`crash (${this.writes.length} writes lost)`);
     this.stats.crashes++;
     this.raft = null;

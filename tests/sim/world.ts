@@ -351,7 +351,7 @@ export class World {
 
   private crashHost(h: NodeHost, why: string): void {
     this.trace(`fault: crash ${h.id}${why}`);
-    h.crash();
+    h.crash(this.sched.chance(0.3));
     this.stats.crashes++;
   }
 
