@@ -313,11 +313,12 @@ export class SegmentedLog implements LogReader {
       if (!Number.isSafeInteger(meta.index) || meta.index < this.#snapshot.index || !Number.isSafeInteger(meta.term) || meta.term < (meta.index > 0 ? 1 : 0)) {
         throw new InvalidArgumentError(`installSnapshot: index ${meta.index} / term ${meta.term} out of range (compaction point ${this.#snapshot.index})`);
       }
-      const old = this.#segments;
-      this.#segments = [];
-      const seg = await this.#createSegment(meta.index + 1);
+      // The old log stays visible until the new compaction point is durable.
+      const seg = await this.#createSegment(meta.index + 1, false);
       const copy: SnapshotMeta = { index: meta.index, term: meta.term, membership: meta.membership.map((m) => ({ ...m })) };
       await atomicWriteFile(this.#dir, SNAPSHOT_META_FILE_NAME, encodeCompactionPoint({ meta: copy, minSeq: seg.seq }), this.#fs, this.#dirHandle);
+      const old = this.#segments;
+      this.#segments = [seg];
       this.#minSeq = seg.seq;
       this.#snapshot = copy;
       this.#lastIndex = meta.index;
@@ -406,16 +407,17 @@ export class SegmentedLog implements LogReader {
     if (head.term < prevTerm) {
       throw new InvalidArgumentError(`append at index ${head.index} with term ${head.term}: the entry before it has the higher term ${prevTerm}`);
     }
-    if (head.index <= this.#lastIndex) await this.#truncateFrom(head.index);
-
     let bytes = 0;
     for (const b of batches) bytes += encodedSize(b);
+    if (bytes > SEGMENT_BYTES_LIMIT - SEGMENT_HEADER_BYTES) throw new InvalidArgumentError(`a batch of ${bytes} bytes does not fit in one segment`);
+    if (head.index <= this.#lastIndex) await this.#truncateFrom(head.index);
+
     let seg = this.#segments[this.#segments.length - 1];
     if (seg === undefined || seg.sealed || (seg.count > 0 && (seg.size >= this.#segmentBytesMax || seg.size + bytes > SEGMENT_BYTES_LIMIT))) {
       if (seg !== undefined && !seg.sealed) await this.#seal(seg);
       seg = await this.#createSegment(this.#lastIndex + 1);
     }
-    if (seg.size + bytes > SEGMENT_BYTES_LIMIT) throw new InvalidArgumentError(`a batch of ${bytes} bytes does not fit in one segment`);
+    assert(seg.size + bytes <= SEGMENT_BYTES_LIMIT, "the batch fits in the segment");
     // One buffer, one write, one fdatasync for everything coalesced.
     const buf = this.#scratchFor(bytes);
     let at = 0;
@@ -495,11 +497,17 @@ export class SegmentedLog implements LogReader {
   /** Seals `seg`: no more appends to it; its index file lets the next open skip reading it. */
   async #seal(seg: Segment): Promise<void> {
     seg.sealed = true;
+    // A sealed segment never grows: drop the growth headroom of its offsets.
+    if (seg.offsets.length > seg.count) seg.offsets = seg.offsets.slice(0, seg.count);
     await writeSegmentIndexFile(this.#fs, this.#dir, seg, this.#configs.map((c) => c.index));
   }
 
-  /** Creates a new empty segment starting at `firstIndex`, durably (header fdatasynced, directory fsynced). */
-  async #createSegment(firstIndex: number): Promise<Segment> {
+  /**
+   * Creates a new empty segment starting at `firstIndex`, durably (header
+   * fdatasynced, directory fsynced), and appends it to the log's segments
+   * unless `publish` is false.
+   */
+  async #createSegment(firstIndex: number, publish = true): Promise<Segment> {
     const seq = this.#nextSeq++;
     const name = segmentFileName(firstIndex, seq);
     const segPath = path.join(this.#dir, name);
@@ -508,7 +516,7 @@ export class SegmentedLog implements LogReader {
       name, path: segPath, seq, firstIndex, file, count: 0, offsets: new Uint32Array(1024), size: SEGMENT_HEADER_BYTES,
       runStarts: [], runTerms: [], sealed: false, hasIndexFile: false,
     });
-    this.#segments.push(seg);
+    if (publish) this.#segments.push(seg);
     await this.#fs.pwrite(file, encodeSegmentHeader(seq, firstIndex), 0);
     await this.#fs.fdatasync(file);
     await this.#fs.fsyncDir(this.#dirHandle);
