@@ -41,6 +41,9 @@ export interface StorageBenchResult {
     readonly segments: number;
     readonly openMs: number;
     readonly openVerifyAllMs: number;
+    /** Bytes the open log holds for its in-memory index (offsets, term runs): `SegmentedLog.stats()`. */
+    readonly indexMb: number;
+    /** Process-level growth across open (noisy: the garbage collector runs when it likes; exact with --expose-gc). */
     readonly heapPlusBuffersMb: number;
     readonly rssMb: number;
   };
@@ -155,6 +158,7 @@ async function openCase(dir: string, logMb: number): Promise<StorageBenchResult[
   g?.();
   const afterOpen = _mem();
   const entries = log.lastIndex();
+  const indexMb = log.stats().indexBytes / 1e6;
   // Touch a random entry so the open log is really usable.
   log.entries(Math.max(1, entries >> 1), Math.max(1, entries >> 1) + 1, 1000);
   await log.close();
@@ -169,6 +173,7 @@ async function openCase(dir: string, logMb: number): Promise<StorageBenchResult[
     segments,
     openMs,
     openVerifyAllMs,
+    indexMb,
     heapPlusBuffersMb: (afterOpen.heapPlusBuffers - before.heapPlusBuffers) / 1e6,
     rssMb: (afterOpen.rss - before.rss) / 1e6,
   };
@@ -202,7 +207,7 @@ export async function runStorageBench(opts: StorageBenchOptions = {}): Promise<S
     const open = await openCase(dir, logMb);
     print(
       `open: ${(open.logBytes / 1048576).toFixed(0)} MiB log, ${open.entries} entries in ${open.segments} segments: ${open.openMs.toFixed(0)} ms, ` +
-        `+${open.heapPlusBuffersMb.toFixed(1)} MB heap+buffers, +${open.rssMb.toFixed(1)} MB rss; with verifyAll ${open.openVerifyAllMs.toFixed(0)} ms`,
+        `index ${open.indexMb.toFixed(1)} MB, process +${open.heapPlusBuffersMb.toFixed(1)} MB heap+buffers, +${open.rssMb.toFixed(1)} MB rss; with verifyAll ${open.openVerifyAllMs.toFixed(0)} ms`,
     );
     return { appends, open };
   } finally {

@@ -230,6 +230,18 @@ export class SegmentedLog implements LogReader {
     return this.#configs.slice();
   }
 
+  /**
+   * Memory and shape figures: segment count, bytes held by the in-memory
+   * index (record offsets and term runs) and by the entry cache. Entry data
+   * outside the cache is never held, so a log of any size costs ~4 bytes of
+   * index per entry.
+   */
+  stats(): { segments: number; indexBytes: number; cacheBytes: number } {
+    let indexBytes = 0;
+    for (const seg of this.#segments) indexBytes += seg.offsets.byteLength + 16 * seg.runStarts.length;
+    return { segments: this.#segments.length, indexBytes, cacheBytes: this.#cache.bytes };
+  }
+
   // ---- Durable operations (queued) ----
 
   /**
