@@ -371,7 +371,7 @@ export class SegmentedLog implements LogReader {
     // One buffer, one write, one fdatasync for everything coalesced.
     const buf = this.#scratchFor(bytes);
     let at = 0;
-    for (const b of batches) at = encodeRecords(b, buf, at);
+    for (const b of batches) at = encodeRecords(b, buf, at, at === 0);
     assert(at === bytes, "encoded exactly the computed size");
     const base = seg.size;
     await this.#fs.pwrite(seg.file, buf, base);
