@@ -4,7 +4,7 @@
  *   npm run sim -- --seed N [--nodes 3|5|7] [--verbose]   one seed (--verbose prints its trace)
  *   npm run sim -- --seeds COUNT [--from FIRST] [--nodes 3|5|7]
  *                                                          COUNT seeds from FIRST; stops at the first failure
- *   --ticks T       length of the fault phase (default 300)
+ *   --ticks T       length of the fault phase (default 500)
  *
  * A failure prints the seed, the command that replays it, and the end of
  * its trace; the exit code is 1. Also runs under Deno and Bun:

@@ -233,7 +233,7 @@ export class RaftNode implements RaftNodeApi {
       opened.push(state);
       const hs = state.read();
       const logger = opts.logger ?? ((line: string) => process.stderr.write(`${line}\n`));
-      const log = await SegmentedLog.open(path.join(dataDir, "log"), { commitIndex: hs.commitIndex, logger });
+      const log = await SegmentedLog.open(path.join(dataDir, "log"), { commitIndex: hs.commitIndex, logger, ...(opts.segmentBytesMax === undefined ? {} : { segmentBytesMax: opts.segmentBytesMax }) });
       opened.push(log);
       const membership = await MembershipFile.open(dataDir);
       opened.push(membership);
@@ -500,7 +500,8 @@ export class RaftNode implements RaftNodeApi {
   async beginSnapshot(): Promise<number> {
     this.#checkOpen();
     await this.#log.beginSnapshot();
-    return this.#applied;
+    // The state machine's own last id: internal entries after it never reach it.
+    return Math.min(await this.#sm.lastApplied(), this.#applied);
   }
 
   async endSnapshot(marker: number): Promise<void> {
@@ -820,10 +821,14 @@ export class RaftNode implements RaftNodeApi {
    * Snapshots the state machine into the store. Runs with applies paused
    * (awaiting the loop's idle point) so the stream is the state as of one index.
    */
-  async #takeSnapshot(): Promise<StoredSnapshot> {
-    if (this.#sm.snapshot === undefined) throw new RaftError("The state machine has no snapshot()");
-    await this.#loop.idle();
-    const src = await this.#sm.snapshot();
+  #takeSnapshot(): Promise<StoredSnapshot> {
+    return this.#loop.exclusive(() => this.#takeSnapshotNow());
+  }
+
+  async #takeSnapshotNow(): Promise<StoredSnapshot> {
+    const sm = this.#sm;
+    if (sm.snapshot === undefined) throw new RaftError("The state machine has no snapshot()");
+    const src = await sm.snapshot();
     const index = src.index;
     const first = this.#log.firstIndex();
     if (index < first - 1 || index > this.#applied) {
@@ -839,7 +844,8 @@ export class RaftNode implements RaftNodeApi {
 
   /** Drops the log up to `marker` at most: never past what is applied, or what a follower or snapshot transfer still needs. */
   async #compact(marker: number): Promise<void> {
-    let upTo = Math.min(marker, this.#applied);
+    // Never past the state machine's own last id: a restart must find every entry after it in the log.
+    let upTo = Math.min(marker, this.#applied, await this.#sm.lastApplied());
     if (this.#raft.status().role === "leader") upTo = Math.min(upTo, this.#raft.compactionFloor() - 1);
     for (const t of this.#transfers.values()) upTo = Math.min(upTo, t.index);
     const snap = this.#log.snapshotMeta();

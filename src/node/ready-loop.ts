@@ -110,6 +110,17 @@ export class ReadyLoop {
     return new Promise((r) => this.#idleWaiters.push(r));
   }
 
+  /**
+   * Runs `fn` on the apply chain: after every apply scheduled so far and
+   * before any scheduled later, so the state machine holds still while `fn`
+   * runs (a snapshot of it is then the state as of one index).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#applyChain.then(fn);
+    this.#applyChain = run.then(() => {}, () => {});
+    return run;
+  }
+
   /** Writes the newest commit index if it moved (on close, and from ticks). */
   async flushCommitIndex(force: boolean): Promise<void> {
     if (this.#writing || this.#commitIndex <= this.#durable.commitIndex) return;

@@ -82,6 +82,8 @@ export interface RaftNodeOptions {
   readonly diskFreeBytesMin?: number;
   /** A proposal that is not applied within this time rejects with outcome "unknown". Default 10 000 ms. */
   readonly proposeTimeoutMs?: number;
+  /** Log segment size: a segment is sealed and a new one started past it. Default 64 MiB. */
+  readonly segmentBytesMax?: number;
   /** Largest accepted peer RPC body. Default 64 MiB. */
   readonly maxRpcBytes?: number;
   /** Where one-line log messages go. Default: stderr. */

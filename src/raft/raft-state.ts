@@ -145,8 +145,14 @@ export abstract class RaftState {
     // and stays empty, which is safe since no grant of it was ever sent.
     this.term = Math.max(hs.term, lastTerm);
     this.votedFor = hs.term === this.term ? hs.votedFor : null;
-    const committed = Math.min(Math.max(hs.commitIndex, snap.index), last);
-    const applied = Math.min(Math.max(init.applied ?? snap.index, snap.index), committed);
+    // A persisted state machine may be ahead of the durable commit index
+    // (commitIndex is persisted lazily): what it applied was committed, and
+    // committed entries are durable locally before they are handed out, so
+    // the commit index is at least there. Clamping `applied` down to the
+    // commit index instead would make this core name snapshots (MsgSnap at
+    // its applied index) that the state machine can no longer produce.
+    const applied = Math.min(Math.max(init.applied ?? snap.index, snap.index), last);
+    const committed = Math.min(Math.max(hs.commitIndex, applied), last);
     this.log = new RaftLog(reader, committed, applied);
 
     this.configs = new ConfigHistory({ index: snap.index, members: snap.membership });
@@ -181,10 +187,16 @@ export abstract class RaftState {
     return this.member(id) !== undefined || this.prs.has(id);
   }
 
-  /** May campaign: a voter in the configuration in force, not installing a snapshot. */
+  /**
+   * May campaign: a voter in the configuration in force, or one removed
+   * only by a config not yet committed (dissertation §4.2.2: it may still
+   * be needed to elect a leader until that entry commits, though its own
+   * vote does not count), and not installing a snapshot.
+   */
   protected promotable(): boolean {
-    const m = this.member(this.id);
-    return m !== undefined && m.voter && !this.log.hasPendingSnapshot();
+    if (this.log.hasPendingSnapshot()) return false;
+    if (this.member(this.id)?.voter === true) return true;
+    return findMember(this.configs.configAt(this.log.committed).members, this.id)?.voter === true;
   }
 
   /** The error for a leader-only call on a non-leader. */

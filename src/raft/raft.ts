@@ -134,6 +134,15 @@ export class Raft extends RaftMembership {
     pr.msgAppFlowPaused = true;
   }
 
+  /**
+   * Term of the entry at `index` in this core's log (entries not yet
+   * durable included), or undefined when it is compacted away or beyond the
+   * last index. For checks and diagnostics.
+   */
+  termAt(index: number): number | undefined {
+    return this.log.maybeTerm(index);
+  }
+
   /** The membership in force at log position `index` (for snapshot metadata). */
   configAt(index: number): ConfigState {
     return this.configs.configAt(index);

@@ -279,13 +279,25 @@ export abstract class RaftReplication extends RaftState {
   /**
    * Follower: an installed snapshot (§7). One past the commit index
    * replaces the whole log (the Ready carries it; the driver resets its
-   * log); either way the reply acknowledges what is now known to match.
+   * log), unless the log holds the snapshot's last entry: then, as §7 says,
+   * the entries following it are retained and only the commit index moves.
+   * Either way the reply acknowledges what is now known to match.
    */
   protected handleSnapshot(m: MsgSnap): void {
     const s = m.snapshot;
     if (typeof s !== "object" || s === null || !isIndex(s.index) || !isIndex(s.term) || s.term > m.term || !isMemberList(s.membership)) return;
     if (s.index <= this.log.committed) {
       this.appendResp(m.from, true, this.log.committed, 0, 0);
+      return;
+    }
+    if (this.log.matchTerm(s.index, s.term)) {
+      // The log already holds the snapshot's last entry, hence (Log Matching)
+      // everything up to it: fast-forward the commit index and keep the log.
+      // Resetting it would drop entries past s.index that this member may
+      // have acknowledged, which the leader counted toward commitment.
+      this.log.commitTo(s.index);
+      this.onCommitAdvanced();
+      this.appendResp(m.from, true, s.index, 0, 0);
       return;
     }
     this.log.restore({ index: s.index, term: s.term, membership: s.membership });

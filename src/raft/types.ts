@@ -291,7 +291,8 @@ export interface RaftInit {
   /**
    * The index the state machine has already applied (a persisted state
    * machine); committed entries are handed out from here on. Defaults to
-   * `snapshot.index`. Clamped to the commit index.
+   * `snapshot.index`. The commit index is raised to it when the durable
+   * `hardState.commitIndex` lags (what was applied was committed).
    */
   readonly applied?: number;
 }

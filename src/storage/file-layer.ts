@@ -18,6 +18,7 @@
  * @module
  */
 import fs from "node:fs";
+import nodePath from "node:path";
 import { StorageFailedError } from "../errors.ts";
 
 /**
@@ -60,7 +61,7 @@ export interface FileLayer {
   open(path: string, mode: OpenMode): Promise<FileHandle>;
   /** Opens a directory read-only, to fsync it after creating, renaming or deleting entries. */
   openDir(path: string): Promise<FileHandle>;
-  /** Creates a directory and its parents if missing. */
+  /** Creates a directory and its parents if missing, durably (each new name's parent directory is fsynced). */
   mkdir(path: string): Promise<void>;
   /** Writes all of `data` at byte `position`. Not durable until `fdatasync`. */
   pwrite(file: FileHandle, data: Uint8Array, position: number): Promise<void>;
@@ -128,8 +129,23 @@ export const nodeFileLayer: FileLayer = {
     const fd = await _call<number>(path, "open directory", (cb) => fs.open(path, "r", cb));
     return new _NodeHandle(path, fd);
   },
-  async mkdir(path) {
-    await _call<string | undefined>(path, "mkdir", (cb) => fs.mkdir(path, { recursive: true }, cb));
+  async mkdir(dir) {
+    // A new directory's own name is durable only once its parent is
+    // fsynced: without that, a power loss could take the whole data
+    // directory, acknowledged files and all. Find what is missing first.
+    const created: string[] = [];
+    for (let d = nodePath.resolve(dir); !fs.existsSync(d); d = nodePath.dirname(d)) created.push(d);
+    if (created.length === 0) return;
+    await _call<string | undefined>(dir, "mkdir", (cb) => fs.mkdir(dir, { recursive: true }, cb));
+    for (const d of created) {
+      const parent = nodePath.dirname(d);
+      const fd = await _call<number>(parent, "open directory", (cb) => fs.open(parent, "r", cb));
+      try {
+        await _call<void>(parent, "fsync directory", (cb) => fs.fsync(fd, cb));
+      } finally {
+        await _call<void>(parent, "close", (cb) => fs.close(fd, cb));
+      }
+    }
   },
   pwrite: _pwrite,
   pread(file, into, position) {

@@ -244,8 +244,10 @@ export async function recoverLog(fs: FileLayer, dir: string, dirHandle: FileHand
             await fs.fdatasync(file);
             log(`storage: cut a torn write off ${segPath} at byte ${d.offset} (${size - d.offset} bytes, ${d.reason}); entries from index ${nextIndex} on were never acknowledged`);
           }
+          // Sealed segments never grow: keep their offsets without growth headroom.
+          const offsets = isLast ? scan.offsets : scan.offsets.slice(0, scan.count);
           seg = new Segment({
-            name, path: segPath, seq: parsed.seq, firstIndex: parsed.firstIndex, file, count: scan.count, offsets: scan.offsets,
+            name, path: segPath, seq: parsed.seq, firstIndex: parsed.firstIndex, file, count: scan.count, offsets,
             size: scan.end, runStarts: scan.runStarts, runTerms: scan.runTerms, sealed: !isLast, hasIndexFile: false,
           });
           configs.push(...scan.configs);

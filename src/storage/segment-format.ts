@@ -14,7 +14,7 @@
  *
  *     off  0  dataLen   u32
  *     off  4  type      u8   0 normal, 1 noop, 2 config
- *     off  5  flags     u8   bit 0: first record of a batch (one write)
+ *     off  5  flags     u8   bit 0: first record of a write (one group commit)
  *     off  6  reserved  u16  0
  *     off  8  term      u64
  *     off 16  index     u64
@@ -115,17 +115,21 @@ export function encodedSize(entries: readonly Entry[]): number {
 }
 
 /**
- * Encodes `entries` as consecutive records into `out` at `at`; the first one
- * carries the batch-start flag. Returns the offset past the last record.
+ * Encodes `entries` as consecutive records into `out` at `at`. If
+ * `startsWrite`, the first one carries the batch-start flag: set it on the
+ * first record of each write, and only there (appends coalesced into one
+ * write by group commit are one batch on disk: a torn write may damage any
+ * of them, and recovery must see them as one unacknowledged unit).
+ * Returns the offset past the last record.
  */
-export function encodeRecords(entries: readonly Entry[], out: Uint8Array, at: number): number {
+export function encodeRecords(entries: readonly Entry[], out: Uint8Array, at: number, startsWrite: boolean): number {
   let p = at;
   for (let k = 0; k < entries.length; k++) {
     const e = entries[k]!;
     const len = e.data.length;
     writeU32(out, p, len);
     out[p + 4] = entryTypeByte(e.type);
-    out[p + 5] = k === 0 ? FLAG_BATCH_START : 0;
+    out[p + 5] = k === 0 && startsWrite ? FLAG_BATCH_START : 0;
     out[p + 6] = 0;
     out[p + 7] = 0;
     writeU64(out, p + 8, e.term);

@@ -37,14 +37,14 @@ import { assert } from "./bytes.ts";
 import { nodeFileLayer } from "./file-layer.ts";
 import type { FileHandle, FileLayer } from "./file-layer.ts";
 import { recoverLog, writeSegmentIndexFile } from "./log-recovery.ts";
+import { EntryCache } from "./entry-cache.ts";
+import { GroupCommitQueue } from "./group-commit-queue.ts";
 import { Poison } from "./poison.ts";
 import { Segment, SEGMENT_BYTES_LIMIT } from "./segment.ts";
 import {
   encodedSize,
   encodeRecords,
   encodeSegmentHeader,
-  ENTRY_DATA_BYTES_MAX,
-  ENTRY_TYPES,
   RECORD_OVERHEAD_BYTES,
   SEGMENT_HEADER_BYTES,
   segmentFileName,
@@ -75,10 +75,6 @@ export interface SegmentedLogOptions {
   readonly verifyAll?: boolean;
 }
 
-type _Op =
-  | { readonly kind: "append"; readonly entries: readonly Entry[]; readonly resolve: () => void; readonly reject: (e: unknown) => void }
-  | { readonly kind: "task"; readonly run: () => Promise<unknown>; readonly resolve: (v: unknown) => void; readonly reject: (e: unknown) => void };
-
 const _SCRATCH_BYTES_MAX = 4 * 1024 * 1024;
 
 /** The durable Raft log (see the module comment). */
@@ -88,7 +84,6 @@ export class SegmentedLog implements LogReader {
   readonly #dirHandle: FileHandle;
   readonly #logger: (line: string) => void;
   readonly #segmentBytesMax: number;
-  readonly #cacheBytesMax: number;
   readonly #poison = new Poison("The log");
 
   /** The compaction point. Invariant: snapshot.index <= lastIndex(). */
@@ -102,13 +97,10 @@ export class SegmentedLog implements LogReader {
   #nextSeq: number;
   /** Durable last index. */
   #lastIndex: number;
-  /** Cached recent entries: #cache[k] has index #cacheFirst + k. Invariant: the cache ends at #lastIndex when non-empty. */
-  #cache: Entry[] = [];
-  #cacheFirst = 1;
-  #cacheBytes = 0;
-  /** Queued operations; #running is true while #drain works through them. */
-  readonly #ops: _Op[] = [];
-  #running = false;
+  /** Recent entries. Invariant: covers [cache.first, #lastIndex]. */
+  readonly #cache: EntryCache;
+  /** Runs durable operations one at a time, coalescing appends (group commit). */
+  readonly #queue: GroupCommitQueue;
   /** Encoding buffer reused by appends (see #scratchFor). */
   #scratch: Uint8Array = new Uint8Array(0);
 
@@ -118,7 +110,6 @@ export class SegmentedLog implements LogReader {
     this.#dirHandle = dirHandle;
     this.#logger = opts.logger ?? (() => {});
     this.#segmentBytesMax = opts.segmentBytesMax ?? 64 * 1024 * 1024;
-    this.#cacheBytesMax = opts.cacheBytesMax ?? 16 * 1024 * 1024;
     this.#snapshot = r.snapshot;
     this.#minSeq = r.minSeq;
     this.#segments = r.segments;
@@ -126,7 +117,8 @@ export class SegmentedLog implements LogReader {
     this.#nextSeq = r.nextSeq;
     const last = r.segments[r.segments.length - 1];
     this.#lastIndex = last === undefined ? r.snapshot.index : last.lastIndex;
-    this.#cacheFirst = this.#lastIndex + 1;
+    this.#queue = new GroupCommitQueue(this.#poison, (batches) => this.#appendGroup(batches));
+    this.#cache = new EntryCache(opts.cacheBytesMax ?? 16 * 1024 * 1024, this.#lastIndex + 1);
     assert(this.#lastIndex >= this.#snapshot.index, "the log reaches the compaction point");
   }
 
@@ -182,7 +174,7 @@ export class SegmentedLog implements LogReader {
     this.#poison.check();
     if (index === this.#snapshot.index) return this.#snapshot.term;
     this.#checkRange(index, index + 1);
-    if (index >= this.#cacheFirst) return this.#cache[index - this.#cacheFirst]!.term;
+    if (index >= this.#cache.first) return this.#cache.get(index).term;
     return this.#segmentOf(index).term(index);
   }
 
@@ -203,15 +195,16 @@ export class SegmentedLog implements LogReader {
       const out: Entry[] = [];
       let budget = maxBytes;
       let i = lo;
-      while (i < hi && i < this.#cacheFirst) {
+      const cacheFirst = this.#cache.first;
+      while (i < hi && i < cacheFirst) {
         const seg = this.#segmentOf(i);
-        const end = Math.min(hi, seg.lastIndex + 1, this.#cacheFirst);
+        const end = Math.min(hi, seg.lastIndex + 1, cacheFirst);
         budget = seg.read(this.#fs, i, end, budget, out);
         if (out.length < end - lo) return out; // budget reached
         i = end;
       }
       while (i < hi) {
-        const e = this.#cache[i - this.#cacheFirst]!;
+        const e = this.#cache.get(i);
         if (e.data.length > budget && out.length > 0) break;
         budget -= e.data.length;
         out.push(e);
@@ -237,6 +230,18 @@ export class SegmentedLog implements LogReader {
     return this.#configs.slice();
   }
 
+  /**
+   * Memory and shape figures: segment count, bytes held by the in-memory
+   * index (record offsets and term runs) and by the entry cache. Entry data
+   * outside the cache is never held, so a log of any size costs ~4 bytes of
+   * index per entry.
+   */
+  stats(): { segments: number; indexBytes: number; cacheBytes: number } {
+    let indexBytes = 0;
+    for (const seg of this.#segments) indexBytes += seg.offsets.byteLength + 16 * seg.runStarts.length;
+    return { segments: this.#segments.length, indexBytes, cacheBytes: this.#cache.bytes };
+  }
+
   // ---- Durable operations (queued) ----
 
   /**
@@ -250,11 +255,7 @@ export class SegmentedLog implements LogReader {
    * @throws StorageFailedError if the disk fails; the log stops and nothing of this batch is reported durable
    */
   append(entries: readonly Entry[]): Promise<void> {
-    if (entries.length === 0) return this.#poison.error === null ? Promise.resolve() : Promise.reject(this.#poison.error);
-    return new Promise<void>((resolve, reject) => {
-      this.#ops.push({ kind: "append", entries, resolve, reject });
-      this.#kick();
-    });
+    return this.#queue.append(entries);
   }
 
   /**
@@ -265,7 +266,7 @@ export class SegmentedLog implements LogReader {
    * @returns the last index in the sealed part (the snapshot may cover up to it)
    */
   beginSnapshot(): Promise<number> {
-    return this.#task(async () => {
+    return this.#queue.task(async () => {
       const last = this.#segments[this.#segments.length - 1];
       if (last !== undefined && !last.sealed && last.count > 0) await this.#seal(last);
       if (last === undefined || last.sealed || last.count > 0) await this.#createSegment(this.#lastIndex + 1);
@@ -282,7 +283,7 @@ export class SegmentedLog implements LogReader {
    * @throws InvalidArgumentError if marker is outside [firstIndex() - 1, lastIndex()] or `term` is not its term
    */
   endSnapshot(marker: number, term: number, membership: readonly Member[]): Promise<void> {
-    return this.#task(async () => {
+    return this.#queue.task(async () => {
       const snap = this.#snapshot;
       if (!Number.isSafeInteger(marker) || marker < snap.index || marker > this.#lastIndex) {
         throw new InvalidArgumentError(`endSnapshot(${marker}): the marker must be in [${snap.index}, ${this.#lastIndex}]`);
@@ -293,7 +294,7 @@ export class SegmentedLog implements LogReader {
       await atomicWriteFile(this.#dir, SNAPSHOT_META_FILE_NAME, encodeCompactionPoint({ meta, minSeq: this.#minSeq }), this.#fs, this.#dirHandle);
       this.#snapshot = meta;
       this.#configs = this.#configs.filter((c) => c.index > marker);
-      this.#trimCacheFront(marker + 1);
+      this.#cache.dropBefore(marker + 1);
       const doomed: Segment[] = [];
       while (this.#segments.length > 1 && this.#segments[0]!.sealed && this.#segments[0]!.lastIndex <= marker) {
         doomed.push(this.#segments.shift()!);
@@ -309,22 +310,21 @@ export class SegmentedLog implements LogReader {
    * @throws InvalidArgumentError if meta.index is below the current compaction point
    */
   installSnapshot(meta: SnapshotMeta): Promise<void> {
-    return this.#task(async () => {
+    return this.#queue.task(async () => {
       if (!Number.isSafeInteger(meta.index) || meta.index < this.#snapshot.index || !Number.isSafeInteger(meta.term) || meta.term < (meta.index > 0 ? 1 : 0)) {
         throw new InvalidArgumentError(`installSnapshot: index ${meta.index} / term ${meta.term} out of range (compaction point ${this.#snapshot.index})`);
       }
-      const old = this.#segments;
-      this.#segments = [];
-      const seg = await this.#createSegment(meta.index + 1);
+      // The old log stays visible until the new compaction point is durable.
+      const seg = await this.#createSegment(meta.index + 1, false);
       const copy: SnapshotMeta = { index: meta.index, term: meta.term, membership: meta.membership.map((m) => ({ ...m })) };
       await atomicWriteFile(this.#dir, SNAPSHOT_META_FILE_NAME, encodeCompactionPoint({ meta: copy, minSeq: seg.seq }), this.#fs, this.#dirHandle);
+      const old = this.#segments;
+      this.#segments = [seg];
       this.#minSeq = seg.seq;
       this.#snapshot = copy;
       this.#lastIndex = meta.index;
       this.#configs = [];
-      this.#cache = [];
-      this.#cacheBytes = 0;
-      this.#cacheFirst = meta.index + 1;
+      this.#cache.reset(meta.index + 1);
       await this.#deleteSegments(old);
     });
   }
@@ -332,7 +332,7 @@ export class SegmentedLog implements LogReader {
   /** Waits for queued operations, then closes every file. Later calls fail with `ClosedError`. */
   async close(): Promise<void> {
     try {
-      await this.#task(async () => {});
+      await this.#queue.task(async () => {});
     } catch {
       // Already failed: close the files anyway.
     }
@@ -343,55 +343,6 @@ export class SegmentedLog implements LogReader {
   }
 
   // ---- internals ----
-
-  #task<T>(run: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#ops.push({ kind: "task", run, resolve: resolve as (v: unknown) => void, reject });
-      this.#kick();
-    });
-  }
-
-  #kick(): void {
-    if (!this.#running) void this.#drain();
-  }
-
-  async #drain(): Promise<void> {
-    this.#running = true;
-    while (this.#ops.length > 0) {
-      const op = this.#ops.shift()!;
-      if (op.kind === "task") {
-        try {
-          op.resolve(await this.#poison.guard(op.run));
-        } catch (err) {
-          op.reject(err);
-        }
-        continue;
-      }
-      // Group commit: take every queued append that continues this one.
-      const group = [op];
-      const invalid = _validateBatch(op.entries);
-      if (invalid === null) {
-        let tail = op.entries[op.entries.length - 1]!;
-        while (this.#ops.length > 0) {
-          const next = this.#ops[0]!;
-          if (next.kind !== "append" || _validateBatch(next.entries) !== null) break;
-          const head = next.entries[0]!;
-          if (head.index !== tail.index + 1 || head.term < tail.term) break;
-          group.push(next);
-          tail = next.entries[next.entries.length - 1]!;
-          this.#ops.shift();
-        }
-      }
-      try {
-        if (invalid !== null) throw invalid;
-        await this.#poison.guard(() => this.#appendGroup(group.map((g) => g.entries)));
-        for (const g of group) g.resolve();
-      } catch (e) {
-        for (const g of group) g.reject(e);
-      }
-    }
-    this.#running = false;
-  }
 
   async #appendGroup(batches: readonly (readonly Entry[])[]): Promise<void> {
     const head = batches[0]![0]!;
@@ -406,20 +357,21 @@ export class SegmentedLog implements LogReader {
     if (head.term < prevTerm) {
       throw new InvalidArgumentError(`append at index ${head.index} with term ${head.term}: the entry before it has the higher term ${prevTerm}`);
     }
-    if (head.index <= this.#lastIndex) await this.#truncateFrom(head.index);
-
     let bytes = 0;
     for (const b of batches) bytes += encodedSize(b);
+    if (bytes > SEGMENT_BYTES_LIMIT - SEGMENT_HEADER_BYTES) throw new InvalidArgumentError(`a batch of ${bytes} bytes does not fit in one segment`);
+    if (head.index <= this.#lastIndex) await this.#truncateFrom(head.index);
+
     let seg = this.#segments[this.#segments.length - 1];
     if (seg === undefined || seg.sealed || (seg.count > 0 && (seg.size >= this.#segmentBytesMax || seg.size + bytes > SEGMENT_BYTES_LIMIT))) {
       if (seg !== undefined && !seg.sealed) await this.#seal(seg);
       seg = await this.#createSegment(this.#lastIndex + 1);
     }
-    if (seg.size + bytes > SEGMENT_BYTES_LIMIT) throw new InvalidArgumentError(`a batch of ${bytes} bytes does not fit in one segment`);
+    assert(seg.size + bytes <= SEGMENT_BYTES_LIMIT, "the batch fits in the segment");
     // One buffer, one write, one fdatasync for everything coalesced.
     const buf = this.#scratchFor(bytes);
     let at = 0;
-    for (const b of batches) at = encodeRecords(b, buf, at);
+    for (const b of batches) at = encodeRecords(b, buf, at, at === 0);
     assert(at === bytes, "encoded exactly the computed size");
     const base = seg.size;
     await this.#fs.pwrite(seg.file, buf, base);
@@ -432,7 +384,7 @@ export class SegmentedLog implements LogReader {
         seg.push(e.index, e.term, off);
         off += RECORD_OVERHEAD_BYTES + e.data.length;
         if (e.type === "config") this.#configs.push({ index: e.index, term: e.term, data: e.data });
-        this.#cachePush(e);
+        this.#cache.push(e);
       }
     }
     seg.size = base + bytes;
@@ -458,12 +410,7 @@ export class SegmentedLog implements LogReader {
     // Hide first: nothing at or after `index` is served from here on.
     this.#lastIndex = index - 1;
     this.#configs = this.#configs.filter((c) => c.index < index);
-    if (index < this.#cacheFirst + this.#cache.length) {
-      const keep = Math.max(0, index - this.#cacheFirst);
-      for (let k = keep; k < this.#cache.length; k++) this.#cacheBytes -= this.#cache[k]!.data.length;
-      this.#cache.length = keep;
-      if (keep === 0) this.#cacheFirst = index;
-    }
+    this.#cache.cutFrom(index);
     // Segments starting at or after `index` go whole (none holds an entry
     // at or below the compaction point, since index > snapshot.index).
     const doomed: Segment[] = [];
@@ -495,11 +442,17 @@ export class SegmentedLog implements LogReader {
   /** Seals `seg`: no more appends to it; its index file lets the next open skip reading it. */
   async #seal(seg: Segment): Promise<void> {
     seg.sealed = true;
+    // A sealed segment never grows: drop the growth headroom of its offsets.
+    if (seg.offsets.length > seg.count) seg.offsets = seg.offsets.slice(0, seg.count);
     await writeSegmentIndexFile(this.#fs, this.#dir, seg, this.#configs.map((c) => c.index));
   }
 
-  /** Creates a new empty segment starting at `firstIndex`, durably (header fdatasynced, directory fsynced). */
-  async #createSegment(firstIndex: number): Promise<Segment> {
+  /**
+   * Creates a new empty segment starting at `firstIndex`, durably (header
+   * fdatasynced, directory fsynced), and appends it to the log's segments
+   * unless `publish` is false.
+   */
+  async #createSegment(firstIndex: number, publish = true): Promise<Segment> {
     const seq = this.#nextSeq++;
     const name = segmentFileName(firstIndex, seq);
     const segPath = path.join(this.#dir, name);
@@ -508,7 +461,7 @@ export class SegmentedLog implements LogReader {
       name, path: segPath, seq, firstIndex, file, count: 0, offsets: new Uint32Array(1024), size: SEGMENT_HEADER_BYTES,
       runStarts: [], runTerms: [], sealed: false, hasIndexFile: false,
     });
-    this.#segments.push(seg);
+    if (publish) this.#segments.push(seg);
     await this.#fs.pwrite(file, encodeSegmentHeader(seq, firstIndex), 0);
     await this.#fs.fdatasync(file);
     await this.#fs.fsyncDir(this.#dirHandle);
@@ -535,7 +488,7 @@ export class SegmentedLog implements LogReader {
   /** Term of a held entry (firstIndex <= index <= lastIndex), without the poison check. */
   #termHeld(index: number): number {
     assert(index > this.#snapshot.index && index <= this.#lastIndex, `index ${index} is held`);
-    if (index >= this.#cacheFirst) return this.#cache[index - this.#cacheFirst]!.term;
+    if (index >= this.#cache.first) return this.#cache.get(index).term;
     return this.#segmentOf(index).term(index);
   }
 
@@ -553,50 +506,4 @@ export class SegmentedLog implements LogReader {
     assert(seg !== undefined && index >= seg.firstIndex && index <= seg.lastIndex, `a segment holds index ${index}`);
     return seg;
   }
-
-  #cachePush(e: Entry): void {
-    if (this.#cache.length === 0) this.#cacheFirst = e.index;
-    assert(e.index === this.#cacheFirst + this.#cache.length, "the cache is contiguous");
-    this.#cache.push(e);
-    this.#cacheBytes += e.data.length + 64;
-    if (this.#cacheBytes > this.#cacheBytesMax) {
-      // Drop the older half at once: amortized O(1) per entry instead of a shift per push.
-      let drop = 0;
-      let freed = 0;
-      while (drop < this.#cache.length && this.#cacheBytes - freed > this.#cacheBytesMax / 2) {
-        freed += this.#cache[drop]!.data.length + 64;
-        drop++;
-      }
-      this.#cache = this.#cache.slice(drop);
-      this.#cacheBytes -= freed;
-      this.#cacheFirst += drop;
-    }
-  }
-
-  #trimCacheFront(first: number): void {
-    if (first <= this.#cacheFirst) return;
-    const drop = Math.min(first - this.#cacheFirst, this.#cache.length);
-    for (let k = 0; k < drop; k++) this.#cacheBytes -= this.#cache[k]!.data.length + 64;
-    this.#cache = this.#cache.slice(drop);
-    this.#cacheFirst += drop;
-    if (this.#cache.length === 0) this.#cacheFirst = this.#lastIndex + 1;
-  }
-}
-
-/** Checks a batch's shape (not its place in the log), or returns the error. */
-function _validateBatch(entries: readonly Entry[]): InvalidArgumentError | null {
-  for (let k = 0; k < entries.length; k++) {
-    const e = entries[k]!;
-    if (!Number.isSafeInteger(e.index) || e.index < 1 || !Number.isSafeInteger(e.term) || e.term < 1) {
-      return new InvalidArgumentError(`entry ${k} of the batch has index ${e.index} / term ${e.term}; both must be positive safe integers`);
-    }
-    if (!ENTRY_TYPES.includes(e.type)) return new InvalidArgumentError(`entry ${e.index} has unknown type ${String(e.type)}`);
-    if (e.data.length > ENTRY_DATA_BYTES_MAX) return new InvalidArgumentError(`entry ${e.index} has ${e.data.length} bytes of data, over the maximum`);
-    if (k > 0) {
-      const p = entries[k - 1]!;
-      if (e.index !== p.index + 1) return new InvalidArgumentError(`batch indexes are not consecutive at ${p.index} -> ${e.index}`);
-      if (e.term < p.term) return new InvalidArgumentError(`batch terms decrease at index ${e.index}`);
-    }
-  }
-  return null;
 }

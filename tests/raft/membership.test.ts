@@ -110,6 +110,24 @@ describe("membership changes", () => {
     assert.throws(() => net.raft("n1").propose(new Uint8Array(1)), NotLeaderError);
   });
 
+  it("a member removed by an uncommitted config still campaigns, so its removal can commit (dissertation §4.2.2)", () => {
+    const net = new Net(["n1", "n2"]);
+    net.elect("n1");
+    net.cut("n1", "n2");
+    net.raft("n1").removeMember("n1"); // never reaches n2
+    net.stabilize();
+    net.node("n1").crash();
+    net.node("n1").restart();
+    assert.deepEqual(ids(net.node("n1")), ["n2"], "n1's latest config excludes it");
+    net.heal();
+    // n2 alone cannot win: n1's log is ahead and n1's vote is needed in n2's config.
+    net.tick(100);
+    assert.deepEqual(ids(net.node("n2")), ["n2"], "the removal reached n2");
+    assert.equal(net.leader(), "n2");
+    assert.equal(eventsOf(net.node("n1"), "removed").length, 1);
+    assert.equal(net.raft("n1").status().role, "follower");
+  });
+
   it("a stale leader on the minority side cannot commit a change; it is undone when it rejoins", () => {
     const net = new Net(["n1", "n2", "n3", "n4", "n5"]);
     net.elect("n1");

@@ -24,9 +24,9 @@
  *
  * @module
  */
-import type { ConfigState, Entry, HardState, Message, NodeId, ReadState, Ready, Role, SnapshotMeta } from "../../src/raft/types.ts";
+import type { ConfigState, Entry, HardState, Member, Message, NodeId, ReadState, Ready, Role, SnapshotMeta } from "../../src/raft/types.ts";
 import { decodeMembership } from "../../src/raft/membership-codec.ts";
-import type { LogMirror } from "./log-mirror.ts";
+import { type LogMirror, membersKey } from "./log-mirror.ts";
 import { decodeProposalId, entryId, type SmState } from "./state-machine.ts";
 
 /** The part of `Raft.status()` the checker reads (structural, so it does not depend on the core's module). */
@@ -35,6 +35,7 @@ export interface RaftStatusLike {
   readonly term: number;
   readonly commitIndex: number;
   readonly lastIndex: number;
+  readonly config: ConfigState;
 }
 
 /** A broken invariant. Its message says what, where and when. */
@@ -75,6 +76,9 @@ interface NodeTrack {
    */
   ackTerm: number;
   ackIndex: number;
+  /** The last ConfigState object checked against the log (checked again only when it changes). */
+  configSeen: ConfigState | null;
+  configSeenMirror: readonly Member[] | null;
 }
 
 /** A read in progress, from `readIndex()` to being served. */
@@ -168,12 +172,14 @@ export class Checker {
     const hs = host.durableHardState();
     const prev = this.nodes.get(host.id);
     if (prev === undefined) {
-      this.nodes.set(host.id, { role: status.role, term: status.term, checkedCommit: host.mirror.snapIndex, emitted: hs, durable: hs, leaderCheckedTerm: 0, ackTerm: 0, ackIndex: 0 });
+      this.nodes.set(host.id, { role: status.role, term: status.term, checkedCommit: host.mirror.snapIndex, emitted: hs, durable: hs, leaderCheckedTerm: 0, ackTerm: 0, ackIndex: 0, configSeen: null, configSeenMirror: null });
     } else {
       prev.role = status.role;
       prev.term = status.term;
       prev.checkedCommit = host.mirror.snapIndex;
       prev.emitted = hs;
+      prev.configSeen = null;
+      prev.configSeenMirror = null;
       if (hs !== prev.durable) this.fail(host.id, "restarted from a HardState other than the last durable one (simulator bug)");
     }
     if (status.term < hs.term) this.fail(host.id, `restarted at term ${status.term} below its durable term ${hs.term}`);
@@ -250,6 +256,7 @@ export class Checker {
       if (wasLeaderSameTerm && first.index <= base) {
         this.fail(id, `Leader Append-Only: the leader of term ${status.term} rewrote its log from ${first.index} (last was ${base})`);
       }
+      if (status.role === "leader" && rd.snapshot === null) this.checkLeaderConfigChanges(host, rd.entries, status);
       let prevTerm = rd.snapshot !== null && first.index === snapIndex + 1 ? snapTerm : (m.term(first.index - 1) as number);
       let expect = first.index;
       for (const e of rd.entries) {
@@ -270,6 +277,38 @@ export class Checker {
     }
     t.role = status.role;
     t.term = status.term;
+  }
+
+  /**
+   * Single-server membership changes (dissertation §4.1, §4.3): a leader
+   * appends a config entry only when every earlier one is committed and it
+   * has committed an entry of its own term (the fix to the bug Ongaro
+   * reported on raft-dev in 2015), and each change adds or removes at most
+   * one voter.
+   */
+  private checkLeaderConfigChanges(host: HostView, entries: readonly Entry[], status: RaftStatusLike): void {
+    const m = host.mirror;
+    let prev = m.configMembers();
+    let pendingAt = m.lastConfigIndex();
+    for (const e of entries) {
+      if (e.type !== "config" || e.term !== status.term) continue;
+      if (pendingAt > status.commitIndex) {
+        this.fail(host.id, `leader of term ${status.term} appended config entry ${e.index} while config entry ${pendingAt} is uncommitted (commit ${status.commitIndex})`);
+      }
+      const commitTerm = status.commitIndex === e.index ? undefined : m.term(status.commitIndex);
+      if (commitTerm !== undefined && commitTerm !== status.term) {
+        this.fail(host.id, `leader of term ${status.term} appended config entry ${e.index} before committing an entry of its term (commit ${status.commitIndex} is of term ${commitTerm})`);
+      }
+      const next = decodeMembership(e.data);
+      const before = new Set(prev.filter((x) => x.voter).map((x) => x.id));
+      const after = new Set(next.filter((x) => x.voter).map((x) => x.id));
+      let diff = 0;
+      for (const v of before) if (!after.has(v)) diff++;
+      for (const v of after) if (!before.has(v)) diff++;
+      if (diff > 1) this.fail(host.id, `config entry ${e.index} changes ${diff} voters at once: ${membersKey(prev)} -> ${membersKey(next)}`);
+      prev = next;
+      pendingAt = e.index;
+    }
   }
 
   /** Log Matching: one content and one predecessor term per (index, term). */
@@ -368,6 +407,13 @@ export class Checker {
       this.fail(id, `status().lastIndex ${status.lastIndex} but the Readys handed out end at ${m.lastIndex()}`);
     }
     if (status.commitIndex > m.lastIndex()) this.fail(id, `commitIndex ${status.commitIndex} past its last index ${m.lastIndex()}`);
+    if (status.config !== t.configSeen || m.configMembers() !== t.configSeenMirror) {
+      t.configSeen = status.config;
+      t.configSeenMirror = m.configMembers();
+      const want = membersKey(m.configMembers());
+      const got = membersKey(status.config.members);
+      if (got !== want) this.fail(id, `configuration in force is ${got}, but its log says ${want} (config entries take effect when appended, §4.1)`);
+    }
     if (status.commitIndex > t.checkedCommit) {
       for (let i = Math.max(t.checkedCommit, m.snapIndex) + 1; i <= status.commitIndex; i++) {
         this.noteCommitted(id, i, m.term(i) as number, m.id(i) as number);

@@ -10,7 +10,7 @@ import { SimViolation } from "./checks.ts";
 import { World, type WorldStats } from "./world.ts";
 
 /** Default lengths, tuned so 2,000 seeds take well under a minute per runtime. */
-export const faultTicksDefault = 300;
+export const faultTicksDefault = 500;
 export const livenessTicksMaxDefault = 300;
 /** Simulated time per tick, for reporting only (the core never sees milliseconds). */
 export const tickMs = 10;

@@ -74,6 +74,14 @@ interface Schedule {
   propose: number;
   read: number;
   clockSkew: number;
+  /** Probability that a crash or an isolation picks the leader. */
+  leaderBias: number;
+  /**
+   * Probability that a newly elected leader is cut off or crashed before
+   * (or while) its first AppendEntries spread: leaves durable entries that
+   * never replicated, the raw material of the paper's Figure 8.
+   */
+  leaderTrap: number;
 }
 
 /** Network profiles the schedule switches between. */
@@ -129,13 +137,13 @@ export class World {
       checkQuorum: r.chance(0.7),
       maxInflightMsgs: r.range(1, 8),
       maxInflightBytes: r.pick([256, 4096, 1 << 20]),
-      maxMsgBytes: r.pick([64, 512, 1 << 16]),
+      maxMsgBytes: r.pick([1, 64, 512, 1 << 16]),
       catchUpRoundsMax: r.range(3, 10),
     };
     this.smPersisted = r.chance(0.3);
     const calm = r.chance(0.15);
     this.plan = {
-      crash: calm ? 0.001 : r.pick([0.003, 0.01, 0.02]),
+      crash: calm ? 0.001 : r.pick([0.003, 0.01, 0.02, 0.05]),
       restart: r.pick([0.03, 0.1, 0.3]),
       partition: calm ? 0 : r.pick([0.005, 0.01, 0.03]),
       heal: r.pick([0.02, 0.05, 0.1]),
@@ -146,6 +154,8 @@ export class World {
       propose: r.pick([0.05, 0.15, 0.4]),
       read: r.pick([0.02, 0.1, 0.3]),
       clockSkew: r.pick([0, 0.05, 0.2]),
+      leaderBias: r.pick([0, 0.5, 0.9]),
+      leaderTrap: calm ? 0 : r.pick([0, 0.1, 0.3, 0.6]),
     };
     this.downMax = Math.ceil(opts.nodes / 2);
     this.env = {
@@ -323,22 +333,72 @@ export class World {
   /** Where a client sends its request: usually the leader, sometimes anyone. */
   private target(): NodeHost | null {
     const l = this.leader();
-    if (l !== null && this.client.chance(0.85)) return l;
+    // A client with a stale view talks to a deposed leader that does not
+    // know it yet: the case ReadIndex's heartbeat round exists for (§6.4).
+    const stale = this.running().filter((h) => h !== l && h.lastStatus()?.role === "leader");
+    if (stale.length > 0 && this.client.chance(0.5)) return this.client.pick(stale);
+    if (l !== null && this.client.chance(0.95)) return l;
+    // Without a known leader a real client backs off; try only now and then.
+    if (l === null && !this.client.chance(0.2)) return null;
     const r = this.running();
     return r.length === 0 ? null : this.client.pick(r);
+  }
+
+  /** Highest term whose leader the trap has considered. */
+  private trapTerm = 0;
+  /** Scheduled crashes: host id -> tick. */
+  private crashAt = new Map<NodeId, number>();
+
+  private crashHost(h: NodeHost, why: string): void {
+    this.trace(`fault: crash ${h.id}${why}`);
+    h.crash(this.sched.chance(0.3));
+    this.stats.crashes++;
+  }
+
+  private leaderTrap(): void {
+    const rng = this.sched;
+    for (const [id, at] of this.crashAt) {
+      if (at > this.now) continue;
+      this.crashAt.delete(id);
+      const h = this.hosts.get(id);
+      if (h !== undefined && h.alive && !h.retired) this.crashHost(h, " (trapped leader)");
+    }
+    const l = this.leader();
+    const st = l === null ? null : l.lastStatus();
+    if (l === null || st === null || st.term <= this.trapTerm) return;
+    this.trapTerm = st.term;
+    if (!rng.chance(this.plan.leaderTrap)) return;
+    const others = [...this.hosts.keys()].filter((x) => x !== l.id);
+    switch (rng.int(4)) {
+      case 0:
+        this.net.split([l.id], others);
+        this.trace(`fault: trap: isolate new leader ${l.id}`);
+        break;
+      case 1:
+        for (const o of others) if (rng.chance(0.7)) this.net.cutOneWay(l.id, o);
+        this.trace(`fault: trap: cut most links from new leader ${l.id}: ${this.net.describeCuts()}`);
+        break;
+      case 2:
+        this.crashHost(l, " (trap: new leader)");
+        break;
+      default:
+        this.crashAt.set(l.id, this.now + rng.range(1, 6));
+        break;
+    }
   }
 
   private faults(): void {
     const rng = this.sched;
     const p = this.plan;
+    this.leaderTrap();
     if (rng.chance(p.crash)) {
       const alive = this.running();
       const down = [...this.hosts.values()].filter((h) => !h.alive && !h.retired).length;
       if (alive.length > 0 && down < this.downMax) {
-        const h = rng.pick(alive);
-        this.trace(`fault: crash ${h.id}`);
-        h.crash();
-        this.stats.crashes++;
+        // Leaders are the interesting victims (Figure 8 needs a leader dying mid-replication).
+        const l = this.leader();
+        const h = l !== null && l.alive && rng.chance(p.leaderBias) ? l : rng.pick(alive);
+        this.crashHost(h, "");
       }
     }
     for (const h of this.hosts.values()) {
@@ -374,7 +434,8 @@ export class World {
     const kind = rng.int(3);
     this.stats.partitions++;
     if (kind === 0) {
-      const a = rng.pick(ids);
+      const l = this.leader();
+      const a = l !== null && rng.chance(this.plan.leaderBias) ? l.id : rng.pick(ids);
       this.net.split([a], ids.filter((x) => x !== a));
       this.trace(`fault: isolate ${a}`);
     } else if (kind === 1) {

@@ -113,3 +113,19 @@ describe("FaultInjectingFileLayer", () => {
     assert.deepEqual([...fs.readFileSync(p)], [1, 2, 3]);
   });
 });
+
+describe("nodeFileLayer.mkdir", () => {
+  let dir = "";
+  before(() => {
+    dir = tempDir("mkdir");
+  });
+  after(() => removeDir(dir));
+
+  it("creates missing parents and is a no-op for an existing directory", async () => {
+    const deep = path.join(dir, "a", "b", "c");
+    await nodeFileLayer.mkdir(deep);
+    assert.ok(fs.statSync(deep).isDirectory());
+    await nodeFileLayer.mkdir(deep);
+    assert.deepEqual(await nodeFileLayer.readdir(path.join(dir, "a", "b")), ["c"]);
+  });
+});

@@ -290,3 +290,46 @@ describe("SegmentedLog", () => {
     await assert.rejects(log.append([entry(1, 1)]), ClosedError);
   });
 });
+
+describe("SegmentedLog index files and write failures", () => {
+  const dirs: string[] = [];
+  const fresh = (label: string): string => {
+    const d = tempDir(label);
+    dirs.push(d);
+    return d;
+  };
+  after(() => dirs.forEach(removeDir));
+
+  it("rebuilds a missing, stale or damaged index file from its segment", async () => {
+    const dir = fresh("log-idx");
+    const log = await SegmentedLog.open(dir, { segmentBytesMax: 4096 });
+    for (let i = 1; i <= 300; i += 30) await log.append(entries(i, i + 29, 1));
+    await log.close();
+    const idx = fs.readdirSync(dir).filter((n) => n.endsWith(".idx")).sort();
+    assert.ok(idx.length >= 3);
+    fs.rmSync(path.join(dir, idx[0]!));
+    const b = fs.readFileSync(path.join(dir, idx[1]!));
+    b[b.length - 10] = b[b.length - 10]! ^ 1;
+    fs.writeFileSync(path.join(dir, idx[1]!), b);
+    fs.copyFileSync(path.join(dir, idx[1]!), path.join(dir, idx[2]!)); // an index of another segment
+    const again = await SegmentedLog.open(dir, { segmentBytesMax: 4096, cacheBytesMax: 0 });
+    assert.deepEqual(summary(again.entries(1, 301, Infinity)), summary(entries(1, 300, 1)));
+    assert.ok(again.stats().indexBytes >= 300 * 4);
+    await again.close();
+    for (const n of idx) assert.ok(fs.existsSync(path.join(dir, n)), `${n} rewritten`);
+  });
+
+  it("stops after a failed write (disk full); reopening shows only what was acknowledged", async () => {
+    const layer = new FaultInjectingFileLayer(nodeFileLayer, { failAtStep: 0, mode: "error", ops: ["pwrite"], tornBytes: 0 }, false);
+    const dir = fresh("log-enospc");
+    const log = await SegmentedLog.open(dir, { fs: layer });
+    await log.append(entries(1, 5, 1));
+    layer.arm();
+    await assert.rejects(log.append(entries(6, 9, 1)), StorageFailedError);
+    await assert.rejects(log.append(entries(6, 9, 1)), StorageFailedError);
+    await log.close();
+    const again = await SegmentedLog.open(dir);
+    assert.equal(again.lastIndex(), 5);
+    await again.close();
+  });
+});
