@@ -102,6 +102,31 @@ async function _jsonBody(c: Context, what: string, emptyOk: boolean): Promise<Re
   return parsed.ok ? parsed.value : parsed.reply;
 }
 
+/** How long a membership request waits for the leader to be ready for a change. */
+const _SETTLE_TIMEOUT_MS = 5000;
+const _SETTLE_POLL_MS = 20;
+
+/**
+ * Waits (bounded) until a leader can take a membership change: no change
+ * pending, and everything it held when asked is committed (so an entry of
+ * its own term is, its no-op: the single-server change rule of dissertation
+ * §4.1 and its erratum). Otherwise the node refuses with a
+ * MembershipChangeError that only means "retry shortly", which a client
+ * could not tell from a real refusal. Returns at once on a follower (the
+ * call will redirect).
+ */
+async function _settledForChange(node: RaftNodeApi): Promise<void> {
+  const first = node.status();
+  if (first.role !== "leader") return;
+  const target = first.lastIndex;
+  const deadline = Date.now() + _SETTLE_TIMEOUT_MS;
+  for (;;) {
+    const s = node.status();
+    if (s.role !== "leader" || (!s.pendingConfigChange && s.commitIndex >= target) || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, _SETTLE_POLL_MS));
+  }
+}
+
 /** Mounts `/status` and the `/cluster/...` routes. */
 export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOptions = {}): void {
   // Catch-up progress comes only as events: remember the latest per member.
@@ -134,6 +159,7 @@ export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOp
       return errorReply(400, '"voter": false is not supported: a new member is added as a learner, caught up, then promoted to voter');
     }
     try {
+      await _settledForChange(node);
       await node.addMember(id.value, url.value);
     } catch (err) {
       return failureReply(c, err, "write");
@@ -145,6 +171,7 @@ export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOp
     const id = checkMemberId(c.req.param("id"));
     if (!id.ok) return errorReply(400, id.error);
     try {
+      await _settledForChange(node);
       await node.removeMember(id.value);
     } catch (err) {
       return failureReply(c, err, "write");

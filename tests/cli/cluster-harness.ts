@@ -51,6 +51,20 @@ export class MemberProcess {
     this.exitCode = null;
   }
 
+  /**
+   * Waits until this run of the member logs that it serves (after a join:
+   * once it is a voter). Polling its port before that could race
+   * RaftNode.start mounting its routes (see the report: a request in that
+   * window fails the start).
+   */
+  ready(timeoutMs = 30_000): Promise<void> {
+    const from = this.log.lastIndexOf(this.log.findLast((l) => l.startsWith("--- ")) ?? "");
+    return waitFor(`${this.id} to serve`, () => {
+      if (this.child === null) throw new Error(`${this.id} exited (${this.exitCode})`);
+      return this.log.slice(from).some((l) => / serving the KV store at /.test(l));
+    }, timeoutMs).then(() => {});
+  }
+
   /** Sends `signal` and waits for the process to be gone. */
   async stop(signal: NodeJS.Signals): Promise<void> {
     const child = this.child;
