@@ -1,0 +1,194 @@
+/**
+ * `npm run bench:kv`: the built-in KV store under load from `wrk`, beside
+ * etcd 3.4 driven the same way in the same run. Three members on loopback,
+ * fsync on, 100-byte PUTs to the leader at 1 and at 128 connections; for
+ * each runtime the members run on (node, deno, bun), requests/s, p50 and
+ * p99 latency, and the ratios to etcd. Goals: throughput >= 1.5x etcd's at
+ * 128 connections; p50 at 1 connection no worse than etcd's.
+ *
+ * Environment: BENCH_SECONDS (per wrk run, default 10), BENCH_RUNTIME (one
+ * runtime instead of all three; `npm run bench` sets it), BENCH_ETCD=0 to
+ * skip etcd. Needs `wrk` (Debian: apt-get update && apt-get install -y wrk);
+ * etcd is started by ../shared/bench/etcd-cluster.sh (it installs Debian's
+ * etcd-server and etcd-client if missing).
+ *
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { freePorts } from "../tests/helpers/ports.ts";
+import { REPO_ROOT, runCommand, RUNTIMES } from "../tests/helpers/runtimes.ts";
+import type { RuntimeName } from "../tests/helpers/runtimes.ts";
+import { exited, trackExit, waitFor } from "../tests/helpers/wait.ts";
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const CLI = path.join(REPO_ROOT, "cli.ts");
+const seconds = Number(process.env.BENCH_SECONDS ?? "10");
+const runtimes: readonly RuntimeName[] = process.env.BENCH_RUNTIME !== undefined ? [process.env.BENCH_RUNTIME as RuntimeName] : RUNTIMES;
+const CONNECTIONS = [1, 128] as const;
+
+/** What one wrk run measured. */
+interface WrkResult {
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly requests: number;
+  /** Non-2xx/3xx answers plus socket errors. */
+  readonly errors: number;
+}
+
+function _ms(value: string, unit: string): number {
+  const v = Number(value);
+  return unit === "us" ? v / 1000 : unit === "s" ? v * 1000 : v;
+}
+
+function wrk(url: string, script: string, conns: number, durationS: number): WrkResult {
+  const args = ["-t", String(Math.min(2, conns)), "-c", String(conns), "-d", `${durationS}s`, "--latency", "--timeout", "10s", "-s", script, url];
+  const r = spawnSync("wrk", args, { encoding: "utf8" });
+  const out = r.stdout ?? "";
+  if (r.status !== 0) throw new Error(`wrk ${args.join(" ")} failed (${r.status}): ${r.stderr}`);
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? Number.NaN);
+  const lat = (p: number) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, "m").exec(out);
+    return m === null ? Number.NaN : _ms(m[1]!, m[2]!);
+  };
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const sockErrors = sock === null ? 0 : sock.slice(1).reduce((a, b) => a + Number(b), 0);
+  return {
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    p50Ms: lat(50),
+    p99Ms: lat(99),
+    requests: num(/(\d+) requests in/),
+    errors: (/Non-2xx or 3xx responses: (\d+)/.test(out) ? num(/Non-2xx or 3xx responses: (\d+)/) : 0) + sockErrors,
+  };
+}
+
+async function proposals(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^raft_proposals_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+}
+
+/** A 3-member raft-ts cluster on `rt`: bootstrapped statically, started with the CLI. */
+async function startRaft(rt: RuntimeName, root: string): Promise<{ leader: string; stop: () => Promise<void> }> {
+  const ids = ["k1", "k2", "k3"];
+  const ports = await freePorts(3);
+  const members = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}`).join(",");
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    for (const c of children) c.kill("SIGTERM");
+    await Promise.all(children.map((c) => exited(c)));
+  };
+  try {
+    for (const id of ids) {
+      const [cmd, args] = runCommand(rt, CLI, ["bootstrap", "--data", path.join(root, id), "--id", id, "--members", members]);
+      const r = spawnSync(cmd, args, { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`raft bootstrap ${id} failed: ${r.stderr}`);
+    }
+    for (const id of ids) {
+      const [cmd, args] = runCommand(rt, CLI, ["start", "--data", path.join(root, id)]);
+      const log = fs.openSync(path.join(root, `${id}.log`), "w");
+      children.push(trackExit(spawn(cmd, args, { stdio: ["ignore", "ignore", log] })));
+    }
+    const leader = await waitFor("a raft-ts leader", async () => {
+      for (const p of ports) {
+        try {
+          const s = (await (await fetch(`http://127.0.0.1:${p}/status`)).json()) as { role: string };
+          if (s.role === "leader") return `http://127.0.0.1:${p}`;
+        } catch {
+          // not up yet
+        }
+      }
+      return undefined;
+    }, 60_000);
+    return { leader, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function etcdScript(): string | null {
+  for (const dir of [path.resolve(REPO_ROOT, "../shared/bench"), "/work/shared/bench"]) {
+    if (fs.existsSync(path.join(dir, "etcd-cluster.sh"))) return dir;
+  }
+  return null;
+}
+
+function row(name: string, conns: number, r: WrkResult): string {
+  const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : "n/a");
+  return `${name.padEnd(14)} ${String(conns).padStart(5)} ${f(r.rps, 0).padStart(9)} ${f(r.p50Ms).padStart(9)} ${f(r.p99Ms).padStart(9)} ${String(r.errors).padStart(7)}`;
+}
+
+if (spawnSync("wrk", ["--version"]).error !== undefined) {
+  console.log("bench:kv needs wrk, which is not installed. On Debian/Ubuntu: apt-get update && apt-get install -y wrk");
+  process.exit(1);
+}
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "raft-bench-kv-"));
+const results = new Map<string, Map<number, WrkResult>>();
+const warmupS = Math.max(1, Math.round(seconds / 5));
+const lines: string[] = [];
+try {
+  for (const rt of runtimes) {
+    const dir = path.join(root, rt);
+    const cluster = await startRaft(rt, dir);
+    try {
+      wrk(cluster.leader, path.join(benchDir, "kv-put.lua"), 16, warmupS);
+      const byConns = new Map<number, WrkResult>();
+      for (const conns of CONNECTIONS) {
+        const before = await proposals(cluster.leader);
+        const r = wrk(cluster.leader, path.join(benchDir, "kv-put.lua"), conns, seconds);
+        const applied = (await proposals(cluster.leader)) - before;
+        if (Math.abs(applied - r.requests) > Math.max(conns, 0.01 * r.requests)) {
+          lines.push(`warning: ${rt} at ${conns} connections: wrk counted ${r.requests} requests but the leader took ${applied} proposals (leadership moved? redirects are not followed by wrk)`);
+        }
+        byConns.set(conns, r);
+      }
+      results.set(`raft-ts ${rt}`, byConns);
+    } finally {
+      await cluster.stop();
+    }
+  }
+  const etcdDir = etcdScript();
+  if (process.env.BENCH_ETCD !== "0" && etcdDir !== null) {
+    const data = path.join(root, "etcd");
+    const start = spawnSync("bash", [path.join(etcdDir, "etcd-cluster.sh"), "start", data], { encoding: "utf8" });
+    try {
+      if (start.status !== 0) throw new Error(`etcd-cluster.sh start failed: ${start.stderr}`);
+      const leader = start.stdout.trim().split("\n").pop()!;
+      wrk(leader, path.join(etcdDir, "etcd-put.lua"), 16, warmupS);
+      const byConns = new Map<number, WrkResult>();
+      for (const conns of CONNECTIONS) byConns.set(conns, wrk(leader, path.join(etcdDir, "etcd-put.lua"), conns, seconds));
+      results.set("etcd 3.4", byConns);
+    } finally {
+      spawnSync("bash", [path.join(etcdDir, "etcd-cluster.sh"), "stop", data]);
+    }
+  } else {
+    lines.push(etcdDir === null ? "etcd: skipped (../shared/bench/etcd-cluster.sh not found)" : "etcd: skipped (BENCH_ETCD=0)");
+  }
+} finally {
+  fs.rmSync(root, { recursive: true, force: true });
+}
+
+console.log(`KV PUT benchmark: 3 members on loopback, fsync on, 100-byte values, wrk ${seconds} s per run (${os.cpus().length} CPUs)`);
+console.log(`${"system".padEnd(14)} ${"conns".padStart(5)} ${"req/s".padStart(9)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"errors".padStart(7)}`);
+for (const [name, byConns] of results) for (const [conns, r] of byConns) console.log(row(name, conns, r));
+const etcd = results.get("etcd 3.4");
+if (etcd !== undefined) {
+  for (const [name, byConns] of results) {
+    if (name === "etcd 3.4") continue;
+    const tput = byConns.get(128)!.rps / etcd.get(128)!.rps;
+    const p50 = byConns.get(1)!.p50Ms / etcd.get(1)!.p50Ms;
+    const p99 = byConns.get(128)!.p99Ms / etcd.get(128)!.p99Ms;
+    console.log(
+      `${name}: throughput at 128 conns ${tput.toFixed(2)}x etcd (goal >= 1.5x: ${tput >= 1.5 ? "met" : "MISSED"}); ` +
+        `p50 at 1 conn ${p50.toFixed(2)}x etcd's (goal <= 1.0x: ${p50 <= 1 ? "met" : "MISSED"}); p99 at 128 conns ${p99.toFixed(2)}x etcd's`,
+    );
+  }
+}
+for (const l of lines) console.log(l);
