@@ -69,7 +69,8 @@ function wrk(url: string, script: string, conns: number, durationS: number): Wrk
 }
 
 async function proposals(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  // A pooled keep-alive connection the server has since closed fails once ("other side closed"): retry.
+  const text = await waitFor(`${url}/metrics`, async () => await (await fetch(`${url}/metrics`)).text(), 10_000);
   return Number(/^raft_proposals_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
 }
 
@@ -171,9 +172,17 @@ try {
   } else {
     lines.push(etcdDir === null ? "etcd: skipped (../shared/bench/etcd-cluster.sh not found)" : "etcd: skipped (BENCH_ETCD=0)");
   }
-} finally {
-  fs.rmSync(root, { recursive: true, force: true });
+} catch (err) {
+  console.log(`bench:kv failed: ${err instanceof Error ? err.message : String(err)}\nmember logs kept under ${root}:`);
+  for (const rt of runtimes) {
+    for (const id of ["k1", "k2", "k3"]) {
+      const file = path.join(root, rt, `${id}.log`);
+      if (fs.existsSync(file)) console.log(`== ${rt} ${id}\n${fs.readFileSync(file, "utf8").split("\n").slice(-15).join("\n")}`);
+    }
+  }
+  process.exit(1);
 }
+fs.rmSync(root, { recursive: true, force: true });
 
 console.log(`KV PUT benchmark: 3 members on loopback, fsync on, 100-byte values, wrk ${seconds} s per run (${os.cpus().length} CPUs)`);
 console.log(`${"system".padEnd(14)} ${"conns".padStart(5)} ${"req/s".padStart(9)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"errors".padStart(7)}`);

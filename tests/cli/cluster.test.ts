@@ -11,6 +11,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import { waitFor } from "../helpers/wait.ts";
 import { Cluster } from "./cluster-harness.ts";
 import type { MemberProcess } from "./cluster-harness.ts";
@@ -189,4 +190,43 @@ describe(`raft cluster end to end on ${RUNTIME}`, () => {
     await c.waitLeader([n1]);
     for (const k of ["key0", `key${FILL_KEYS - 1}`, "greeting", "fresh", "once"]) assert.equal(await httpGet(n1.url, k), acked.get(k), k);
   }));
+});
+
+describe(`raft cluster with a shared secret on ${RUNTIME}`, () => {
+  let c: Cluster;
+  let secretFile = "";
+
+  before(async () => {
+    c = await Cluster.create(["s1", "s2"], RUNTIME);
+    secretFile = `${c.root}/secret`;
+    fs.writeFileSync(secretFile, "0123456789abcdef0123456789abcdef\n");
+  });
+
+  after(async () => {
+    await c.destroy();
+  });
+
+  it("peers authenticate each other (a member joins); clients need the secret, except for status", async () => {
+    const [s1, s2] = c.members as [MemberProcess, MemberProcess];
+    try {
+      s1.start(["--id", "s1", "--data", s1.dir, "--listen", `127.0.0.1:${s1.port}`, "--bootstrap", "--secret-file", secretFile]);
+      await s1.ready();
+      s2.start(["--id", "s2", "--data", s2.dir, "--listen", `127.0.0.1:${s2.port}`, "--join", s1.url, "--secret-file", secretFile]);
+      await s2.ready();
+      const without = cliOk(await runCli(["put", "k", "v", "--cluster", s2.url]), 1);
+      assert.match(without.stderr, /Bearer|secret/i);
+      cliOk(await runCli(["put", "k", "v", "--cluster", s2.url, "--secret-file", secretFile]));
+      const got = cliOk(await runCli(["get", "k", "--cluster", s1.url, "--secret-file", secretFile]));
+      assert.equal(got.stdout, "v");
+      const st = cliOk(await runCli(["status", "--cluster", s1.url]));
+      assert.match(st.stdout, /^s2 .* follower /m);
+      const wrong = await fetch(`${s1.url}/kv/k`, { headers: { authorization: "Bearer not-the-secret" } });
+      assert.equal(wrong.status, 401);
+      await wrong.body?.cancel();
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      e.message = `${e.message}\n--- cluster on ${RUNTIME} ---\n${c.diagnostics()}`;
+      throw e;
+    }
+  });
 });
