@@ -27,9 +27,7 @@ const BAD: readonly [string, readonly string[], RegExp][] = [
   ["a missing argument", ["put", "k"], /missing argument/i],
   ["an extra argument", ["del", "k", "extra"], /unexpected argument "extra"/i],
   ["a missing flag value", ["get", "k", "--cluster"], /cluster/],
-  ["a boolean flag given a value", ["get", "k", "--stale=yes"], /stale/],
   ["a malformed --cluster URL", ["get", "k", "--cluster", "not a url"], /malformed --cluster URL/i],
-  ["a --cluster URL of another scheme", ["status", "--cluster", "ftp://127.0.0.1:7000"], /http/],
   ["a malformed --timeout", ["status", "--timeout", "soon"], /--timeout/],
   ["an unreadable --secret-file", ["put", "k", "v", "--secret-file", path.join(tmp, "nope")], /secret file/i],
   ["cas without --expect or --absent", ["cas", "k", "v"], /--expect/],
@@ -39,16 +37,12 @@ const BAD: readonly [string, readonly string[], RegExp][] = [
   ["transfer to a malformed id", ["transfer", "n/1"], /invalid member id/i],
   ["start without --data", ["start", "--id", "n1"], /--data/],
   ["start with an address without a port", ["start", "--id", "n1", "--data", D, "--listen", "127.0.0.1", "--bootstrap"], /malformed address/i],
-  ["start with a port above 65535", ["start", "--id", "n1", "--data", D, "--listen", "127.0.0.1:70000", "--bootstrap"], /above 65535/],
-  ["start with a malformed --advertise", ["start", ...LISTEN, "--advertise", "localhost:7000", "--bootstrap"], /advertise/],
   ["start with a malformed --join URL", ["start", ...LISTEN, "--join", "http://"], /join/],
   ["start with both --bootstrap and --join", ["start", ...LISTEN, "--bootstrap", "--join", "http://127.0.0.1:7000"], /not both/],
   ["a first start without --bootstrap or --join", ["start", ...LISTEN], /--bootstrap/],
   ["a first start with --data only", ["start", "--data", D], /holds no member/],
-  ["start with a malformed id", ["start", "--id", "n 1", "--data", D, "--listen", "127.0.0.1:7999", "--bootstrap"], /invalid member id/i],
   ["start with an unknown --log-format", ["start", ...LISTEN, "--bootstrap", "--log-format", "xml"], /log-format/],
   ["start on a non-loopback address without a secret", ["start", "--id", "n1", "--data", D, "--listen", "0.0.0.0:7999", "--bootstrap"], /--insecure/],
-  ["bootstrap without --members", ["bootstrap", "--data", D, "--id", "n1"], /required/],
   ["bootstrap with a malformed member URL", ["bootstrap", "--data", D, "--id", "n1", "--members", "n1=127.0.0.1:7001"], /malformed URL of n1/i],
   ["bootstrap of a member not in the list", ["bootstrap", "--data", D, "--id", "n9", "--members", "n1=http://127.0.0.1:7001"], /does not list/],
 ];
@@ -69,8 +63,7 @@ describe(`raft CLI on ${RUNTIME}: bad input`, () => {
       () => runCli(["--help"]),
       () => runCli(["get", "k", "--cluster", dead, "--timeout", "1"]),
       () => runCli(["put", "k", "v", "--cluster", dead, "--timeout", "1"]),
-      () => runCli(["status", "--cluster", dead, "--timeout", "1"]),
-      () => runCli(["members", "--cluster", `${dead},${dead.replace("127.0.0.1", "localhost")}`, "--timeout", "1"]),
+      () => runCli(["status", "--cluster", `${dead},${dead.replace("127.0.0.1", "localhost")}`, "--timeout", "1"]),
     ];
     const runs = await pool(4, tasks);
     bad = runs.slice(0, BAD.length);
