@@ -40,6 +40,9 @@ export type ClientResult =
   | { readonly ok: true; readonly res: ClientResponse }
   | { readonly ok: false; readonly error: string };
 
+/** Redirects went round in circles (private: `call` turns it into a result). */
+class _RedirectLoop extends Error {}
+
 /** Statuses that mean "try again" (503: nothing was applied; 504: outcome unknown, the key makes a retry safe). */
 const _RETRY_STATUSES = new Set([503, 504]);
 const _REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -77,7 +80,7 @@ export class ApiClient {
     if (_opts.urls.length === 0) throw new Error("ApiClient needs at least one URL");
   }
 
-  /** One request to one URL, following redirects; throws on network errors. */
+  /** One request to one URL, following redirects; throws on network errors and redirect loops. */
   private async _once(method: string, url: string, body: Uint8Array | undefined, headers: Record<string, string>, deadline: number): Promise<ClientResponse> {
     let target = url;
     for (let hop = 0; ; hop++) {
@@ -87,7 +90,7 @@ export class ApiClient {
       const bytes = new Uint8Array(await res.arrayBuffer());
       const location = res.headers.get("location");
       if (_REDIRECT_STATUSES.has(res.status) && location !== null) {
-        if (hop + 1 >= _HOPS_MAX) throw new Error(`more than ${_HOPS_MAX} redirects (last to ${location})`);
+        if (hop >= _HOPS_MAX) throw new _RedirectLoop(`More than ${_HOPS_MAX} redirects (the last from ${target} to ${location}); the members disagree on who leads, retry shortly`);
         target = new URL(location, target).href;
         continue;
       }
@@ -115,6 +118,7 @@ export class ApiClient {
           last = res;
           answered = true;
         } catch (err) {
+          if (err instanceof _RedirectLoop) return { ok: false, error: err.message };
           errors.set(base, _describe(err));
         }
         if (Date.now() >= deadline) break;

@@ -152,7 +152,7 @@ describe(`raft cluster end to end on ${RUNTIME}`, () => {
     assert.equal(json.members.find((m) => m.id === old.id)?.reachable, false);
   }));
 
-  it("restarts the killed member with --data alone; it catches up", step(async () => {
+  it("restarts the killed member with --data alone; it catches up and takes over leadership on request", step(async () => {
     const down = c.members.find((m) => m.child === null)!;
     down.start(["--data", down.dir]);
     await down.ready();
@@ -162,6 +162,9 @@ describe(`raft cluster end to end on ${RUNTIME}`, () => {
     assert.equal(await httpGet(down.url, "greeting", true), "bonjour");
     const st = cliOk(await runCli(["status", "--cluster", down.url]));
     assert.doesNotMatch(st.stdout, /problems:/, st.stdout);
+    const t = cliOk(await runCli(["transfer", down.id, "--cluster", down.url]));
+    assert.match(t.stdout, new RegExp(`^leader is now ${down.id} `));
+    assert.equal((await c.waitLeader()).id, down.id);
   }));
 
   it("removes a member: it leaves the configuration and its process stops", step(async () => {
