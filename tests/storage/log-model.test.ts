@@ -3,7 +3,7 @@
  * truncation, alone and concurrent), beginSnapshot, endSnapshot,
  * installSnapshot, close and reopen, checked after every step against a
  * plain in-memory model of the log. A failure prints its seed and step;
- * `STORAGE_SEED=<n>` replays one seed.
+ * `STORAGE_SEED=<n>` replays one; `STORAGE_SEEDS=<count>` runs more.seed.
  *
  * @module
  */
@@ -137,8 +137,18 @@ async function runSeed(seed: number, steps: number): Promise<void> {
 describe("SegmentedLog against an in-memory model", () => {
   after(() => {});
   const only = process.env["STORAGE_SEED"];
-  const seeds = only !== undefined ? [Number(only)] : Array.from({ length: 24 }, (_, k) => 1000 + k);
+  const count = Number(process.env["STORAGE_SEEDS"] ?? 24);
+  const seeds = only !== undefined ? [Number(only)] : Array.from({ length: count }, (_, k) => 1000 + k);
   it(`agrees on ${seeds.length} random seeded runs`, async () => {
-    for (const seed of seeds) await runSeed(seed, 150);
+    for (const seed of seeds) {
+      try {
+        await runSeed(seed, 150);
+      } catch (err) {
+        if (err instanceof Error && !err.message.includes(`seed ${seed}`)) {
+          err.message = `seed ${seed} (replay with STORAGE_SEED=${seed}): ${err.message}`;
+        }
+        throw err;
+      }
+    }
   });
 });
