@@ -11,6 +11,10 @@
  *   `installSnapshot` that crashed before deleting it; deleted.
  * - a sealed segment whose entries all lie at or below the compaction point:
  *   left by an `endSnapshot` that crashed before deleting it; deleted.
+ * - entries at or after the first index of a newer segment flagged
+ *   "truncates": superseded by a suffix truncation whose cleanup did not
+ *   finish; older segments are cut there (whatever lies beyond the cut,
+ *   even torn bytes, is never read) and segments starting there deleted.
  * - an empty last segment whose first index does not follow the log: created
  *   by an `installSnapshot` that crashed before its compaction point was
  *   written; deleted (it holds nothing).
