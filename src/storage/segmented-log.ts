@@ -492,7 +492,7 @@ export class SegmentedLog implements LogReader {
 
   /** Term of a held entry (firstIndex <= index <= lastIndex), without the poison check. */
   #termHeld(index: number): number {
-    assert(index > this.#snapshot.index && index <= this.#lastIndex, `index ${index} is held`);
+    if (!(index > this.#snapshot.index && index <= this.#lastIndex)) assert(false, `index ${index} is held`);
     if (index >= this.#cache.first) return this.#cache.get(index).term;
     return this.#segmentOf(index).term(index);
   }
@@ -508,7 +508,7 @@ export class SegmentedLog implements LogReader {
       else hi = mid - 1;
     }
     const seg = segs[lo];
-    assert(seg !== undefined && index >= seg.firstIndex && index <= seg.lastIndex, `a segment holds index ${index}`);
+    if (!(seg !== undefined && index >= seg.firstIndex && index <= seg.lastIndex)) assert(false, `a segment holds index ${index}`);
     return seg;
   }
 }
