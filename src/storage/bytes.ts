@@ -15,8 +15,8 @@ const _TWO_POW_32 = 0x1_0000_0000;
 /**
  * Asserts an invariant. Stays on in production (TigerBeetle style): a broken
  * invariant in the storage layer must stop the node, not corrupt data. On
- * hot paths write `if (!cond) assert(false, \`...${x}\`)` so that a message
- * with values is only built when the check fails.
+ * hot paths write `if (!cond) assert(false, message)` so that a message
+ * holding values is only built when the check fails.
  *
  * @throws Error naming the broken invariant
  */
