@@ -86,8 +86,15 @@ export interface RuntimeAdapter {
   serve(app: Hono, host: string, port: number): Promise<HttpServer>;
   /** A new pooled client for peer RPCs. */
   httpClient(): HttpClient;
-  /** Starts a worker thread running `moduleUrl`. */
-  startWorker(moduleUrl: URL, workerData: unknown): WorkerHandle;
-  /** Inside a worker: the port to the parent and the data it was started with; null on the main thread. */
-  workerPort(): { port: WorkerPort; workerData: unknown } | null;
+  /**
+   * Starts a worker thread running the module at `moduleUrl` (a `.ts` file
+   * is fine: the worker loads TypeScript as the main thread does). Start-up
+   * data travels as the first message.
+   */
+  startWorker(moduleUrl: URL): WorkerHandle;
+  /**
+   * Inside a worker: the port to the parent, buffering messages that arrive
+   * before a listener is attached; null on the main thread.
+   */
+  workerPort(): WorkerPort | null;
 }

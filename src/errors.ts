@@ -109,3 +109,8 @@ export class ClosedError extends RaftError {
 export class TimeoutError extends RaftError {
   override name = "TimeoutError";
 }
+
+/** The data directory's file system is below the configured free-space minimum: new proposals are refused. */
+export class DiskSpaceError extends RaftError {
+  override name = "DiskSpaceError";
+}

@@ -95,6 +95,10 @@ export interface MsgApp extends MsgBase {
 export interface MsgAppResp extends MsgBase {
   readonly type: "MsgAppResp";
   readonly success: boolean;
+  /**
+   * On success the last index known to match; on rejection the
+   * `prevLogIndex` that was rejected (so the leader can drop stale rejections).
+   */
   readonly matchIndex: number;
   readonly conflictTerm: number;
   readonly conflictIndex: number;
@@ -139,6 +143,13 @@ export interface MsgHeartbeatResp extends MsgBase {
  * streams the snapshot's bytes and steps the same message into the
  * follower's core once the whole snapshot is installed. The follower answers
  * with a successful MsgAppResp at `snapshot.index`.
+ *
+ * The leader's core sets `snapshot.index` to its applied index (the last
+ * Ready it was advanced past), or to its log's firstIndex() - 1 if that is
+ * higher; the driver must send a state-machine snapshot taken at exactly
+ * that index (or rewrite the metadata to the index of the snapshot it
+ * sends, with its term and `configAt` membership). It reports the outcome
+ * with `reportSnapshot`.
  */
 export interface MsgSnap extends MsgBase {
   readonly type: "MsgSnap";
@@ -207,7 +218,14 @@ export interface Ready {
   readonly hardState: HardState | null;
   readonly snapshot: SnapshotMeta | null;
   readonly entries: readonly Entry[];
-  /** The membership in force changed (appended, truncated or installed config). Persist it atomically with step 1. */
+  /**
+   * The membership in force changed (appended, truncated or installed
+   * config). Persist it atomically with step 1. Several changes may be
+   * folded into one Ready (only the last is given here), so a driver that
+   * keeps the history `RaftInit.configs` needs should derive it from the
+   * "config" entries in `entries` (dropping those at or after the first
+   * entry's index) and from `snapshot.membership`.
+   */
   readonly config: ConfigState | null;
   readonly messages: readonly Message[];
   readonly persistedMessages: readonly Message[];
@@ -270,4 +288,45 @@ export interface RaftInit {
    * one is in force; earlier ones are needed when a suffix is truncated.
    */
   readonly configs: readonly ConfigState[];
+  /**
+   * The index the state machine has already applied (a persisted state
+   * machine); committed entries are handed out from here on. Defaults to
+   * `snapshot.index`. The commit index is raised to it when the durable
+   * `hardState.commitIndex` lags (what was applied was committed).
+   */
+  readonly applied?: number;
+}
+
+/** Flow-control state of one follower, as seen by the leader. */
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+/** The leader's view of one follower (`Raft.status()`). */
+export interface ProgressStatus {
+  readonly id: NodeId;
+  readonly matchIndex: number;
+  readonly nextIndex: number;
+  readonly state: ProgressState;
+  /** Heard from within the current election timeout (CheckQuorum). */
+  readonly recentActive: boolean;
+  /** AppendEntries messages in flight. */
+  readonly inflight: number;
+}
+
+/** A point-in-time picture of a core (`Raft.status()`). */
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leaderId: NodeId | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  readonly config: ConfigState;
+  readonly isLearner: boolean;
+  /** Leader only; empty otherwise. */
+  readonly progress: readonly ProgressStatus[];
+  /** Target of a leadership transfer in progress, or null. */
+  readonly transferee: NodeId | null;
+  /** Index of the last config entry appended by this leader (0 if none). */
+  readonly pendingConfigIndex: number;
 }

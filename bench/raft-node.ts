@@ -1,0 +1,92 @@
+/**
+ * The RaftNode benchmark: three member processes on loopback, fsync on, all
+ * on the runtime this file runs on; proposals made inside the leader's
+ * process with 1 and with 1,000 in flight, 100-byte entries. Prints
+ * committed entries/s and p50/p99 commit latency, and in the same run the
+ * disk's raw fdatasync latency and a loopback HTTP round trip, the two
+ * physical limits a commit is made of.
+ *
+ * Run: `npx tsx bench/raft-node.ts` (or `npm run bench -- raft-node` for all three runtimes).
+ *
+ * @module
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { Hono } from "hono";
+import { runtime } from "../adapters/mod.ts";
+import { freePorts } from "../tests/helpers/ports.ts";
+import { runCommand, type RuntimeName } from "../tests/helpers/runtimes.ts";
+import { trackExit, waitFor, waitForLine } from "../tests/helpers/wait.ts";
+import { percentile, printRow } from "./report.ts";
+
+const rt = runtime.name as RuntimeName;
+const seconds = Number(process.env.BENCH_SECONDS ?? "5");
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "raft-bench-node-"));
+
+async function physicalLimits(): Promise<{ fsyncUs: number; rttUs: number }> {
+  const fd = fs.openSync(path.join(root, "sync-test"), "w+");
+  const block = new Uint8Array(300).fill(1);
+  const syncUs: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t = performance.now();
+    fs.writeSync(fd, block, 0, block.length, i * block.length);
+    fs.fdatasyncSync(fd);
+    syncUs.push((performance.now() - t) * 1000);
+  }
+  fs.closeSync(fd);
+  const app = new Hono();
+  app.post("/rpc", async (c) => c.body(new Uint8Array(await c.req.arrayBuffer())));
+  const server = await runtime.serve(app, "127.0.0.1", 0);
+  const client = runtime.httpClient();
+  const rtt: number[] = [];
+  for (let i = 0; i < 1200; i++) {
+    const t = performance.now();
+    await client.request({ method: "POST", url: `http://127.0.0.1:${server.port}/rpc`, body: new Uint8Array(100), timeoutMs: 5000 });
+    if (i >= 200) rtt.push((performance.now() - t) * 1000);
+  }
+  client.close();
+  await server.close();
+  return { fsyncUs: percentile(syncUs, 50), rttUs: percentile(rtt, 50) };
+}
+
+const ids = ["b1", "b2", "b3"];
+const ports = await freePorts(3);
+const flag = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}`).join(",");
+const children = [];
+try {
+  const limits = await physicalLimits();
+  printRow(rt, "raw 300-byte pwrite+fdatasync p50", `${limits.fsyncUs.toFixed(0)} us`);
+  printRow(rt, "loopback HTTP round trip p50", `${limits.rttUs.toFixed(0)} us`);
+  const fixture = path.join(path.dirname(new URL(import.meta.url).pathname), "fixtures", "bench-member.ts");
+  for (let i = 0; i < 3; i++) {
+    const [cmd, args] = runCommand(rt, fixture, ["--data", path.join(root, ids[i]!), "--id", ids[i]!, "--port", String(ports[i]), "--members", flag]);
+    const child = trackExit(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] }));
+    children.push(child);
+    await waitForLine(child, /^ready /, `bench member ${ids[i]}`, 60_000);
+  }
+  const leaderPort = await waitFor("a leader", async () => {
+    for (const p of ports) {
+      const st = await (await fetch(`http://127.0.0.1:${p}/st`)).json() as { role: string };
+      if (st.role === "leader") return p;
+    }
+    return undefined;
+  }, 30_000);
+  for (const inflight of [1, 1000]) {
+    const res = await (await fetch(`http://127.0.0.1:${leaderPort}/bench?inflight=${inflight}&seconds=${seconds}&bytes=100`, { method: "POST" })).json() as {
+      entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number;
+    };
+    printRow(rt, `3 members, ${inflight} in flight, 100-byte entries`, `${Math.round(res.entriesPerSec).toLocaleString("en-US")} entries/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms${res.leaderChanged ? ", LEADER CHANGED" : ""}${res.failed > 0 ? `, ${res.failed} failed` : ""}`);
+    if (inflight === 1) {
+      const bound = 2 * (limits.fsyncUs + limits.rttUs) / 1000;
+      printRow(rt, "  p50 vs goal 2x (fdatasync + round trip)", `${res.p50Ms.toFixed(2)} ms vs ${bound.toFixed(2)} ms (${(res.p50Ms / bound).toFixed(2)}x of the goal)`);
+    }
+  }
+} finally {
+  for (const c of children) c.kill("SIGKILL");
+  await new Promise((r) => setTimeout(r, 200));
+  fs.rmSync(root, { recursive: true, force: true });
+}
+process.exit(0);

@@ -1,0 +1,47 @@
+/**
+ * `raft-ts`: a Raft consensus module for Node, Deno and Bun.
+ *
+ * This file is the stable public surface: only what is re-exported here is
+ * API. Start a member with `RaftNode.start({ dataDir, id, host, port,
+ * stateMachine, bootstrap | join })`.
+ *
+ * @example
+ * ```ts
+ * import { RaftNode } from "raft-ts";
+ * let last = 0;
+ * const node = await RaftNode.start({
+ *   id: "n1", dataDir: "./data", host: "127.0.0.1", port: 7000, bootstrap: true,
+ *   stateMachine: { apply(id, data) { last = id; return data.length; }, lastApplied: () => last },
+ * });
+ * await node.propose(new TextEncoder().encode("hello")); // resolves with apply's result: 5
+ * await node.close();
+ * ```
+ *
+ * @module
+ */
+export { bootstrapDataDir, RaftNode } from "./src/node/raft-node.ts";
+export type {
+  Histogram,
+  MemberStatus,
+  NodeEvent,
+  NodeMetrics,
+  NodeStatus,
+  RaftNodeApi,
+  RaftNodeOptions,
+  SnapshotSource,
+  StateMachine,
+} from "./src/node/types.ts";
+export {
+  ClosedError,
+  DiskSpaceError,
+  InvalidArgumentError,
+  LockedError,
+  MembershipChangeError,
+  NotLeaderError,
+  ProposalDroppedError,
+  RaftError,
+  StorageCorruptError,
+  StorageFailedError,
+  TimeoutError,
+} from "./src/errors.ts";
+export type { Entry, EntryType, HardState, Member, NodeId, Role, SnapshotMeta } from "./src/raft/types.ts";

@@ -1,0 +1,170 @@
+/**
+ * The node-level HTTP routes beside the peer RPCs, and the client side of
+ * joining: `GET /raft/v1/info` tells a joining member the cluster id and the
+ * members' URLs; `POST /raft/v1/join` asks the leader to add a member
+ * (followers redirect to the leader with 307).
+ *
+ * JSON is fine here: these are called once per join, never on a hot path.
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import type { RuntimeAdapter } from "../../adapters/types.ts";
+import { InvalidArgumentError, MembershipChangeError, NotLeaderError, RaftError } from "../errors.ts";
+import type { Member } from "../raft/types.ts";
+import { timingSafeEqual } from "../transport/auth.ts";
+import type { RaftNodeApi } from "./types.ts";
+
+/** Path of the cluster information route. */
+export const INFO_PATH = "/raft/v1/info";
+/** Path of the join route. */
+export const JOIN_PATH = "/raft/v1/join";
+
+/**
+ * A cluster id: derived from the initial member list (so every member of a
+ * statically bootstrapped cluster computes the same one) and a salt (random
+ * for a single-member bootstrap, so two such clusters never share an id).
+ */
+export function clusterIdFor(members: readonly Member[], salt: string): string {
+  const text = [...members].map((m) => `${m.id}=${m.url}`).sort().join(",") + `|${salt}`;
+  return bytesToHex(sha256(new TextEncoder().encode(text))).slice(0, 16);
+}
+
+/** What `GET /raft/v1/info` answers. */
+export interface ClusterInfo {
+  readonly clusterId: string;
+  readonly id: string;
+  readonly url: string;
+  readonly leader: { readonly id: string; readonly url: string } | null;
+  readonly members: readonly Member[];
+}
+
+/** Checks `Authorization: Bearer <secret>` in constant time. */
+export function bearerOk(header: string | undefined, secret: Uint8Array | null): boolean {
+  if (secret === null) return true;
+  if (header === undefined || !header.startsWith("Bearer ")) return false;
+  return timingSafeEqual(new TextEncoder().encode(header.slice(7)), secret);
+}
+
+/** Mounts the info and join routes. */
+export function nodeRoutes(app: Hono, opts: { getNode: () => RaftNodeApi & { clusterId: string }; secret: Uint8Array | null }): void {
+  app.get(INFO_PATH, (c) => {
+    const node = opts.getNode();
+    const st = node.status();
+    const info: ClusterInfo = {
+      clusterId: node.clusterId,
+      id: st.id,
+      url: st.url,
+      leader: st.leader,
+      members: st.members.map((m) => ({ id: m.id, url: m.url, voter: m.voter })),
+    };
+    return c.json(info);
+  });
+  app.post(JOIN_PATH, async (c) => {
+    if (!bearerOk(c.req.header("authorization"), opts.secret)) return c.json({ error: "a valid Authorization: Bearer <secret> header is required" }, 401);
+    let body: { id?: unknown; url?: unknown };
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ error: "the body must be JSON {\"id\", \"url\"}" }, 400);
+    }
+    if (typeof body.id !== "string" || typeof body.url !== "string") return c.json({ error: "the body must be JSON {\"id\", \"url\"}" }, 400);
+    const node = opts.getNode();
+    try {
+      await node.addMember(body.id, body.url);
+      return c.json({ members: node.status().members.map((m) => ({ id: m.id, url: m.url, voter: m.voter })) });
+    } catch (err) {
+      if (err instanceof NotLeaderError) {
+        if (err.leaderUrl === null) return c.json({ error: err.message }, 503, { "Retry-After": "1" });
+        return c.redirect(`${err.leaderUrl}${JOIN_PATH}`, 307);
+      }
+      if (err instanceof InvalidArgumentError) return c.json({ error: err.message }, 400);
+      if (err instanceof MembershipChangeError) return c.json({ error: err.message }, 409);
+      return c.json({ error: (err as Error).message }, 503, { "Retry-After": "1" });
+    }
+  });
+}
+
+const _sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The client side of joining a running cluster. */
+export const joinCluster = {
+  /** Asks the given members for the cluster's id and members, retrying (for up to 10 minutes) until one answers. */
+  async info(rt: RuntimeAdapter, urls: readonly string[], secret: Uint8Array | null, logger: (line: string) => void): Promise<ClusterInfo> {
+    const http = rt.httpClient();
+    try {
+      const deadline = Date.now() + 600_000;
+      for (let attempt = 0; ; attempt++) {
+        for (const base of urls) {
+          try {
+            const headers: Record<string, string> = secret === null ? {} : { authorization: `Bearer ${new TextDecoder().decode(secret)}` };
+            const res = await http.request({ method: "GET", url: `${base.replace(/\/$/, "")}${INFO_PATH}`, headers, timeoutMs: 5000 });
+            if (res.status === 200) {
+              const info = JSON.parse(new TextDecoder().decode(res.body)) as ClusterInfo;
+              if (typeof info.clusterId !== "string" || !Array.isArray(info.members)) throw new Error("malformed answer");
+              return info;
+            }
+            logger(`join: ${base} answered ${res.status}; retrying`);
+          } catch (err) {
+            if (attempt % 10 === 0) logger(`join: ${base} is not reachable (${(err as Error).message}); retrying`);
+          }
+        }
+        if (Date.now() > deadline) throw new RaftError(`None of ${urls.join(", ")} answered for 10 minutes; is the cluster running?`);
+        await _sleep(Math.min(2000, 200 * (attempt + 1)));
+      }
+    } finally {
+      http.close();
+    }
+  },
+
+  /** Asks the cluster to add this member (following redirects to the leader), retrying until it is a voter. */
+  async requestAdd(
+    rt: RuntimeAdapter,
+    info: ClusterInfo,
+    id: string,
+    url: string,
+    secret: Uint8Array | null,
+    logger: (line: string) => void,
+    closed: () => boolean,
+  ): Promise<void> {
+    const http = rt.httpClient();
+    const body = new TextEncoder().encode(JSON.stringify({ id, url }));
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (secret !== null) headers.authorization = `Bearer ${new TextDecoder().decode(secret)}`;
+    const bases = [...new Set([info.leader?.url, ...info.members.map((m) => m.url)].filter((u): u is string => u !== undefined && u !== url))];
+    try {
+      for (let attempt = 0; !closed(); attempt++) {
+        for (const base of bases) {
+          let target = `${base}${JOIN_PATH}`;
+          try {
+            for (let hop = 0; hop < 5; hop++) {
+              const res = await http.request({ method: "POST", url: target, headers, body, timeoutMs: 180_000 });
+              if (res.status === 200) {
+                logger(`joined the cluster as ${id} (${url})`);
+                return;
+              }
+              const location = res.headers["location"];
+              if (res.status === 307 && location !== undefined) {
+                target = location;
+                continue;
+              }
+              const text = new TextDecoder().decode(res.body);
+              if (res.status === 400 || res.status === 401) throw new InvalidArgumentError(`The cluster refused to add ${id}: ${text}`);
+              logger(`join: ${target} answered ${res.status} ${text}; retrying`);
+              break;
+            }
+          } catch (err) {
+            if (err instanceof InvalidArgumentError) throw err;
+            logger(`join: ${target} failed (${(err as Error).message}); retrying`);
+          }
+          if (closed()) return;
+        }
+        await _sleep(Math.min(2000, 250 * (attempt + 1)));
+      }
+    } finally {
+      http.close();
+    }
+  },
+};

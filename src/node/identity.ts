@@ -1,0 +1,76 @@
+/**
+ * The member's identity, saved in the data directory on first start so that
+ * `raft start --data DIR` alone can restart it: its id, the URL peers use,
+ * where it listens, and the cluster it belongs to. Written atomically
+ * (tmp + fsync + rename + directory fsync) and framed with a checksum;
+ * JSON inside is fine here: it is read once at start-up, never on a hot path.
+ *
+ * @module
+ */
+import { atomicWriteFile, frameSmallFile, readSmallFile, unframeSmallFile } from "../storage/atomic-file.ts";
+import { InvalidArgumentError, StorageCorruptError } from "../errors.ts";
+import * as path from "node:path";
+
+/** The identity file's name inside the data directory. */
+export const IDENTITY_FILE_NAME = "IDENTITY";
+const _MAGIC = 0x52494430; // "RID0"
+
+/** Who this member is. */
+export interface NodeIdentity {
+  readonly id: string;
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly clusterId: string;
+}
+
+/** Ids: 1-64 characters from a conservative set (they appear in URLs, file names and logs). */
+export const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** @throws InvalidArgumentError when `id` is not a valid member id */
+export function checkNodeId(id: string): void {
+  if (!NODE_ID_RE.test(id)) {
+    throw new InvalidArgumentError(`Member id ${JSON.stringify(id)} is invalid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+}
+
+/** @throws InvalidArgumentError when `url` is not an absolute http(s) URL without a path */
+export function checkMemberUrl(url: string): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new InvalidArgumentError(`Member URL ${JSON.stringify(url)} is not a valid URL; use e.g. http://127.0.0.1:7001`);
+  }
+  if ((u.protocol !== "http:" && u.protocol !== "https:") || (u.pathname !== "/" && u.pathname !== "") || u.search !== "" || u.hash !== "") {
+    throw new InvalidArgumentError(`Member URL ${JSON.stringify(url)} must be http(s)://HOST:PORT with no path`);
+  }
+}
+
+/** Reads the identity, or null for a data directory that has none yet. */
+export async function readIdentity(dataDir: string): Promise<NodeIdentity | null> {
+  const bytes = await readSmallFile(dataDir, IDENTITY_FILE_NAME);
+  if (bytes === null) return null;
+  const file = path.join(dataDir, IDENTITY_FILE_NAME);
+  const payload = unframeSmallFile(_MAGIC, bytes, file);
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder().decode(payload));
+  } catch {
+    throw new StorageCorruptError(file, 8, "the identity is not valid JSON");
+  }
+  const o = v as Record<string, unknown>;
+  if (
+    typeof o.id !== "string" || typeof o.url !== "string" || typeof o.host !== "string" ||
+    typeof o.port !== "number" || !Number.isInteger(o.port) || typeof o.clusterId !== "string"
+  ) {
+    throw new StorageCorruptError(file, 8, "the identity lacks id, url, host, port or clusterId");
+  }
+  return { id: o.id, url: o.url, host: o.host, port: o.port, clusterId: o.clusterId };
+}
+
+/** Saves the identity durably (atomic replace). */
+export async function writeIdentity(dataDir: string, identity: NodeIdentity): Promise<void> {
+  const payload = new TextEncoder().encode(JSON.stringify(identity));
+  await atomicWriteFile(dataDir, IDENTITY_FILE_NAME, frameSmallFile(_MAGIC, payload));
+}

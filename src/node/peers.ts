@@ -1,0 +1,132 @@
+/**
+ * Outgoing traffic to the other members: one `PeerClient` per member,
+ * created and dropped as the membership changes, messages grouped by
+ * destination so one request carries everything a turn produced for a peer.
+ *
+ * @module
+ */
+import type { HttpClient } from "../../adapters/types.ts";
+import type { Message, MsgSnap, NodeId } from "../raft/types.ts";
+import { PeerClient, type SnapshotSource } from "../transport/peer-client.ts";
+import type { NodeCounters } from "./metrics.ts";
+
+/** What `Peers` needs to know. */
+export interface PeersOptions {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  readonly secret: Uint8Array | null;
+  readonly http: HttpClient;
+  readonly requestTimeoutMs: number;
+  readonly counters: NodeCounters;
+  readonly onUnreachable: (id: NodeId, reason: string) => void;
+  readonly logger: (line: string) => void;
+}
+
+/** The set of peer clients (see the module comment). */
+export class Peers {
+  readonly #o: PeersOptions;
+  readonly #clients = new Map<NodeId, PeerClient>();
+  /** Every URL we know a member by (config members, join info), even outside the config. */
+  readonly #urls = new Map<NodeId, string>();
+  readonly #unknownLogged = new Set<NodeId>();
+
+  constructor(opts: PeersOptions) {
+    this.#o = opts;
+  }
+
+  /** Records where `id` is reached; replaces its client if the URL changed. */
+  setUrl(id: NodeId, url: string): void {
+    if (id === this.#o.nodeId) return;
+    if (this.#urls.get(id) === url) return;
+    this.#urls.set(id, url);
+    const old = this.#clients.get(id);
+    if (old !== undefined) {
+      old.close();
+      this.#clients.delete(id);
+    }
+  }
+
+  /** The URL `id` is reached at, if known. */
+  url(id: NodeId): string | undefined {
+    return this.#urls.get(id);
+  }
+
+  /** The client for `id`, created on first use; undefined if its URL is unknown. */
+  client(id: NodeId): PeerClient | undefined {
+    let c = this.#clients.get(id);
+    if (c !== undefined) return c;
+    const url = this.#urls.get(id);
+    if (url === undefined) {
+      if (!this.#unknownLogged.has(id)) {
+        this.#unknownLogged.add(id);
+        this.#o.logger(`no URL known for member ${id}; its messages are dropped until one is`);
+      }
+      return undefined;
+    }
+    c = new PeerClient({
+      peerId: id,
+      peerUrl: url,
+      clusterId: this.#o.clusterId,
+      nodeId: this.#o.nodeId,
+      secret: this.#o.secret,
+      http: this.#o.http,
+      requestTimeoutMs: this.#o.requestTimeoutMs,
+      onUnreachable: (peer, reason) => this.#o.onUnreachable(peer, reason),
+    });
+    this.#clients.set(id, c);
+    return c;
+  }
+
+  /**
+   * Sends `msgs` grouped by destination. MsgSnap is not sent here: it goes
+   * to `onSnapshot`, which streams the state machine's snapshot.
+   */
+  send(msgs: readonly Message[], onSnapshot: (m: MsgSnap) => void): void {
+    if (msgs.length === 1) {
+      const m = msgs[0]!;
+      if (m.type === "MsgSnap") onSnapshot(m);
+      else this.#sendTo(m.to, msgs);
+      return;
+    }
+    const byPeer = new Map<NodeId, Message[]>();
+    for (const m of msgs) {
+      if (m.type === "MsgSnap") {
+        onSnapshot(m);
+        continue;
+      }
+      let list = byPeer.get(m.to);
+      if (list === undefined) byPeer.set(m.to, (list = []));
+      list.push(m);
+    }
+    for (const [to, list] of byPeer) this.#sendTo(to, list);
+  }
+
+  #sendTo(to: NodeId, msgs: readonly Message[]): void {
+    const c = this.client(to);
+    if (c === undefined) return;
+    c.send(msgs);
+    this.#o.counters.rpcsSent += msgs.length;
+  }
+
+  /** Streams a snapshot to `msg.to`. */
+  sendSnapshot(msg: MsgSnap, source: SnapshotSource, onProgress: (bytes: number) => void): Promise<void> {
+    const c = this.client(msg.to);
+    if (c === undefined) return Promise.reject(new Error(`no URL known for member ${msg.to}`));
+    return c.sendSnapshot(msg, source, { onProgress });
+  }
+
+  /** Drops clients of members no longer known. */
+  retain(ids: ReadonlySet<NodeId>): void {
+    for (const [id, c] of this.#clients) {
+      if (!ids.has(id)) {
+        c.close();
+        this.#clients.delete(id);
+      }
+    }
+  }
+
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
+  }
+}

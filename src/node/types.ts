@@ -1,0 +1,187 @@
+/**
+ * The public contract of `RaftNode`: the user's state machine, the options a
+ * node starts with, its status and events. `mod.ts` re-exports these.
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import type { Member, NodeId, Role } from "../raft/types.ts";
+
+/**
+ * The user's state machine (the seed's contract).
+ *
+ * `apply(id, data)` gets every committed "normal" entry in log order; `id` is
+ * the log index, unique and increasing. A persisted state machine may see
+ * the same id again after a restart (always in the same order) and must
+ * ignore ids it has already applied. Whatever `apply` returns (or resolves
+ * to) is handed to the caller of `propose` on the member where the proposal
+ * was made. Internal entries (no-ops, membership changes) never reach it.
+ */
+export interface StateMachine {
+  apply(id: number, data: Uint8Array): unknown;
+  /** The id of the last operation ever applied (0 if none). */
+  lastApplied(): number | Promise<number>;
+  /**
+   * Optional: the state as of `lastApplied()`, as a stream of chunks. With
+   * `restore`, lets the node bring up members whose entries were compacted
+   * away, and keep an in-memory state machine across restarts.
+   */
+  snapshot?(): SnapshotSource | Promise<SnapshotSource>;
+  /** Optional: replaces the whole state with a snapshot taken at `index`. */
+  restore?(index: number, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+}
+
+/** A snapshot being read out of a state machine. */
+export interface SnapshotSource {
+  /** The last id folded into this snapshot (must equal `lastApplied()` when taken). */
+  readonly index: number;
+  readonly chunks: AsyncIterable<Uint8Array>;
+}
+
+/** How a node starts. */
+export interface RaftNodeOptions {
+  /** The data directory, locked for this process while the node runs. */
+  readonly dataDir: string;
+  /**
+   * This member's id. Saved in the data directory on first start; on a
+   * restart it may be omitted (and must match when given).
+   */
+  readonly id?: NodeId;
+  /** Address to listen on for peer RPCs (and any routes added by `routes`). Saved like `id`. */
+  readonly host?: string;
+  /** Port to listen on; 0 picks a free port. Saved like `id`. */
+  readonly port?: number;
+  /** The URL other members use to reach this one. Default `http://HOST:PORT` (with the bound port). */
+  readonly advertiseUrl?: string;
+  readonly stateMachine: StateMachine;
+  /**
+   * Start a new cluster: `true` for a single member (this one), or the full
+   * initial member list (each member started with the same list). Ignored
+   * when the data directory already holds a cluster.
+   */
+  readonly bootstrap?: true | readonly Member[];
+  /**
+   * Join a running cluster through any of these member URLs: the node learns
+   * the cluster id, starts, asks to be added (as a learner, caught up, then
+   * promoted) and retries until the cluster answers. Ignored on restart.
+   */
+  readonly join?: readonly string[];
+  /** Shared secret: peers authenticate every RPC with HMAC-SHA-256. */
+  readonly secret?: Uint8Array;
+  /** Mounts extra routes (the KV service) on the node's HTTP server. */
+  readonly routes?: (app: Hono, node: RaftNodeApi) => void;
+  /** Milliseconds per tick of the core. Default 100. */
+  readonly tickMs?: number;
+  /** Election timeout in ticks (randomized in [n, 2n)). Default 10. */
+  readonly electionTicks?: number;
+  /** Heartbeat interval in ticks. Default 1. */
+  readonly heartbeatTicks?: number;
+  /** Take a built-in snapshot (needs `snapshot`/`restore`) once the log holds this many bytes. Default 64 MiB. */
+  readonly snapshotLogBytes?: number;
+  /** Refuse new proposals when the data directory's file system has less free space. Default 64 MiB. */
+  readonly diskFreeBytesMin?: number;
+  /** A proposal that is not applied within this time rejects with outcome "unknown". Default 10 000 ms. */
+  readonly proposeTimeoutMs?: number;
+  /** Log segment size: a segment is sealed and a new one started past it. Default 64 MiB. */
+  readonly segmentBytesMax?: number;
+  /** Largest accepted peer RPC body. Default 64 MiB. */
+  readonly maxRpcBytes?: number;
+  /** Where one-line log messages go. Default: stderr. */
+  readonly logger?: (line: string) => void;
+}
+
+/** One member as status reports it. */
+export interface MemberStatus extends Member {
+  /** Leader only: the highest index known to be replicated there. */
+  readonly matchIndex: number | null;
+  /** Leader only: entries it is behind the leader's last index. */
+  readonly lag: number | null;
+  /** Leader only: heard from within an election timeout. */
+  readonly reachable: boolean | null;
+  /** A snapshot being sent to it: bytes sent so far and the total, when known. */
+  readonly snapshotTransfer: { readonly sentBytes: number; readonly totalBytes: number | null } | null;
+}
+
+/** A point-in-time picture of a node. */
+export interface NodeStatus {
+  readonly id: NodeId;
+  readonly url: string;
+  readonly clusterId: string;
+  /** "learner" when this member is not a voter. */
+  readonly role: Role | "learner";
+  readonly term: number;
+  readonly leader: { readonly id: NodeId; readonly url: string } | null;
+  readonly commitIndex: number;
+  readonly lastApplied: number;
+  readonly lastIndex: number;
+  readonly firstIndex: number;
+  readonly members: readonly MemberStatus[];
+  /** A membership change appended but not yet committed. */
+  readonly pendingConfigChange: boolean;
+  readonly runtime: string;
+}
+
+/** A latency histogram: counts per upper bound in milliseconds (cumulative, Prometheus style). */
+export interface Histogram {
+  readonly boundsMs: readonly number[];
+  /** cumulative[i] = observations <= boundsMs[i]; one more element for +Inf. */
+  readonly cumulative: readonly number[];
+  readonly sumMs: number;
+  readonly count: number;
+}
+
+/** What `/metrics` exports. */
+export interface NodeMetrics {
+  readonly proposals: number;
+  readonly proposalsFailed: number;
+  readonly commitLatency: Histogram;
+  readonly fsyncLatency: Histogram;
+  readonly rpcsSent: number;
+  readonly rpcsReceived: number;
+  readonly rpcsRefused: number;
+  readonly snapshotBytesSent: number;
+  readonly snapshotBytesReceived: number;
+  readonly leaderChanges: number;
+}
+
+/** What a node reports as it runs. */
+export type NodeEvent =
+  | { readonly type: "role"; readonly role: Role | "learner"; readonly term: number; readonly leader: NodeId | null }
+  | { readonly type: "membership"; readonly members: readonly Member[] }
+  | { readonly type: "catch-up"; readonly id: NodeId; readonly round: number; readonly lag: number }
+  | { readonly type: "catch-up-failed"; readonly id: NodeId; readonly reason: string }
+  | { readonly type: "snapshot"; readonly what: "taken" | "sent" | "installed"; readonly index: number; readonly peer?: NodeId }
+  | { readonly type: "removed" }
+  | { readonly type: "stopped"; readonly error: Error | null };
+
+/** What a running node offers (what `routes` and the KV service program against). */
+export interface RaftNodeApi {
+  readonly id: NodeId;
+  /** The URL peers and clients use for this member. */
+  readonly url: string;
+  /**
+   * Replicates `data`; resolves with `apply`'s result once committed and
+   * applied here. @throws NotLeaderError on a follower (with the leader's
+   * id and URL); ProposalDroppedError when it cannot complete.
+   */
+  propose(data: Uint8Array): Promise<unknown>;
+  /** Linearizable read barrier (§6.4 ReadIndex): afterwards the local state machine reflects every write acknowledged before the call. @throws NotLeaderError */
+  readBarrier(): Promise<void>;
+  /** Adds a member as a learner, catches it up, promotes it. Resolves once it is a voter. */
+  addMember(id: NodeId, url: string): Promise<void>;
+  /** Removes a member (the leader too). Resolves once the removal is committed. */
+  removeMember(id: NodeId): Promise<void>;
+  /** Hands leadership to `to` (or the most caught-up voter). Resolves once it leads. */
+  transferLeadership(to?: NodeId): Promise<void>;
+  /** Seed: seals the log and returns the marker: snapshot the state machine up to at least it. */
+  beginSnapshot(): Promise<number>;
+  /** Seed: the state machine is durably snapshotted through `marker`; drop the log up to it (at most). */
+  endSnapshot(marker: number): Promise<void>;
+  status(): NodeStatus;
+  /** Counters and latency histograms for `/metrics`. */
+  metrics(): NodeMetrics;
+  /** Subscribes to events; returns the unsubscribe function. */
+  on(listener: (event: NodeEvent) => void): () => void;
+  /** Stops timers and the server, waits for writes in flight, releases the lock. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,136 @@
+/**
+ * Contract tests every runtime adapter must pass: the directory lock (also
+ * across runtimes and after SIGKILL), serving on port 0 and closing, a
+ * request that times out, and a worker echoing a transferred buffer.
+ *
+ * @module
+ */
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Hono } from "hono";
+import { runtime } from "../../adapters/mod.ts";
+import { InvalidArgumentError, LockedError, TimeoutError } from "../../src/errors.ts";
+import { runCommand, RUNTIMES } from "../helpers/runtimes.ts";
+import { exited, trackExit, waitForLine } from "../helpers/wait.ts";
+
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), `raft-adapter-${runtime.name}-`));
+after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
+const fixture = (name: string) => path.join(path.dirname(new URL(import.meta.url).pathname), "fixtures", name);
+
+describe(`adapter (${runtime.name})`, () => {
+  it("lockDir() creates a missing directory and refuses a second taker in this process", () => {
+    const dir = path.join(tmpRoot, "a", "b");
+    const lock = runtime.lockDir(dir);
+    assert.ok(fs.statSync(dir).isDirectory());
+    assert.equal(fs.readFileSync(path.join(dir, "LOCK"), "utf8").trim(), String(process.pid));
+    assert.throws(() => runtime.lockDir(dir), (err: unknown) => err instanceof LockedError && err.dir === dir && err.holderPid === process.pid);
+    lock.release();
+    runtime.lockDir(dir).release();
+  });
+
+  it("lockDir() names a path that is a file, or a directory it cannot write", () => {
+    const file = path.join(tmpRoot, "plain-file");
+    fs.writeFileSync(file, "x");
+    assert.throws(() => runtime.lockDir(file), (err: unknown) => err instanceof InvalidArgumentError && err.message.includes(file));
+    if (process.getuid?.() !== 0) {
+      const ro = path.join(tmpRoot, "read-only");
+      fs.mkdirSync(ro, { mode: 0o500 });
+      assert.throws(() => runtime.lockDir(ro), (err: unknown) => err instanceof InvalidArgumentError && err.message.includes(ro));
+    }
+  });
+
+  for (const holder of RUNTIMES) {
+    it(`a lock held by a ${holder} process refuses this ${runtime.name} process at once and is released by SIGKILL`, async () => {
+      const dir = path.join(tmpRoot, `held-by-${holder}`);
+      const [cmd, args] = runCommand(holder, fixture("hold-lock.ts"), [dir]);
+      const child = trackExit(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] }));
+      try {
+        const line = await waitForLine(child, /^locked \d+/, `the ${holder} child to take the lock on ${dir}`, 30_000);
+        const pid = Number(line.split(" ")[1]);
+        assert.throws(() => runtime.lockDir(dir), (err: unknown) => err instanceof LockedError && err.holderPid === pid && err.message.includes(dir));
+      } finally {
+        child.kill("SIGKILL");
+        await exited(child);
+      }
+      // The OS dropped the lock with the process: we get it now.
+      runtime.lockDir(dir).release();
+    });
+  }
+
+  it("a lock held here refuses a child process on every runtime", async () => {
+    const dir = path.join(tmpRoot, "held-here");
+    const lock = runtime.lockDir(dir);
+    try {
+      for (const taker of RUNTIMES) {
+        const [cmd, args] = runCommand(taker, fixture("hold-lock.ts"), [dir]);
+        const child = trackExit(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] }));
+        const line = await waitForLine(child, /^(refused|locked)/, `the ${taker} child to try the lock`, 30_000);
+        child.kill("SIGKILL");
+        await exited(child);
+        assert.match(line, /^refused LockedError: .*locked by another process \(pid \d+\)/, `taker ${taker}`);
+      }
+    } finally {
+      lock.release();
+    }
+  });
+
+  it("serve() binds port 0, answers, and close() stops it with keep-alive connections open", async () => {
+    const app = new Hono();
+    app.post("/echo", async (c) => c.body(new Uint8Array(await c.req.arrayBuffer())));
+    const server = await runtime.serve(app, "127.0.0.1", 0);
+    assert.ok(server.port > 0);
+    const client = runtime.httpClient();
+    const body = new Uint8Array([1, 2, 3, 250]);
+    const inflight = await Promise.all(
+      Array.from({ length: 20 }, () => client.request({ method: "POST", url: `http://127.0.0.1:${server.port}/echo`, body, timeoutMs: 10_000 })),
+    );
+    for (const res of inflight) {
+      assert.equal(res.status, 200);
+      assert.deepEqual(Array.from(res.body), [1, 2, 3, 250]);
+    }
+    await server.close();
+    await assert.rejects(client.request({ method: "POST", url: `http://127.0.0.1:${server.port}/echo`, body, timeoutMs: 2_000 }));
+    client.close();
+  });
+
+  it("a request to a server that never answers rejects with TimeoutError", async () => {
+    const app = new Hono();
+    app.get("/hang", () => new Promise<Response>(() => {}));
+    const server = await runtime.serve(app, "127.0.0.1", 0);
+    const client = runtime.httpClient();
+    try {
+      await assert.rejects(client.request({ method: "GET", url: `http://127.0.0.1:${server.port}/hang`, timeoutMs: 200 }), TimeoutError);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
+  it("a worker echoes a transferred buffer", async () => {
+    const worker = runtime.startWorker(new URL("./fixtures/echo-worker.ts", import.meta.url));
+    try {
+      const buf = new ArrayBuffer(1 << 20);
+      const reply = new Promise<{ buf: ArrayBuffer; byteLength: number }>((resolve) => worker.onMessage((m) => resolve(m as { buf: ArrayBuffer; byteLength: number })));
+      worker.postMessage({ buf }, [buf]);
+      const got = await reply;
+      assert.equal(buf.byteLength, 0, "the buffer was moved to the worker, not copied");
+      assert.equal(got.byteLength, 1 << 20);
+      assert.equal(new Uint8Array(got.buf)[0], 42);
+    } finally {
+      await worker.terminate();
+    }
+  });
+
+  it("a worker that throws is reported through onError", async () => {
+    const worker = runtime.startWorker(new URL("./fixtures/echo-worker.ts", import.meta.url));
+    const failed = new Promise<Error>((resolve) => worker.onError(resolve));
+    worker.postMessage({ crash: true });
+    const err = await failed;
+    assert.match(err.message, /crash|exited/);
+    await worker.terminate();
+  });
+});

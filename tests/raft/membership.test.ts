@@ -1,0 +1,167 @@
+/**
+ * Membership changes (dissertation §4.1-§4.2): learners caught up in
+ * rounds then promoted or given up on, removal of followers and of the
+ * leader, removed members that cannot disrupt, a stale minority leader
+ * that cannot commit a change, and the guards on concurrent changes.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { MembershipChangeError, NotLeaderError } from "../../src/errors.ts";
+import { appliedData, eventsOf, Net } from "./net.ts";
+
+const ids = (n: { raft: { status(): { config: { members: readonly { id: string; voter: boolean }[] } } } }) =>
+  n.raft.status().config.members.map((m) => `${m.id}${m.voter ? "" : "(learner)"}`);
+
+describe("membership changes", () => {
+  it("a new member joins as a learner, is caught up and promoted", () => {
+    const net = new Net(["n1", "n2", "n3"]);
+    net.elect("n1");
+    for (let i = 0; i < 5; i++) net.propose("n1", `v${i}`);
+    net.stabilize();
+    const n4 = net.add("n4");
+    net.tick(50, ["n4"]);
+    assert.equal(n4.raft.status().term, 0, "a member with an empty membership never campaigns");
+    net.raft("n1").addMember("n4", "http://n4");
+    assert.deepEqual(ids(net.node("n1")), ["n1", "n2", "n3", "n4(learner)"], "in force once appended");
+    assert.throws(() => net.raft("n1").addLearner("n5", "http://n5"), MembershipChangeError);
+    net.stabilize();
+    net.tick(2);
+    for (const id of ["n1", "n2", "n3", "n4"]) assert.deepEqual(ids(net.node(id)), ["n1", "n2", "n3", "n4"], `config on ${id}`);
+    assert.ok(eventsOf(net.node("n1"), "catch-up").length >= 1);
+    assert.deepEqual(appliedData(n4), ["v0", "v1", "v2", "v3", "v4"]);
+    // n4 votes now: with n2 and n3 down, n1 + n4 are not a majority of 4.
+    net.node("n2").crash();
+    net.node("n3").crash();
+    const before = net.raft("n1").status().commitIndex;
+    net.propose("n1", "x");
+    net.stabilize();
+    assert.equal(net.raft("n1").status().commitIndex, before);
+  });
+
+  it("catch-up gives up after catchUpRoundsMax rounds and removes the learner", () => {
+    const net = new Net(["n1", "n2", "n3"], { catchUpRoundsMax: 2 });
+    net.elect("n1");
+    net.raft("n1").addMember("n4", "http://n4"); // n4 never starts
+    net.stabilize();
+    net.tick(25, ["n1", "n2", "n3"]);
+    const failed = eventsOf(net.node("n1"), "catch-up-failed");
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0]?.id, "n4");
+    assert.deepEqual(eventsOf(net.node("n1"), "catch-up").map((e) => e.round), [1, 2]);
+    net.stabilize();
+    for (const id of ["n1", "n2", "n3"]) assert.deepEqual(ids(net.node(id)), ["n1", "n2", "n3"]);
+  });
+
+  it("a learner added with addLearner receives the log but never votes or campaigns", () => {
+    const net = new Net(["n1", "n2", "n3"]);
+    net.elect("n1");
+    const l = net.add("l1");
+    net.raft("n1").addLearner("l1", "http://l1");
+    net.propose("n1", "a");
+    net.stabilize();
+    assert.deepEqual(appliedData(l), ["a"]);
+    assert.equal(l.raft.status().isLearner, true);
+    net.isolate("n1");
+    net.tick(60, ["l1"]);
+    assert.equal(l.raft.status().role, "follower", "a learner never campaigns");
+  });
+
+  it("removing a follower: it learns of it and cannot disrupt afterwards", () => {
+    const net = new Net(["n1", "n2", "n3"], { checkQuorum: true, preVote: true });
+    net.elect("n1");
+    net.raft("n1").removeMember("n3");
+    net.stabilize();
+    net.tick(2);
+    assert.equal(eventsOf(net.node("n3"), "removed").length, 1);
+    assert.deepEqual(ids(net.node("n1")), ["n1", "n2"]);
+    const term = net.raft("n1").status().term;
+    net.tick(100, ["n3"]);
+    assert.equal(net.raft("n3").status().role, "follower", "a removed member never campaigns");
+    // Even one that missed its removal and campaigns is ignored.
+    const stale = new Net(["n1", "n2", "n3"]);
+    stale.elect("n1");
+    stale.isolate("n3");
+    stale.raft("n1").removeMember("n3");
+    stale.stabilize();
+    stale.heal();
+    for (let i = 0; i < 5; i++) stale.elect("n3");
+    assert.equal(stale.leader(), "n1");
+    assert.equal(stale.raft("n2").status().term, stale.raft("n1").status().term);
+    assert.ok(stale.raft("n3").status().term > stale.raft("n1").status().term, "n3 campaigned with higher terms");
+    assert.equal(net.raft("n1").status().term, term);
+  });
+
+  it("removing the leader: it steps down once the removal commits, and the rest elect", () => {
+    const net = new Net(["n1", "n2", "n3"]);
+    net.elect("n1");
+    net.raft("n1").removeMember("n1");
+    assert.equal(net.raft("n1").status().role, "leader", "leads until the removal commits");
+    net.stabilize();
+    assert.equal(net.raft("n1").status().role, "follower");
+    assert.equal(eventsOf(net.node("n1"), "removed").length, 1);
+    net.tick(30, ["n2", "n3"]);
+    const leader = net.leader();
+    assert.ok(leader === "n2" || leader === "n3", `got ${leader}`);
+    net.propose(leader, "after");
+    net.stabilize();
+    assert.deepEqual(appliedData(net.node(leader === "n2" ? "n3" : "n2")), ["after"]);
+    assert.throws(() => net.raft("n1").propose(new Uint8Array(1)), NotLeaderError);
+  });
+
+  it("a member removed by an uncommitted config still campaigns, so its removal can commit (dissertation §4.2.2)", () => {
+    const net = new Net(["n1", "n2"]);
+    net.elect("n1");
+    net.cut("n1", "n2");
+    net.raft("n1").removeMember("n1"); // never reaches n2
+    net.stabilize();
+    net.node("n1").crash();
+    net.node("n1").restart();
+    assert.deepEqual(ids(net.node("n1")), ["n2"], "n1's latest config excludes it");
+    net.heal();
+    // n2 alone cannot win: n1's log is ahead and n1's vote is needed in n2's config.
+    net.tick(100);
+    assert.deepEqual(ids(net.node("n2")), ["n2"], "the removal reached n2");
+    assert.equal(net.leader(), "n2");
+    assert.equal(eventsOf(net.node("n1"), "removed").length, 1);
+    assert.equal(net.raft("n1").status().role, "follower");
+  });
+
+  it("a stale leader on the minority side cannot commit a change; it is undone when it rejoins", () => {
+    const net = new Net(["n1", "n2", "n3", "n4", "n5"]);
+    net.elect("n1");
+    net.partition(["n1", "n2"], ["n3", "n4", "n5"]);
+    net.elect("n3");
+    assert.equal(net.raft("n3").status().role, "leader");
+    assert.equal(net.raft("n1").status().role, "leader", "n1 does not know it was deposed (no CheckQuorum)");
+    net.raft("n1").removeMember("n5");
+    net.stabilize();
+    assert.deepEqual(ids(net.node("n2")), ["n1", "n2", "n3", "n4"], "appended, in force on the minority");
+    const pending = net.raft("n1").status().pendingConfigIndex;
+    assert.ok(net.raft("n1").status().commitIndex < pending, "never commits without a majority");
+    net.heal();
+    net.tick(3);
+    assert.equal(net.leader(), "n3");
+    for (const id of ["n1", "n2"]) assert.deepEqual(ids(net.node(id)), ["n1", "n2", "n3", "n4", "n5"], `${id} went back`);
+    assert.ok(eventsOf(net.node("n1"), "membership").length >= 2);
+  });
+
+  it("refuses a change before the leader commits an entry of its term, or while one is pending", () => {
+    const net = new Net(["n1", "n2", "n3"]);
+    net.raft("n1").campaign();
+    // Run the election without letting the no-op commit.
+    net.filter = (m) => m.type !== "MsgAppResp";
+    net.stabilize();
+    assert.equal(net.raft("n1").status().role, "leader");
+    assert.throws(() => net.raft("n1").addLearner("n4", "http://n4"), /has not committed an entry of term/);
+    net.filter = null;
+    net.tick(2);
+    net.raft("n1").addLearner("n4", "http://n4");
+    assert.throws(() => net.raft("n1").removeMember("n2"), /in progress/);
+    assert.throws(() => net.raft("n2").removeMember("n2"), NotLeaderError);
+    net.tick(2);
+    net.raft("n1").removeMember("n4");
+    assert.throws(() => net.raft("n1").addMember("n1", "x"), MembershipChangeError);
+  });
+});

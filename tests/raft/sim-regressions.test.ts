@@ -1,0 +1,77 @@
+/**
+ * Regression scenarios for core bugs found by the seeded simulator
+ * (tests/sim/). Each test names the seed that found the bug; the seed
+ * replays it with `npm run sim -- --seed N` (on the core before the fix).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { MemoryLog, Raft } from "../../src/raft/raft.ts";
+import type { Entry, HardState, Member, MsgAppResp, RaftConfig } from "../../src/raft/types.ts";
+
+const enc = new TextEncoder();
+const members3: Member[] = ["n1", "n2", "n3"].map((id) => ({ id, url: `http://${id}`, voter: true }));
+const config: RaftConfig = {
+  id: "n2", electionTicks: 10, heartbeatTicks: 1, randomSeed: 7, preVote: false, checkQuorum: false,
+  maxInflightMsgs: 8, maxInflightBytes: 0, maxMsgBytes: 1 << 20, catchUpRoundsMax: 3,
+};
+
+/** A durable log holding entries 1..last, all of `term`. */
+function logOf(last: number, term: number): MemoryLog {
+  const log = new MemoryLog({ index: 0, term: 0, membership: members3 });
+  const ents: Entry[] = [];
+  for (let i = 1; i <= last; i++) ents.push({ index: i, term, type: "normal", data: enc.encode(`e${i}`) });
+  log.append(ents);
+  return log;
+}
+
+describe("simulator regressions", () => {
+  it("a snapshot whose last entry the follower holds keeps the log after it (§7; sim seed 1057)", () => {
+    // n2 holds 1..7 of term 2 and acknowledged them to the leader of term 2,
+    // which counts them toward commitment. A MsgSnap at 5 sent earlier
+    // arrives late: replacing the log would drop 6..7 (the simulator saw the
+    // leader's progress stuck at a match the follower no longer had).
+    const log = logOf(7, 2);
+    const hardState: HardState = { term: 2, votedFor: null, commitIndex: 3 };
+    const raft = new Raft({ config, log, hardState, snapshot: log.snapshot, configs: [], applied: 3 });
+    raft.step({ type: "MsgSnap", from: "n1", to: "n2", term: 2, snapshot: { index: 5, term: 2, membership: members3 } });
+    const rd = raft.ready();
+    assert.equal(rd.snapshot, null, "no log reset");
+    assert.equal(rd.hardState?.commitIndex, 5, "the commit index moves to the snapshot");
+    assert.deepEqual(rd.committedEntries.map((e) => e.index), [4, 5], "entries up to the snapshot are applied from the log");
+    const resp = rd.persistedMessages.find((m): m is MsgAppResp => m.type === "MsgAppResp");
+    assert.ok(resp !== undefined && resp.success && resp.matchIndex >= 5);
+    raft.advance(rd);
+    assert.equal(raft.status().lastIndex, 7, "acknowledged entries 6..7 are kept");
+    assert.equal(log.lastIndex(), 7);
+  });
+
+  it("a restart with a persisted state machine ahead of the durable commit index raises the commit index (sim seed 426)", () => {
+    // The state machine applied (and flushed) 1..5; the HardState holding
+    // commitIndex 5 was not yet durable when the node crashed. Clamping
+    // applied to 3 made the core, once leader, send a MsgSnap at 3: a state
+    // the state machine, already at 5, could not produce.
+    const log = logOf(5, 1);
+    const raft = new Raft({ config, log, hardState: { term: 1, votedFor: null, commitIndex: 3 }, snapshot: log.snapshot, configs: [], applied: 5 });
+    const st = raft.status();
+    assert.equal(st.appliedIndex, 5);
+    assert.equal(st.commitIndex, 5);
+    assert.equal(raft.compactionFloor(), 6);
+    if (raft.hasReady()) {
+      const rd = raft.ready();
+      assert.deepEqual(rd.committedEntries, [], "nothing is handed out twice");
+      raft.advance(rd);
+    }
+  });
+
+  it("a snapshot that does not match the log still replaces it", () => {
+    const log = logOf(7, 1);
+    const raft = new Raft({ config, log, hardState: { term: 2, votedFor: null, commitIndex: 3 }, snapshot: log.snapshot, configs: [] });
+    raft.step({ type: "MsgSnap", from: "n1", to: "n2", term: 2, snapshot: { index: 5, term: 2, membership: members3 } });
+    const rd = raft.ready();
+    assert.deepEqual(rd.snapshot, { index: 5, term: 2, membership: members3 });
+    raft.advance(rd);
+    assert.equal(raft.status().lastIndex, 5);
+  });
+});
