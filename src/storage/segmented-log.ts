@@ -426,6 +426,7 @@ export class SegmentedLog implements LogReader {
     }
     const seg = this.#segments[this.#segments.length - 1];
     this.#segments.push(t);
+    this.#logger(`storage: truncated the log from index ${index} (a conflicting suffix); new entries go to ${t.name}`);
     // Clean up: whole segments go, the one holding `index` shrinks and is sealed.
     for (const d of doomed) {
       await this.#fs.close(d.file);
