@@ -136,8 +136,11 @@ function _diagnose(rows: readonly MemberRow[], leader: ClusterReport["leader"], 
   const need = Math.floor(voters.length / 2) + 1;
   const reachableVoters = voters.filter((r) => r.status !== null).length;
   if (leader === null) {
+    const believed = rows.map((r) => r.status?.leader).find((l) => l !== null && l !== undefined);
     if (reachableVoters < need) {
       problems.push(`No quorum reachable: ${reachableVoters} of ${voters.length} voters answer and a leader needs ${need}; bring the others back (or check the network)`);
+    } else if (believed !== undefined) {
+      problems.push(`No leader answers: the members still follow ${believed.id} (${believed.url}), which does not answer as leader; they elect a new one once their election timeout passes (${reachableVoters} of ${voters.length} voters answer, ${need} needed)`);
     } else {
       problems.push(`No leader known, though ${reachableVoters} of ${voters.length} voters answer: an election is probably under way; retry in a moment`);
     }

@@ -76,6 +76,12 @@ describe("gatherStatus() and formatStatus()", () => {
     assert.match(text, /^n1 +http:\/\/127\.0\.0\.1:7001 +- +- +- +- +- +no$/m);
   });
 
+  it("a quorum answers but the leader they follow does not: says who and that an election follows", async () => {
+    const g = await gatherStatus(fetcher({ n2: status("n2"), n3: status("n3") }), [url("n2")]);
+    assert.ok("report" in g);
+    assert.match(g.report.problems[0]!, /No leader answers: the members still follow n1 \(http:\/\/127\.0\.0\.1:7001\), which does not answer as leader; they elect a new one/);
+  });
+
   it("a quorum answers but no leader: an election is under way", async () => {
     const g = await gatherStatus(fetcher({ n2: status("n2", { leader: null }), n3: status("n3", { leader: null }) }), [url("n2")]);
     assert.ok("report" in g);
