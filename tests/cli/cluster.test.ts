@@ -4,8 +4,10 @@
  * put through a follower, get, CAS, SIGKILL the leader and watch `raft
  * status` report a new one with every acknowledged write present, restart
  * with `--data` only, remove a member, `leave`, and restart with the first
- * start's command line (`--bootstrap` ignored). A failing step prints the
- * ports, data directories and the members' stderr tails.
+ * start's command line (`--bootstrap` ignored). Then a static cluster from
+ * `raft bootstrap` with a shared secret (peers sign their RPCs, clients need
+ * the bearer secret, `status` does not). A failing step prints the ports,
+ * data directories and the members' stderr tails.
  *
  * @module
  */
@@ -195,7 +197,7 @@ describe(`raft cluster end to end on ${RUNTIME}`, () => {
   }));
 });
 
-describe(`raft cluster with a shared secret on ${RUNTIME}`, () => {
+describe(`raft bootstrap (a static cluster) with a shared secret on ${RUNTIME}`, () => {
   let c: Cluster;
   let secretFile = "";
 
@@ -209,20 +211,25 @@ describe(`raft cluster with a shared secret on ${RUNTIME}`, () => {
     await c.destroy();
   });
 
-  it("peers authenticate each other (a member joins); clients need the secret, except for status", async () => {
+  it("prepares one directory per member; started with --data alone they elect a leader (peers sign RPCs); clients need the secret, except for status", async () => {
     const [s1, s2] = c.members as [MemberProcess, MemberProcess];
     try {
-      s1.start(["--id", "s1", "--data", s1.dir, "--listen", `127.0.0.1:${s1.port}`, "--bootstrap", "--secret-file", secretFile]);
-      await s1.ready();
-      s2.start(["--id", "s2", "--data", s2.dir, "--listen", `127.0.0.1:${s2.port}`, "--join", s1.url, "--secret-file", secretFile]);
-      await s2.ready();
+      const list = c.members.map((m) => `${m.id}=${m.url}`).join(",");
+      const prepared = await pool(3, [
+        ...c.members.map((m) => () => runCli(["bootstrap", "--data", m.dir, "--id", m.id, "--members", list])),
+      ]);
+      for (const r of prepared) assert.match(cliOk(r).stdout, /^prepared .* of a 2-member cluster; start it with: raft start --data /);
+      assert.match(cliOk(await runCli(["bootstrap", "--data", s1.dir, "--id", "s1", "--members", list]), 1).stderr, /already holds a member/);
+      for (const m of c.members) m.start(["--data", m.dir, "--secret-file", secretFile]);
+      await Promise.all(c.members.map((m) => m.ready()));
+      await c.waitLeader();
       const without = cliOk(await runCli(["put", "k", "v", "--cluster", s2.url]), 1);
       assert.match(without.stderr, /Bearer|secret/i);
       cliOk(await runCli(["put", "k", "v", "--cluster", s2.url, "--secret-file", secretFile]));
       const got = cliOk(await runCli(["get", "k", "--cluster", s1.url, "--secret-file", secretFile]));
       assert.equal(got.stdout, "v");
       const st = cliOk(await runCli(["status", "--cluster", s1.url]));
-      assert.match(st.stdout, /^s2 .* follower /m);
+      assert.match(st.stdout, /^s\d .* follower /m);
       const wrong = await fetch(`${s1.url}/kv/k`, { headers: { authorization: "Bearer not-the-secret" } });
       assert.equal(wrong.status, 401);
       await wrong.body?.cancel();
