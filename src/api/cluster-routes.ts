@@ -9,7 +9,7 @@
 import type { Context, Hono } from "hono";
 import type { NodeStatus, RaftNodeApi } from "../node/types.ts";
 import type { NodeId } from "../raft/types.ts";
-import { RaftError } from "../errors.ts";
+import { NotLeaderError, RaftError } from "../errors.ts";
 import { errorReply, failureReply, json, parseJsonObject, readBody } from "./http.ts";
 import { checkBaseUrl, checkMemberId } from "./validate.ts";
 
@@ -127,6 +127,18 @@ async function _settledForChange(node: RaftNodeApi): Promise<void> {
   }
 }
 
+/**
+ * A membership change or transfer asked of a member that is not the leader:
+ * the 307 (or 503) answer, checked before calling the node so that a
+ * follower with a stale view never answers for the leader (e.g. "removed"
+ * for a member it has not yet heard was added). Null on the leader.
+ */
+function _redirectUnlessLeader(c: Context, node: RaftNodeApi): Response | null {
+  const s = node.status();
+  if (s.role === "leader") return null;
+  return failureReply(c, new NotLeaderError(s.leader?.id ?? null, s.leader?.url ?? null), "read");
+}
+
 /** Mounts `/status` and the `/cluster/...` routes. */
 export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOptions = {}): void {
   // Catch-up progress comes only as events: remember the latest per member.
@@ -158,6 +170,8 @@ export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOp
     if (body.voter !== undefined && body.voter !== true) {
       return errorReply(400, '"voter": false is not supported: a new member is added as a learner, caught up, then promoted to voter');
     }
+    const redirect = _redirectUnlessLeader(c, node);
+    if (redirect !== null) return redirect;
     try {
       await _settledForChange(node);
       await node.addMember(id.value, url.value);
@@ -170,6 +184,8 @@ export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOp
   app.delete("/cluster/members/:id", async (c) => {
     const id = checkMemberId(c.req.param("id"));
     if (!id.ok) return errorReply(400, id.error);
+    const redirect = _redirectUnlessLeader(c, node);
+    if (redirect !== null) return redirect;
     try {
       await _settledForChange(node);
       await node.removeMember(id.value);
@@ -188,6 +204,8 @@ export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOp
       if (!id.ok) return errorReply(400, id.error);
       to = id.value;
     }
+    const redirect = _redirectUnlessLeader(c, node);
+    if (redirect !== null) return redirect;
     try {
       await node.transferLeadership(to);
     } catch (err) {
