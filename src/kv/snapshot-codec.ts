@@ -14,7 +14,7 @@
  * @module
  */
 import { StorageCorruptError } from "../errors.ts";
-import { CRC32_INIT, crc32Final, crc32Update } from "./crc32.ts";
+import { crc32c } from "../storage/crc32c.ts";
 
 /** What the state machine remembers about one idempotency key: the first answer. */
 export interface IdempotencyRecord {
@@ -47,7 +47,7 @@ const _utf8Strict = new TextDecoder("utf-8", { fatal: true });
 /** Fills fixed-size chunks; completed chunks wait in `ready` until the generator yields them. */
 class _ChunkWriter {
   readonly ready: Uint8Array[] = [];
-  crc = CRC32_INIT;
+  crc = 0;
   private _chunk: Uint8Array;
   private _pos = 0;
   private readonly _scratch = new Uint8Array(8);
@@ -58,7 +58,7 @@ class _ChunkWriter {
   }
 
   bytes(b: Uint8Array): void {
-    this.crc = crc32Update(this.crc, b);
+    this.crc = crc32c(b, 0, b.length, this.crc);
     let off = 0;
     while (off < b.length) {
       const n = Math.min(b.length - off, this._chunkBytes - this._pos);
@@ -130,7 +130,7 @@ export async function* writeSnapshot(state: KvSnapshotState, chunkBytes = SNAPSH
   w.u8(_REC_END);
   w.u32(kvCount);
   w.u32(idemCount);
-  w.u32(crc32Final(w.crc));
+  w.u32(w.crc);
   w.finish();
   while (w.ready.length > 0) yield w.ready.shift()!;
 }
@@ -141,7 +141,7 @@ class _ChunkReader {
   private _base = 0;
   private _cur: Uint8Array = new Uint8Array(0);
   private _pos = 0;
-  crc = CRC32_INIT;
+  crc = 0;
 
   constructor(private readonly _it: AsyncIterator<Uint8Array>) {}
 
@@ -155,7 +155,7 @@ class _ChunkReader {
     if (this._cur.length - this._pos < n) return null;
     const out = this._cur.subarray(this._pos, this._pos + n);
     this._pos += n;
-    this.crc = crc32Update(this.crc, out);
+    this.crc = crc32c(out, 0, out.length, this.crc);
     return out;
   }
 
@@ -176,7 +176,7 @@ class _ChunkReader {
       out.set(next.value.subarray(0, this._pos), have);
       have += this._pos;
     }
-    this.crc = crc32Update(this.crc, out);
+    this.crc = crc32c(out, 0, out.length, this.crc);
     return out;
   }
 
@@ -248,7 +248,7 @@ export async function readSnapshot(chunks: AsyncIterable<Uint8Array>): Promise<K
       const tv = new DataView(t.buffer, t.byteOffset, t.byteLength);
       const kvCount = tv.getUint32(0);
       const idemCount = tv.getUint32(4);
-      const expectCrc = crc32Final(r.crc);
+      const expectCrc = r.crc;
       const c = await r.take(4, "the trailer's checksum");
       const crc = new DataView(c.buffer, c.byteOffset, c.byteLength).getUint32(0);
       if (kvCount !== entries.size || idemCount !== idempotency.size) {

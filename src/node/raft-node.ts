@@ -445,6 +445,7 @@ export class RaftNode implements RaftNodeApi {
     checkNodeId(id);
     checkMemberUrl(url);
     this.#checkOpen();
+    if (this.#raft.status().role !== "leader") throw this.#notLeader();
     const existing = this.#raft.status().config.members.find((m) => m.id === id);
     if (existing !== undefined && existing.url === url && existing.voter) return;
     if (existing !== undefined && existing.url !== url) {
@@ -464,6 +465,8 @@ export class RaftNode implements RaftNodeApi {
   async removeMember(id: NodeId): Promise<void> {
     this.#checkOpen();
     const st = this.#raft.status();
+    // Only the leader's view of the membership counts: a follower's may be stale.
+    if (st.role !== "leader") throw this.#notLeader();
     if (!st.config.members.some((m) => m.id === id)) return;
     this.#raft.removeMember(id);
     this.#loop.kick();
@@ -963,7 +966,8 @@ export class RaftNode implements RaftNodeApi {
   #rejectAll(err: Error): void {
     for (const p of this.#proposeBuffer) p.reject(err);
     this.#proposeBuffer = [];
-    for (const p of this.#proposals.values()) p.reject(err);
+    // Appended proposals may still commit (on the other members): their outcome is unknown.
+    for (const [index, p] of this.#proposals) p.reject(new ProposalDroppedError(`${err.message} before the proposal at index ${index} was applied`, "unknown"));
     this.#proposals.clear();
     if (this.#readBatch !== null) for (const w of this.#readBatch.waiters) w.reject(err);
     this.#readBatch = null;
