@@ -1,5 +1,7 @@
 /**
- * `RaftNode`: the consensus module users import. It puts together the pure
+ * `RaftDriver`: the in-thread implementation behind `RaftNode` (see
+ * `./raft-node-handle.ts`), run either on the caller's thread or in a worker
+ * (`./worker-main.ts`). It puts together the pure
  * core (`src/raft`), the durable storage (`src/storage`), the peer transport
  * (`src/transport`) and the user's state machine, behind the contract in
  * `./types.ts`.
@@ -29,6 +31,7 @@ import {
   RaftError,
   TimeoutError,
 } from "../errors.ts";
+import { assert } from "../raft/assert.ts";
 import { decodeMembership } from "../raft/membership-codec.ts";
 import { Raft } from "../raft/raft.ts";
 import type { ConfigState, Entry, Member, MsgSnap, NodeId, RaftEvent, Ready, SnapshotMeta } from "../raft/types.ts";
@@ -125,8 +128,28 @@ const _DEFAULTS = {
   membershipTimeoutMs: 120_000,
 };
 
-/** A running member of a Raft cluster (see the module comment). */
-export class RaftNode implements RaftNodeApi {
+/** The result of handing one batch of entries to a state machine on another thread. */
+export interface ApplyBatchResult {
+  /** results[i] is what apply returned for the i-th entry handed over. */
+  readonly results: readonly unknown[];
+  /** errors[i] is what apply threw for the i-th entry (null: no entry threw). */
+  readonly errors: readonly (Error | null)[] | null;
+}
+
+/** What the worker host changes in a driver; the caller-thread mode uses none. */
+export interface DriverHooks {
+  /** The data-directory lock, already held by the caller's thread (a worker never takes it: flock belongs to the process). */
+  readonly lock?: DirLock;
+  /**
+   * Applies a batch of committed normal entries at once (one message to the
+   * state machine's thread per batch, not per entry), instead of calling
+   * `stateMachine.apply` per entry.
+   */
+  readonly applyBatch?: (entries: readonly Entry[]) => Promise<ApplyBatchResult>;
+}
+
+/** A running member of a Raft cluster, on the thread that started it (see the module comment). */
+export class RaftDriver implements RaftNodeApi {
   readonly id: NodeId;
   readonly url: string;
   readonly clusterId: string;
@@ -171,6 +194,7 @@ export class RaftNode implements RaftNodeApi {
   readonly #listeners = new Set<(ev: NodeEvent) => void>();
   readonly #transfers = new Map<NodeId, { sentBytes: number; totalBytes: number | null; index: number }>();
   #lastLeader: NodeId | null = null;
+  readonly #applyBatch: NonNullable<DriverHooks["applyBatch"]> | null;
 
   private constructor(
     opts: RaftNodeOptions,
@@ -179,7 +203,9 @@ export class RaftNode implements RaftNodeApi {
     identity: NodeIdentity,
     storage: { log: SegmentedLog; state: StateFile; membership: MembershipFile; snapshots: SnapshotStore },
     applied: number,
+    hooks: DriverHooks,
   ) {
+    this.#applyBatch = hooks.applyBatch ?? null;
     this.#opts = opts;
     this.#rt = rt;
     this.#lock = lock;
@@ -207,11 +233,11 @@ export class RaftNode implements RaftNodeApi {
    * @throws StorageCorruptError when a file in it is damaged (file and offset named)
    * @throws InvalidArgumentError for bad options
    */
-  static async start(opts: RaftNodeOptions): Promise<RaftNode> {
+  static async start(opts: RaftNodeOptions, hooks: DriverHooks = {}): Promise<RaftDriver> {
     const rt = (opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime;
     const dataDir = path.resolve(opts.dataDir);
-    const lock = rt.lockDir(dataDir);
-    let node: RaftNode | null = null;
+    const lock = hooks.lock ?? rt.lockDir(dataDir);
+    let node: RaftDriver | null = null;
     let server: HttpServer | null = null;
     const opened: { close(): Promise<void> }[] = [];
     try {
@@ -260,7 +286,7 @@ export class RaftNode implements RaftNodeApi {
 
       // Serve first, so port 0 resolves to the real port before the URL is fixed.
       const app = new Hono();
-      let nodeRef: RaftNode | null = null;
+      let nodeRef: RaftDriver | null = null;
       const getNode = () => {
         if (nodeRef === null) throw new RaftError("Node is starting");
         return nodeRef;
@@ -293,7 +319,7 @@ export class RaftNode implements RaftNodeApi {
         logger(`restored the state machine from snapshot ${snap.meta.index}`);
       }
 
-      node = new RaftNode(opts, rt, lock, identity, { log, state, membership, snapshots }, applied);
+      node = new RaftDriver(opts, rt, lock, identity, { log, state, membership, snapshots }, applied, hooks);
       node.#server = server;
       node.#init(hs, joinInfo);
       nodeRef = node;
@@ -709,6 +735,7 @@ export class RaftNode implements RaftNodeApi {
   }
 
   #apply(entries: readonly Entry[]): void | Promise<void> {
+    if (this.#applyBatch !== null) return this.#applyBatched(entries, this.#applyBatch);
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.index <= this.#applied) continue;
@@ -750,6 +777,29 @@ export class RaftNode implements RaftNodeApi {
       this.#settle(e, result, failed);
     }
     this.#checkApplied();
+  }
+
+  /** Worker mode: the whole batch's normal entries cross to the state machine's thread in one message. */
+  #applyBatched(entries: readonly Entry[], applyBatch: NonNullable<DriverHooks["applyBatch"]>): void | Promise<void> {
+    const normal: Entry[] = [];
+    for (const e of entries) if (e.index > this.#applied && e.type === "normal") normal.push(e);
+    const settleAll = (out: ApplyBatchResult | null) => {
+      assert(out === null || out.results.length === normal.length, "one apply result per entry handed over");
+      let k = 0;
+      for (const e of entries) {
+        if (e.index <= this.#applied) continue;
+        this.#applied = e.index;
+        if (e.type === "normal") {
+          const i = k++;
+          this.#settle(e, out!.results[i], out!.errors?.[i] ?? null);
+        } else {
+          this.#settle(e, undefined, null);
+        }
+      }
+      this.#checkApplied();
+    };
+    if (normal.length === 0) return settleAll(null);
+    return applyBatch(normal).then(settleAll);
   }
 
   /** Resolves the proposal waiting on `e`'s index, if it was made here. */

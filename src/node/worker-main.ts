@@ -1,0 +1,240 @@
+/**
+ * The worker thread of a `RaftNode` started with `thread: "worker"`: runs
+ * the driver (`./raft-node.ts`) — ticks, the peer RPC server, replication,
+ * log and state-file writes — with a proxy state machine whose batches of
+ * committed entries cross to the caller's thread, and forwards HTTP requests
+ * for the user's routes there too. See `./raft-node-handle.ts` for the other
+ * end and `./worker-protocol.ts` for the messages.
+ *
+ * @module
+ */
+import { runtime } from "../../adapters/mod.ts";
+import type { DirLock } from "../../adapters/types.ts";
+import { RaftError } from "../errors.ts";
+import type { Entry } from "../raft/types.ts";
+import { type ApplyBatchResult, RaftDriver } from "./raft-node.ts";
+import type { NodeEvent, RaftNodeOptions, SnapshotSource, StateMachine } from "./types.ts";
+import {
+  type CallOp,
+  ChunkStreams,
+  decodeError,
+  encodeError,
+  type FromWorker,
+  packBatch,
+  type Settled,
+  type ToWorker,
+  unpackBatch,
+  type WireCall,
+} from "./worker-protocol.ts";
+
+const port = runtime.workerPort();
+if (port === null) throw new RaftError("worker-main.ts runs only as a worker started by RaftNode");
+const parent = port;
+
+function post(m: FromWorker, transfer?: ArrayBuffer[]): void {
+  parent.postMessage(m, transfer);
+}
+
+const streams = new ChunkStreams((m, t) => post(m, t));
+let driver: RaftDriver | null = null;
+
+/** Requests to the caller's thread waiting for their answer, by id. */
+const smCalls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+let nextSmCall = 1;
+const applies = new Map<number, (r: ApplyBatchResult) => void>();
+let nextApply = 1;
+const httpCalls = new Map<number, (r: Response) => void>();
+let nextHttp = 1;
+
+function smCall(method: "lastApplied" | "snapshot" | "restore", args: readonly unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const id = nextSmCall++;
+    smCalls.set(id, { resolve, reject });
+    post({ t: "sm-call", id, method, args });
+  });
+}
+
+/** Stands in for the user's state machine, which lives on the caller's thread. */
+function proxyStateMachine(hasSnapshot: boolean, hasRestore: boolean): StateMachine {
+  const sm: { -readonly [K in keyof StateMachine]: StateMachine[K] } = {
+    apply() {
+      throw new RaftError("The worker applies entries in batches (applyBatch); apply() is never called here");
+    },
+    lastApplied: () => smCall("lastApplied", []) as Promise<number>,
+  };
+  if (hasSnapshot) {
+    sm.snapshot = async (): Promise<SnapshotSource> => {
+      const { index, stream } = await smCall("snapshot", []) as { index: number; stream: number };
+      return { index, chunks: streams.open(stream) };
+    };
+  }
+  if (hasRestore) {
+    sm.restore = async (index, chunks) => {
+      await smCall("restore", [index, streams.offer(chunks)]);
+    };
+  }
+  return sm;
+}
+
+/** One message per batch of committed entries; resolves with apply's results, in order. */
+function applyBatch(entries: readonly Entry[]): Promise<ApplyBatchResult> {
+  const seq = nextApply++;
+  const buf = packBatch(entries.map((e) => e.data), entries.map((e) => e.index));
+  return new Promise((resolve) => {
+    applies.set(seq, resolve);
+    post({ t: "apply", seq, buf }, [buf]);
+  });
+}
+
+/** The driver's status and counters, or nulls once it is closed (its log no longer answers). */
+function snapshotState(): { status: unknown; metrics: unknown } {
+  try {
+    return driver === null ? { status: null, metrics: null } : { status: driver.status(), metrics: driver.metrics() };
+  } catch {
+    return { status: null, metrics: null };
+  }
+}
+
+// ---- Settled calls, batched per microtask ----
+
+let settled: Settled[] = [];
+let settledWithStatus = false;
+function settle(item: Settled, withStatus: boolean): void {
+  if (settled.length === 0) queueMicrotask(flushSettled);
+  settled.push(item);
+  if (withStatus) settledWithStatus = true;
+}
+function flushSettled(): void {
+  const items = settled;
+  settled = [];
+  // Calls that change membership, leadership or the log's first index carry a fresh status, so
+  // `status()` on the caller's thread reflects them once they resolve.
+  const { status, metrics } = settledWithStatus ? snapshotState() : { status: null, metrics: null };
+  settledWithStatus = false;
+  post({ t: "settled", items, status, metrics });
+}
+
+function runCall(d: RaftDriver, c: WireCall, data: Uint8Array | null): void {
+  let p: Promise<unknown>;
+  try {
+    p = _dispatch(d, c.op, c.args, data);
+  } catch (err) {
+    p = Promise.reject(err);
+  }
+  const withStatus = c.op !== "propose" && c.op !== "readBarrier" && c.op !== "close";
+  p.then((v) => settle([c.id, true, v], withStatus), (err) => settle([c.id, false, encodeError(err)], withStatus));
+}
+
+function _dispatch(d: RaftDriver, op: CallOp, args: readonly unknown[], data: Uint8Array | null): Promise<unknown> {
+  switch (op) {
+    case "propose":
+      return d.propose(data!);
+    case "readBarrier":
+      return d.readBarrier();
+    case "addMember":
+      return d.addMember(args[0] as string, args[1] as string);
+    case "removeMember":
+      return d.removeMember(args[0] as string);
+    case "transferLeadership":
+      return args[0] === undefined ? d.transferLeadership() : d.transferLeadership(args[0] as string);
+    case "beginSnapshot":
+      return d.beginSnapshot();
+    case "endSnapshot":
+      return d.endSnapshot(args[0] as number);
+    case "close":
+      return d.close();
+  }
+}
+
+// ---- Start-up ----
+
+async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
+  const o = init.options as unknown as RaftNodeOptions;
+  const lock: DirLock = { dir: o.dataDir, release() {} };
+  const opts: RaftNodeOptions = {
+    ...o,
+    stateMachine: proxyStateMachine(init.hasSnapshot, init.hasRestore),
+    logger: (line) => post({ t: "log", line }),
+    routes: (app, node) => {
+      const d = node as RaftDriver;
+      post({ t: "identity", id: d.id, url: d.url, clusterId: d.clusterId });
+      if (!init.hasRoutes) return;
+      // Everything that is not a peer or cluster route goes to the user's routes on the caller's thread.
+      app.all("*", async (c) => {
+        const req = c.req.raw;
+        const hasBody = req.method !== "GET" && req.method !== "HEAD";
+        const body = hasBody ? await req.arrayBuffer() : null;
+        const headers: [string, string][] = [];
+        req.headers.forEach((v, k) => headers.push([k, v]));
+        const id = nextHttp++;
+        return await new Promise<Response>((resolve) => {
+          httpCalls.set(id, resolve);
+          post({ t: "http", id, method: req.method, url: req.url, headers, body }, body === null ? [] : [body]);
+        });
+      });
+    },
+  };
+  const d = await RaftDriver.start(opts, { lock, applyBatch });
+  driver = d;
+  d.on((ev: NodeEvent) => {
+    const error = ev.type === "stopped" && ev.error !== null ? encodeError(ev.error) : null;
+    const event = ev.type === "stopped" ? { type: "stopped", error: null } : ev;
+    const st = ev.type === "stopped" ? { status: null, metrics: null } : snapshotState();
+    post({ t: "event", event, error, status: st.status, metrics: st.metrics });
+  });
+  const tickMs = o.tickMs ?? 100;
+  // status() on the caller's thread is this copy, refreshed every tick and on every event.
+  const timer = setInterval(() => {
+    const st = snapshotState();
+    if (st.status !== null) post({ t: "status", status: st.status, metrics: st.metrics });
+  }, tickMs);
+  d.on((ev) => {
+    if (ev.type === "stopped") clearInterval(timer);
+  });
+  post({ t: "started", status: d.status(), metrics: d.metrics() });
+}
+
+parent.onMessage((raw) => {
+  const m = raw as ToWorker;
+  if (streams.handle(m)) return;
+  switch (m.t) {
+    case "init":
+      start(m).catch((err) => post({ t: "start-failed", error: encodeError(err) }));
+      break;
+    case "calls": {
+      const d = driver;
+      const items = m.buf === null ? null : unpackBatch(m.buf).items;
+      for (const c of m.calls) {
+        if (d === null) settle([c.id, false, encodeError(new RaftError("The node is starting"))], false);
+        else runCall(d, c, c.item === undefined ? null : items![c.item]!);
+      }
+      break;
+    }
+    case "applied": {
+      const r = applies.get(m.seq);
+      applies.delete(m.seq);
+      r?.({ results: m.results, errors: m.errors === null ? null : m.errors.map((e) => e === null ? null : decodeError(e)) });
+      break;
+    }
+    case "sm-reply": {
+      const c = smCalls.get(m.id);
+      smCalls.delete(m.id);
+      if (m.ok) c?.resolve(m.value);
+      else c?.reject(decodeError(m.value as Parameters<typeof decodeError>[0]));
+      break;
+    }
+    case "http-reply": {
+      const r = httpCalls.get(m.id);
+      httpCalls.delete(m.id);
+      const empty = m.status === 101 || m.status === 204 || m.status === 205 || m.status === 304;
+      r?.(new Response(empty ? null : m.body, { status: m.status, headers: m.headers as [string, string][] }));
+      break;
+    }
+    case "fault":
+      // Test hook: an uncaught error kills this worker the way a bug would.
+      setTimeout(() => {
+        throw new Error("Injected worker fault");
+      }, 0);
+      break;
+  }
+});
