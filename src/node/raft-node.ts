@@ -130,8 +130,8 @@ const _DEFAULTS = {
 
 /** The result of handing one batch of entries to a state machine on another thread. */
 export interface ApplyBatchResult {
-  /** results[i] is what apply returned for the i-th entry handed over. */
-  readonly results: readonly unknown[];
+  /** results[i] is what apply returned for the i-th entry handed over; null when the other thread settled its proposals itself. */
+  readonly results: readonly unknown[] | null;
   /** errors[i] is what apply threw for the i-th entry (null: no entry threw). */
   readonly errors: readonly (Error | null)[] | null;
 }
@@ -184,7 +184,7 @@ export class RaftDriver implements RaftNodeApi {
   #bytesSinceSnapshot = 0;
   #snapshotting = false;
 
-  #proposeBuffer: { data: Uint8Array; resolve: (v: unknown) => void; reject: (e: Error) => void; startMs: number }[] = [];
+  #proposeBuffer: { data: Uint8Array; resolve: (v: unknown) => void; reject: (e: Error) => void; startMs: number; onIndex: ((index: number, term: number) => void) | null }[] = [];
   readonly #proposals = new Map<number, _Proposal>();
   #readBatch: { id: number; waiters: { resolve: () => void; reject: (e: Error) => void }[] } | null = null;
   #readRequestId = 0;
@@ -444,11 +444,16 @@ export class RaftDriver implements RaftNodeApi {
 
   // ---- Public API ----
 
-  propose(data: Uint8Array): Promise<unknown> {
+  /**
+   * `onIndex` (worker mode) learns the index and term the proposal was
+   * appended at, so the caller's thread can resolve it itself when it
+   * applies that entry.
+   */
+  propose(data: Uint8Array, onIndex: ((index: number, term: number) => void) | null = null): Promise<unknown> {
     const err = this.#refuseWrite();
     if (err !== null) return Promise.reject(err);
     return new Promise((resolve, reject) => {
-      this.#proposeBuffer.push({ data, resolve, reject, startMs: performance.now() });
+      this.#proposeBuffer.push({ data, resolve, reject, startMs: performance.now(), onIndex });
       this.#counters.proposals++;
       if (this.#proposeBuffer.length === 1) this.#loop.kick();
     });
@@ -646,6 +651,7 @@ export class RaftDriver implements RaftNodeApi {
         for (let i = 0; i < batch.length; i++) {
           const p = batch[i]!;
           this.#proposals.set(first + i, { term, startMs: p.startMs, resolve: p.resolve, reject: p.reject });
+          p.onIndex?.(first + i, term);
         }
       } catch (err) {
         const e = err instanceof NotLeaderError ? this.#notLeader() : err as Error;
@@ -784,14 +790,14 @@ export class RaftDriver implements RaftNodeApi {
     const normal: Entry[] = [];
     for (const e of entries) if (e.index > this.#applied && e.type === "normal") normal.push(e);
     const settleAll = (out: ApplyBatchResult | null) => {
-      assert(out === null || out.results.length === normal.length, "one apply result per entry handed over");
+      assert(out === null || out.results === null || out.results.length === normal.length, "one apply result per entry handed over");
       let k = 0;
       for (const e of entries) {
         if (e.index <= this.#applied) continue;
         this.#applied = e.index;
         if (e.type === "normal") {
           const i = k++;
-          this.#settle(e, out!.results[i], out!.errors?.[i] ?? null);
+          this.#settle(e, out!.results?.[i], out!.errors?.[i] ?? null);
         } else {
           this.#settle(e, undefined, null);
         }

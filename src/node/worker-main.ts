@@ -80,9 +80,11 @@ function proxyStateMachine(hasSnapshot: boolean, hasRestore: boolean): StateMach
 function applyBatch(entries: readonly Entry[]): Promise<ApplyBatchResult> {
   const seq = nextApply++;
   const buf = packBatch(entries.map((e) => e.data), entries.map((e) => e.index));
+  // The caller's thread must learn which of these entries are its proposals before it applies them.
+  if (settled.length > 0 || proposed.length > 0) flushSettled();
   return new Promise((resolve) => {
     applies.set(seq, resolve);
-    post({ t: "apply", seq, buf }, [buf]);
+    post({ t: "apply", seq, buf, terms: entries.map((e) => e.term) }, [buf]);
   });
 }
 
@@ -98,30 +100,49 @@ function snapshotState(): { status: unknown; metrics: unknown } {
 // ---- Settled calls, batched per microtask ----
 
 let settled: Settled[] = [];
+let proposed: number[] = [];
 let settledWithStatus = false;
+let flushQueued = false;
 function settle(item: Settled, withStatus: boolean): void {
-  if (settled.length === 0) queueMicrotask(flushSettled);
+  queueFlush();
   settled.push(item);
   if (withStatus) settledWithStatus = true;
 }
+function queueFlush(): void {
+  if (flushQueued) return;
+  flushQueued = true;
+  queueMicrotask(flushSettled);
+}
 function flushSettled(): void {
+  flushQueued = false;
+  if (settled.length === 0 && proposed.length === 0) return;
   const items = settled;
+  const appended = proposed;
   settled = [];
+  proposed = [];
   // Calls that change membership, leadership or the log's first index carry a fresh status, so
   // `status()` on the caller's thread reflects them once they resolve.
   const { status, metrics } = settledWithStatus ? snapshotState() : { status: null, metrics: null };
   settledWithStatus = false;
-  post({ t: "settled", items, status, metrics });
+  post({ t: "settled", items, proposed: appended, status, metrics });
 }
 
 function runCall(d: RaftDriver, c: WireCall, data: Uint8Array | null): void {
+  if (c.op === "propose") {
+    // Applied entries resolve their proposals on the caller's thread (apply runs there); only failures come from here.
+    d.propose(data!, (index, term) => {
+      queueFlush();
+      proposed.push(c.id, index, term);
+    }).then(() => {}, (err) => settle([c.id, false, encodeError(err)], false));
+    return;
+  }
   let p: Promise<unknown>;
   try {
     p = _dispatch(d, c.op, c.args, data);
   } catch (err) {
     p = Promise.reject(err);
   }
-  const withStatus = c.op !== "propose" && c.op !== "readBarrier" && c.op !== "close";
+  const withStatus = c.op !== "readBarrier" && c.op !== "close";
   p.then((v) => settle([c.id, true, v], withStatus), (err) => settle([c.id, false, encodeError(err)], withStatus));
 }
 
@@ -213,7 +234,7 @@ parent.onMessage((raw) => {
     case "applied": {
       const r = applies.get(m.seq);
       applies.delete(m.seq);
-      r?.({ results: m.results, errors: m.errors === null ? null : m.errors.map((e) => e === null ? null : decodeError(e)) });
+      r?.({ results: null, errors: null });
       break;
     }
     case "sm-reply": {

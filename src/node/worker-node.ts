@@ -53,12 +53,14 @@ export class WorkerNode implements RaftNodeApi {
   readonly #listeners = new Set<(ev: NodeEvent) => void>();
   /** Calls sent to the worker and not settled yet, by call id. */
   readonly #calls = new Map<number, _Pending>();
+  /** Proposals appended to the log, by index: resolved here when that entry (same term) is applied. */
+  readonly #proposedAt = new Map<number, { readonly id: number; readonly term: number }>();
   #nextCall = 1;
   /** Calls waiting for this microtask's message; proposals' bytes in #outItems. */
   #outCalls: WireCall[] = [];
   #outItems: Uint8Array[] = [];
   /** Apply batches waiting behind an asynchronous apply, oldest first. */
-  #applyQueue: { seq: number; buf: ArrayBuffer }[] = [];
+  #applyQueue: { seq: number; buf: ArrayBuffer; terms: readonly number[] }[] = [];
   #applying = false;
   #userApp: Hono | null = null;
   /** The worker's last pushed status; `lastApplied` is raised by what was applied here. */
@@ -253,10 +255,13 @@ export class WorkerNode implements RaftNodeApi {
       case "settled":
         if (m.status !== null) this.#status = m.status as NodeStatus;
         if (m.metrics !== null) this.#metrics = m.metrics as NodeMetrics;
+        for (let i = 0; i < m.proposed.length; i += 3) {
+          if (this.#calls.has(m.proposed[i]!)) this.#proposedAt.set(m.proposed[i + 1]!, { id: m.proposed[i]!, term: m.proposed[i + 2]! });
+        }
         for (const s of m.items) this.#settle(s);
         break;
       case "apply":
-        this.#applyQueue.push({ seq: m.seq, buf: m.buf });
+        this.#applyQueue.push({ seq: m.seq, buf: m.buf, terms: m.terms });
         if (!this.#applying) void this.#drainApplies();
         break;
       case "sm-call":
@@ -300,32 +305,40 @@ export class WorkerNode implements RaftNodeApi {
     this.#applying = true;
     try {
       while (this.#applyQueue.length > 0) {
-        const { seq, buf } = this.#applyQueue.shift()!;
+        const { seq, buf, terms } = this.#applyQueue.shift()!;
         const { keys, items } = unpackBatch(buf);
-        const results: unknown[] = new Array(items.length);
-        let errors: (EncodedError | null)[] | null = null;
         for (let i = 0; i < items.length; i++) {
           const index = keys[i]!;
           assert(i === 0 || index > keys[i - 1]!, "a batch holds entries in log order");
+          let result: unknown;
+          let failed: unknown = null;
           try {
-            let r = this.#sm.apply(index, items[i]!);
-            if (r instanceof Promise) r = await r;
-            results[i] = r;
+            result = this.#sm.apply(index, items[i]!);
+            if (result instanceof Promise) result = await result;
           } catch (err) {
-            errors ??= new Array(items.length).fill(null);
-            errors[i] = encodeError(err);
+            failed = err;
           }
           this.#appliedHere = index;
+          // The proposal made here for this entry resolves with apply's result as is (it never crosses threads).
+          // Older indexes left behind (their entries were replaced by internal ones) are dropped: they never apply here.
+          for (const k of this.#proposedAt.keys()) {
+            if (k >= index) break;
+            this.#proposedAt.delete(k);
+          }
+          const p = this.#proposedAt.get(index);
+          if (p !== undefined) {
+            this.#proposedAt.delete(index);
+            const call = this.#calls.get(p.id);
+            // Another term's entry at this index: the driver rejects the proposal (ProposalDroppedError).
+            if (call !== undefined && p.term === terms[i]) {
+              this.#calls.delete(p.id);
+              if (failed === null) call.resolve(result);
+              else call.reject(failed instanceof Error ? failed : new Error(String(failed)));
+            }
+          }
         }
         if (this.#dead !== null) return;
-        try {
-          this.#post({ t: "applied", seq, results, errors });
-        } catch (err) {
-          // A result that cannot cross threads (a function, a class instance with private state):
-          // the proposal fails with the reason, the entry stays applied.
-          const e = encodeError(new RaftError(`apply() returned a value that cannot be sent between threads (${(err as Error).message}); return plain data in worker mode`));
-          this.#post({ t: "applied", seq, results: results.map(() => undefined), errors: results.map(() => e) });
-        }
+        this.#post({ t: "applied", seq });
       }
     } finally {
       this.#applying = false;
@@ -387,6 +400,7 @@ export class WorkerNode implements RaftNodeApi {
     this.#started = null;
     for (const p of this.#calls.values()) p.reject(err);
     this.#calls.clear();
+    this.#proposedAt.clear();
     this.#outCalls = [];
     this.#outItems = [];
     this.#streams.failAll(err);

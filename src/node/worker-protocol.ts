@@ -145,7 +145,7 @@ export type Settled = readonly [number, true, unknown] | readonly [number, false
 export type ToWorker =
   | { readonly t: "init"; readonly options: Readonly<Record<string, unknown>>; readonly lastApplied: number; readonly hasSnapshot: boolean; readonly hasRestore: boolean; readonly hasRoutes: boolean }
   | { readonly t: "calls"; readonly calls: readonly WireCall[]; readonly buf: ArrayBuffer | null }
-  | { readonly t: "applied"; readonly seq: number; readonly results: readonly unknown[]; readonly errors: readonly (EncodedError | null)[] | null }
+  | { readonly t: "applied"; readonly seq: number }
   | { readonly t: "sm-reply"; readonly id: number; readonly ok: boolean; readonly value: unknown }
   | { readonly t: "http-reply"; readonly id: number; readonly status: number; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer }
   | StreamMessage
@@ -156,8 +156,15 @@ export type FromWorker =
   | { readonly t: "identity"; readonly id: string; readonly url: string; readonly clusterId: string }
   | { readonly t: "started"; readonly status: unknown; readonly metrics: unknown }
   | { readonly t: "start-failed"; readonly error: EncodedError }
-  | { readonly t: "settled"; readonly items: readonly Settled[]; readonly status: unknown; readonly metrics: unknown }
-  | { readonly t: "apply"; readonly seq: number; readonly buf: ArrayBuffer }
+  | {
+    readonly t: "settled";
+    readonly items: readonly Settled[];
+    /** Proposals appended to the log, as flat [call id, index, term] triples: the caller's thread resolves them when it applies the entry. */
+    readonly proposed: readonly number[];
+    readonly status: unknown;
+    readonly metrics: unknown;
+  }
+  | { readonly t: "apply"; readonly seq: number; readonly buf: ArrayBuffer; readonly terms: readonly number[] }
   | { readonly t: "sm-call"; readonly id: number; readonly method: "lastApplied" | "snapshot" | "restore"; readonly args: readonly unknown[] }
   | { readonly t: "http"; readonly id: number; readonly method: string; readonly url: string; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer | null }
   | { readonly t: "status"; readonly status: unknown; readonly metrics: unknown }
