@@ -177,8 +177,11 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
     stateMachine: proxyStateMachine(init.hasSnapshot, init.hasRestore),
     logger: (line) => post({ t: "log", line }),
     routes: (app, node) => {
+      // The driver is usable from here on (routes may call it while it replays or joins).
       const d = node as RaftDriver;
-      post({ t: "identity", id: d.id, url: d.url, clusterId: d.clusterId });
+      driver = d;
+      const st = snapshotState();
+      post({ t: "identity", id: d.id, url: d.url, clusterId: d.clusterId, status: st.status, metrics: st.metrics });
       if (!init.hasRoutes) return;
       // Everything that is not a peer or cluster route goes to the user's routes on the caller's thread.
       app.all("*", async (c) => {
@@ -195,7 +198,20 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
       });
     },
   };
-  const d = await RaftDriver.start(opts, { lock, applyBatch });
+  const tickMs = o.tickMs ?? 100;
+  // status() on the caller's thread is this copy, refreshed every tick and on every event.
+  const timer = setInterval(() => {
+    const st = snapshotState();
+    if (st.status !== null) post({ t: "status", status: st.status, metrics: st.metrics });
+  }, tickMs);
+  let d: RaftDriver;
+  try {
+    d = await RaftDriver.start(opts, { lock, applyBatch });
+  } catch (err) {
+    clearInterval(timer);
+    driver = null;
+    throw err;
+  }
   driver = d;
   d.on((ev: NodeEvent) => {
     const error = ev.type === "stopped" && ev.error !== null ? encodeError(ev.error) : null;
@@ -203,12 +219,6 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
     const st = ev.type === "stopped" ? { status: null, metrics: null } : snapshotState();
     post({ t: "event", event, error, status: st.status, metrics: st.metrics });
   });
-  const tickMs = o.tickMs ?? 100;
-  // status() on the caller's thread is this copy, refreshed every tick and on every event.
-  const timer = setInterval(() => {
-    const st = snapshotState();
-    if (st.status !== null) post({ t: "status", status: st.status, metrics: st.metrics });
-  }, tickMs);
   d.on((ev) => {
     if (ev.type === "stopped") clearInterval(timer);
   });

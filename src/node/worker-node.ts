@@ -236,6 +236,8 @@ export class WorkerNode implements RaftNodeApi {
         this.#id = m.id;
         this.#url = m.url;
         this.#clusterId = m.clusterId;
+        this.#status = m.status as NodeStatus | null;
+        this.#metrics = m.metrics as NodeMetrics | null;
         if (this.#opts.routes !== undefined) {
           const app = new Hono();
           this.#opts.routes(app, this);

@@ -153,7 +153,7 @@ export type ToWorker =
 
 /** Messages from the worker to the caller's thread. */
 export type FromWorker =
-  | { readonly t: "identity"; readonly id: string; readonly url: string; readonly clusterId: string }
+  | { readonly t: "identity"; readonly id: string; readonly url: string; readonly clusterId: string; readonly status: unknown; readonly metrics: unknown }
   | { readonly t: "started"; readonly status: unknown; readonly metrics: unknown }
   | { readonly t: "start-failed"; readonly error: EncodedError }
   | {
