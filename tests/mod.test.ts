@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LockedError, NotLeaderError, RaftNode } from "../mod.ts";
+import { LockedError, RaftNode } from "../mod.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "raft-mod-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -51,11 +51,5 @@ describe("mod.ts", () => {
     } finally {
       await again.close();
     }
-  });
-
-  it("a follower's propose() rejects with NotLeaderError carrying the leader's URL", async () => {
-    // Covered end to end in tests/node/cluster.test.ts; here the class itself is exported.
-    assert.equal(typeof NotLeaderError, "function");
-    assert.equal(new NotLeaderError("n2", "http://x:1").leaderUrl, "http://x:1");
   });
 });
