@@ -14,7 +14,9 @@ const _TWO_POW_32 = 0x1_0000_0000;
 
 /**
  * Asserts an invariant. Stays on in production (TigerBeetle style): a broken
- * invariant in the storage layer must stop the node, not corrupt data.
+ * invariant in the storage layer must stop the node, not corrupt data. On
+ * hot paths write `if (!cond) assert(false, message)` so that a message
+ * holding values is only built when the check fails.
  *
  * @throws Error naming the broken invariant
  */
@@ -30,7 +32,7 @@ export function writeU64(bytes: Uint8Array, offset: number, value: number): void
     writeU32(bytes, offset + 4, 0);
     return;
   }
-  assert(Number.isSafeInteger(value) && value >= 0, `u64 value ${value} is a non-negative safe integer`);
+  if (!(Number.isSafeInteger(value) && value >= 0)) assert(false, `u64 value ${value} is a non-negative safe integer`);
   const lo = value % _TWO_POW_32;
   const hi = (value - lo) / _TWO_POW_32;
   writeU32(bytes, offset, lo);

@@ -44,7 +44,7 @@ export class EntryCache {
   /** The cached entry at `index` (which must be in [first, lastIndex]). */
   get(index: number): Entry {
     const e = this.#entries[index - this.#first];
-    assert(e !== undefined && e.index === index, `entry ${index} is cached`);
+    if (!(e !== undefined && e.index === index)) assert(false, `entry ${index} is cached`);
     return e;
   }
 

@@ -11,6 +11,10 @@
  *   `installSnapshot` that crashed before deleting it; deleted.
  * - a sealed segment whose entries all lie at or below the compaction point:
  *   left by an `endSnapshot` that crashed before deleting it; deleted.
+ * - entries at or after the first index of a newer segment flagged
+ *   "truncates": superseded by a suffix truncation whose cleanup did not
+ *   finish; older segments are cut there (whatever lies beyond the cut,
+ *   even torn bytes, is never read) and segments starting there deleted.
  * - an empty last segment whose first index does not follow the log: created
  *   by an `installSnapshot` that crashed before its compaction point was
  *   written; deleted (it holds nothing).
@@ -35,14 +39,25 @@ import {
   RECORD_HEADER_BYTES,
   RECORD_OVERHEAD_BYTES,
   recordDataValid,
+  SEGMENT_FLAG_TRUNCATES,
   SEGMENT_HEADER_BYTES,
   segmentIndexFileName,
 } from "./segment-format.ts";
+import type { SegmentHeader } from "./segment-format.ts";
 import { decodeSegmentIndex, encodeSegmentIndex } from "./segment-index-file.ts";
 import type { SegmentIndex } from "./segment-index-file.ts";
 import { findLaterBatch, scanSegment } from "./segment-scan.ts";
 import type { StoredConfigEntry } from "./segment-scan.ts";
 import { decodeCompactionPoint, SNAPSHOT_META_FILE_NAME } from "./snapshot-meta-file.ts";
+
+/** A segment file opened during recovery, header checked. */
+interface _Opened {
+  readonly name: string;
+  readonly path: string;
+  readonly file: FileHandle;
+  readonly size: number;
+  readonly header: SegmentHeader;
+}
 
 /** The state of a log as found on disk. */
 export interface RecoveredLog {
@@ -171,99 +186,126 @@ export async function recoverLog(fs: FileLayer, dir: string, dirHandle: FileHand
 
   const segments: Segment[] = [];
   const configs: StoredConfigEntry[] = [];
+  const opened: _Opened[] = [];
+  /** Handles still open: closed on the way out if recovery fails. */
+  const openFiles = new Set<FileHandle>();
+  const closeFile = async (h: FileHandle): Promise<void> => {
+    openFiles.delete(h);
+    await fs.close(h);
+  };
   try {
+    // Pass 1: open every segment and check its header.
     for (let k = 0; k < candidates.length; k++) {
       const { name, parsed } = candidates[k]!;
-      const isLast = k === candidates.length - 1;
       const segPath = path.join(dir, name);
       const file = await fs.open(segPath, "readwrite");
-      let adopted = false;
-      try {
-        const size = fs.size(file);
-        const hb = new Uint8Array(SEGMENT_HEADER_BYTES);
-        const hn = fs.pread(file, hb, 0);
-        const header = decodeSegmentHeader(hb.subarray(0, hn));
-        const prev = segments[segments.length - 1];
-        if (typeof header === "string") {
-          if (isLast && size <= SEGMENT_HEADER_BYTES) {
-            await fs.close(file);
-            adopted = true;
-            await remove(name, "its creation did not finish (no records)");
-            continue;
-          }
-          throw new StorageCorruptError(segPath, 0, header);
-        }
-        if (header.seq !== parsed.seq || header.firstIndex !== parsed.firstIndex) {
-          throw new StorageCorruptError(segPath, 0, "the segment header does not match the file name");
-        }
-        if (prev === undefined && isLast && size === SEGMENT_HEADER_BYTES && parsed.firstIndex !== snapshot.index + 1) {
-          await fs.close(file);
-          adopted = true;
-          await remove(name, "an empty segment left by an unfinished snapshot install");
+      openFiles.add(file);
+      const size = fs.size(file);
+      const hb = new Uint8Array(SEGMENT_HEADER_BYTES);
+      const header = decodeSegmentHeader(hb.subarray(0, fs.pread(file, hb, 0)));
+      if (typeof header === "string") {
+        await closeFile(file);
+        if (k === candidates.length - 1 && size <= SEGMENT_HEADER_BYTES) {
+          await remove(name, "its creation did not finish (no records)");
           continue;
         }
-        if (prev !== undefined && parsed.firstIndex !== prev.lastIndex + 1) {
-          if (isLast && size === SEGMENT_HEADER_BYTES) {
-            await fs.close(file);
-            adopted = true;
-            await remove(name, "an empty segment left by an unfinished snapshot install");
-            continue;
-          }
-          throw new StorageCorruptError(segPath, 0, `the segment starts at index ${parsed.firstIndex} but the previous one (${prev.name}) ends at ${prev.lastIndex}`);
-        }
-        const idxName = segmentIndexFileName(name);
-        const idxBytes = present.has(idxName) && !opts.verifyAll ? await readSmallFile(dir, idxName, fs) : null;
-        const idx = _loadIndex(fs, idxBytes, file, path.join(dir, idxName), parsed.seq, parsed.firstIndex, size);
-        const prevTerm = prev?.lastTerm ?? 0;
-        let seg: Segment;
-        if (idx !== null && (idx.count === 0 || idx.runTerms[0]! >= prevTerm)) {
-          seg = new Segment({
-            name, path: segPath, seq: parsed.seq, firstIndex: parsed.firstIndex, file, count: idx.count, offsets: idx.offsets,
-            size, runStarts: [...idx.runStarts], runTerms: [...idx.runTerms], sealed: true, hasIndexFile: true,
-          });
-          for (const c of idx.configIndexes) configs.push(_readConfig(fs, seg, c));
-        } else {
-          if (present.has(idxName) && (idxBytes !== null || isLast)) {
-            // Never leave an index file that does not describe its segment:
-            // the segment could grow back to the size it records.
-            await remove(idxName, "");
-          }
-          const scan = scanSegment(fs, file, parsed.firstIndex, prevTerm, size);
-          if (scan.damage !== null) {
-            const d = scan.damage;
-            if (!isLast) throw new StorageCorruptError(segPath, d.offset, `${d.reason} (in a sealed segment)`);
-            const nextIndex = parsed.firstIndex + scan.count;
-            const later = findLaterBatch(fs, file, d.offset, size, nextIndex);
-            if (later >= 0) {
-              throw new StorageCorruptError(segPath, d.offset, `${d.reason}; a later batch starts at byte ${later}, so this record had been acknowledged`);
-            }
-            if (nextIndex - 1 < opts.commitIndex) {
-              throw new StorageCorruptError(segPath, d.offset, `${d.reason}; cutting here would lose committed entries up to ${opts.commitIndex}`);
-            }
-            await fs.truncate(file, scan.end);
-            await fs.fdatasync(file);
-            log(`storage: cut a torn write off ${segPath} at byte ${d.offset} (${size - d.offset} bytes, ${d.reason}); entries from index ${nextIndex} on were never acknowledged`);
-          }
-          // Sealed segments never grow: keep their offsets without growth headroom.
-          const offsets = isLast ? scan.offsets : scan.offsets.slice(0, scan.count);
-          seg = new Segment({
-            name, path: segPath, seq: parsed.seq, firstIndex: parsed.firstIndex, file, count: scan.count, offsets,
-            size: scan.end, runStarts: scan.runStarts, runTerms: scan.runTerms, sealed: !isLast, hasIndexFile: false,
-          });
-          configs.push(...scan.configs);
-          if (!isLast) await writeSegmentIndexFile(fs, dir, seg, scan.configs.map((c) => c.index));
-        }
-        segments.push(seg);
-        adopted = true;
-      } finally {
-        if (!adopted) await fs.close(file);
+        throw new StorageCorruptError(segPath, 0, header);
       }
+      opened.push({ name, path: segPath, file, size, header });
+      if (header.seq !== parsed.seq || header.firstIndex !== parsed.firstIndex) {
+        throw new StorageCorruptError(segPath, 0, "the segment header does not match the file name");
+      }
+    }
+    // Pass 2: a truncation segment cuts every older segment at its first index.
+    const limits: number[] = new Array<number>(opened.length).fill(Infinity);
+    for (let k = opened.length - 2; k >= 0; k--) {
+      const next = opened[k + 1]!.header;
+      limits[k] = Math.min(limits[k + 1]!, (next.flags & SEGMENT_FLAG_TRUNCATES) !== 0 ? next.firstIndex : Infinity);
+    }
+    // Pass 3: load each segment (index file or full scan), in log order.
+    for (let k = 0; k < opened.length; k++) {
+      const o = opened[k]!;
+      const { name, file, size } = o;
+      const segPath = o.path;
+      const { seq, firstIndex, flags } = o.header;
+      const isLast = k === opened.length - 1;
+      const limit = limits[k]!;
+      const idxName = segmentIndexFileName(name);
+      const prev = segments[segments.length - 1];
+      if (firstIndex >= limit) {
+        await closeFile(file);
+        await remove(idxName, "");
+        await remove(name, `superseded by a truncation at index ${limit}`);
+        continue;
+      }
+      if ((flags & SEGMENT_FLAG_TRUNCATES) === 0 && isLast && size === SEGMENT_HEADER_BYTES &&
+        (prev === undefined ? firstIndex !== snapshot.index + 1 : firstIndex !== prev.lastIndex + 1)) {
+        await closeFile(file);
+        await remove(name, "an empty segment left by an unfinished snapshot install");
+        continue;
+      }
+      if (prev !== undefined && firstIndex !== prev.lastIndex + 1) {
+        throw new StorageCorruptError(segPath, 0, `the segment starts at index ${firstIndex} but the previous one (${prev.name}) ends at ${prev.lastIndex}`);
+      }
+      const idxBytes = present.has(idxName) && !opts.verifyAll ? await readSmallFile(dir, idxName, fs) : null;
+      const idx = _loadIndex(fs, idxBytes, file, path.join(dir, idxName), seq, firstIndex, size);
+      const prevTerm = prev?.lastTerm ?? 0;
+      let seg: Segment;
+      if (idx !== null && (idx.count === 0 || idx.runTerms[0]! >= prevTerm)) {
+        seg = new Segment({
+          name, path: segPath, seq, firstIndex, file, count: idx.count, offsets: idx.offsets,
+          size, runStarts: [...idx.runStarts], runTerms: [...idx.runTerms], sealed: true, hasIndexFile: true,
+        });
+        for (const c of idx.configIndexes) if (c < limit) configs.push(_readConfig(fs, seg, c));
+      } else {
+        if (present.has(idxName) && (idxBytes !== null || isLast)) {
+          // Never leave an index file that does not describe its segment:
+          // the segment could grow back to the size it records.
+          await remove(idxName, "");
+        }
+        const scan = scanSegment(fs, file, firstIndex, prevTerm, size, limit - firstIndex);
+        if (scan.damage !== null) {
+          const d = scan.damage;
+          if (!isLast) throw new StorageCorruptError(segPath, d.offset, `${d.reason} (in a sealed segment)`);
+          const nextIndex = firstIndex + scan.count;
+          const later = findLaterBatch(fs, file, d.offset, size, nextIndex);
+          if (later >= 0) {
+            throw new StorageCorruptError(segPath, d.offset, `${d.reason}; a later write starts at byte ${later}, so this record had been acknowledged`);
+          }
+          if (nextIndex - 1 < opts.commitIndex) {
+            throw new StorageCorruptError(segPath, d.offset, `${d.reason}; cutting here would lose committed entries up to ${opts.commitIndex}`);
+          }
+          await fs.truncate(file, scan.end);
+          await fs.fdatasync(file);
+          log(`storage: cut a torn write off ${segPath} at byte ${d.offset} (${size - d.offset} bytes, ${d.reason}); entries from index ${nextIndex} on were never acknowledged`);
+        }
+        // Sealed segments never grow: keep their offsets without growth headroom.
+        const offsets = isLast ? scan.offsets : scan.offsets.slice(0, scan.count);
+        seg = new Segment({
+          name, path: segPath, seq, firstIndex, file, count: scan.count, offsets,
+          size: scan.end, runStarts: scan.runStarts, runTerms: scan.runTerms, sealed: !isLast, hasIndexFile: false,
+        });
+        configs.push(...scan.configs);
+      }
+      segments.push(seg);
+      // Finish an interrupted truncation: drop what the newer segment superseded.
+      if (seg.lastIndex >= limit) seg.cutFrom(limit);
+      if (seg.size < size) {
+        if (seg.hasIndexFile) {
+          await remove(idxName, "");
+          seg.hasIndexFile = false;
+        }
+        await fs.truncate(file, seg.size);
+        await fs.fdatasync(file);
+        if (limit !== Infinity) log(`storage: finished a truncation: cut ${segPath} at byte ${seg.size} (entries from ${limit} on are superseded)`);
+      }
+      if (!isLast && !seg.hasIndexFile) await writeSegmentIndexFile(fs, dir, seg, configs.map((c) => c.index));
     }
 
     // Finish an interrupted endSnapshot: sealed segments wholly at or below the compaction point go.
     while (segments.length > 0 && segments[0]!.sealed && segments[0]!.lastIndex <= snapshot.index) {
       const seg = segments.shift()!;
-      await fs.close(seg.file);
+      await closeFile(seg.file);
       await remove(segmentIndexFileName(seg.name), "");
       await remove(seg.name, `all its entries are at or below the compaction point ${snapshot.index}`);
     }
@@ -280,7 +322,7 @@ export async function recoverLog(fs: FileLayer, dir: string, dirHandle: FileHand
     }
     if (dirChanged) await fs.fsyncDir(dirHandle);
   } catch (err) {
-    for (const s of segments) await fs.close(s.file);
+    for (const h of openFiles) await fs.close(h);
     throw err;
   }
   return {

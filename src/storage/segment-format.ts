@@ -8,7 +8,13 @@
  *
  * Segment header, 32 bytes:
  *
- *     [magic u32 "RSG1"][version u32 = 1][seq u64][firstIndex u64][reserved u32 = 0][crc32c u32 of bytes 0..28]
+ *     [magic u32 "RSG1"][version u32 = 1][seq u64][firstIndex u64][flags u32][crc32c u32 of bytes 0..28]
+ *
+ * Flag bit 0, "truncates": the segment was created by a suffix truncation
+ * and supersedes every entry at or after its first index in older segments.
+ * Its creation (header fdatasynced, directory fsynced) is the single durable
+ * step of a truncation; shrinking the older segments comes after and may be
+ * interrupted, or torn, without consequence: recovery cuts them again.
  *
  * Each record (entry), 32 bytes of framing plus the data:
  *
@@ -84,27 +90,40 @@ export function parseSegmentFileName(name: string): { firstIndex: number; seq: n
   return { firstIndex, seq };
 }
 
+/** Segment header flag: the segment supersedes older segments' entries from its first index on. */
+export const SEGMENT_FLAG_TRUNCATES = 1;
+
+/** A decoded segment header. */
+export interface SegmentHeader {
+  readonly seq: number;
+  readonly firstIndex: number;
+  readonly flags: number;
+}
+
 /** Encodes a segment header. */
-export function encodeSegmentHeader(seq: number, firstIndex: number): Uint8Array {
+export function encodeSegmentHeader(seq: number, firstIndex: number, flags: number): Uint8Array {
   const h = new Uint8Array(SEGMENT_HEADER_BYTES);
   writeU32(h, 0, _SEGMENT_MAGIC);
   writeU32(h, 4, _SEGMENT_VERSION);
   writeU64(h, 8, seq);
   writeU64(h, 16, firstIndex);
+  writeU32(h, 24, flags);
   writeU32(h, 28, crc32c(h, 0, 28));
   return h;
 }
 
 /** Decodes a segment header, or returns a reason it is invalid. */
-export function decodeSegmentHeader(h: Uint8Array): { seq: number; firstIndex: number } | string {
+export function decodeSegmentHeader(h: Uint8Array): SegmentHeader | string {
   if (h.length < SEGMENT_HEADER_BYTES) return `the file is shorter than its ${SEGMENT_HEADER_BYTES}-byte header`;
   if (crc32c(h, 0, 28) !== readU32(h, 28)) return "segment header checksum mismatch";
   if (readU32(h, 0) !== _SEGMENT_MAGIC) return "wrong magic number (not a log segment)";
   if (readU32(h, 4) !== _SEGMENT_VERSION) return `unsupported segment version ${readU32(h, 4)}`;
   const seq = readU64(h, 8);
   const firstIndex = readU64(h, 16);
+  const flags = readU32(h, 24);
   if (seq < 0 || firstIndex < 1) return "segment header holds an out-of-range seq or first index";
-  return { seq, firstIndex };
+  if ((flags & ~SEGMENT_FLAG_TRUNCATES) !== 0) return `unknown segment flags ${flags}`;
+  return { seq, firstIndex, flags };
 }
 
 /** Total encoded size of `entries`. */

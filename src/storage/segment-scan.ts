@@ -58,6 +58,7 @@ export interface ScanResult {
  * @param firstIndex the index the first record must have
  * @param prevTerm the term of the entry before `firstIndex` (terms never decrease along the log)
  * @param fileSize the file's size
+ * @param countMax stop after this many records (a later truncation cuts the rest away: it is not read)
  */
 export function scanSegment(
   fs: FileLayer,
@@ -65,6 +66,7 @@ export function scanSegment(
   firstIndex: number,
   prevTerm: number,
   fileSize: number,
+  countMax = Infinity,
 ): ScanResult {
   const r: ScanResult = {
     count: 0,
@@ -92,7 +94,7 @@ export function scanSegment(
     r.end = bufPos + p;
     return r;
   };
-  while (bufPos + p < fileSize) {
+  while (bufPos + p < fileSize && r.count < countMax) {
     if (p + RECORD_HEADER_BYTES > bufLen) {
       refill(RECORD_HEADER_BYTES);
       if (bufLen < RECORD_HEADER_BYTES) return damage("the file ends inside a record header");

@@ -84,7 +84,7 @@ export class Segment {
 
   /** The term of `index`, which this segment must hold. */
   term(index: number): number {
-    assert(index >= this.firstIndex && index <= this.lastIndex, `segment ${this.name} holds index ${index}`);
+    if (!(index >= this.firstIndex && index <= this.lastIndex)) assert(false, `segment ${this.name} holds index ${index}`);
     const starts = this.runStarts;
     let lo = 0;
     let hi = starts.length - 1;

@@ -13,10 +13,11 @@
  * recovery side is in `log-recovery.ts`):
  * - append: [roll: seal = write index file; create segment + header,
  *   fdatasync, fsync dir] then one pwrite of the whole batch, one fdatasync.
- * - truncate a suffix from index i: delete later segments (newest first) and
- *   stale index files, fsync dir; ftruncate the segment holding i,
- *   fdatasync; only then write anything new. Every intermediate state is a
- *   prefix of the old log that still holds every entry below i.
+ * - truncate a suffix from index i: create a new segment flagged
+ *   "truncates" starting at i (header fdatasynced, directory fsynced): that
+ *   is the one durable step, done before anything new is written. Then
+ *   delete the older segments that start at or after i and shrink the one
+ *   holding i; recovery redoes this cleanup if it was interrupted.
  * - endSnapshot: write the compaction point (atomic replace) FIRST, then
  *   delete obsolete sealed segments, fsync dir.
  * - installSnapshot: create the new empty segment (fsync dir), write the
@@ -46,6 +47,7 @@ import {
   encodeRecords,
   encodeSegmentHeader,
   RECORD_OVERHEAD_BYTES,
+  SEGMENT_FLAG_TRUNCATES,
   SEGMENT_HEADER_BYTES,
   segmentFileName,
   segmentIndexFileName,
@@ -404,38 +406,42 @@ export class SegmentedLog implements LogReader {
     return this.#scratch.subarray(0, bytes);
   }
 
-  /** Durably removes entries >= index (see the module comment for the order). */
+  /**
+   * Removes entries >= index. The single durable step is the creation of a
+   * new segment flagged "truncates" starting at `index`: once its header and
+   * name are on disk, recovery treats every older entry >= index as gone.
+   * Deleting and shrinking the older segments comes after, without syncs:
+   * if it is interrupted (or torn by a power loss), recovery does it again.
+   */
   async #truncateFrom(index: number): Promise<void> {
     assert(index > this.#snapshot.index && index <= this.#lastIndex, "truncation point is a held entry above the compaction point");
-    // Hide first: nothing at or after `index` is served from here on.
+    const t = await this.#createSegment(index, false, SEGMENT_FLAG_TRUNCATES);
+    // Durable: publish the cut.
     this.#lastIndex = index - 1;
     this.#configs = this.#configs.filter((c) => c.index < index);
     this.#cache.cutFrom(index);
-    // Segments starting at or after `index` go whole (none holds an entry
-    // at or below the compaction point, since index > snapshot.index).
     const doomed: Segment[] = [];
     while (this.#segments.length > 0 && this.#segments[this.#segments.length - 1]!.firstIndex >= index) {
       doomed.push(this.#segments.pop()!);
     }
     const seg = this.#segments[this.#segments.length - 1];
-    const cutsSeg = seg !== undefined && seg.lastIndex >= index;
+    this.#segments.push(t);
+    this.#logger(`storage: truncated the log from index ${index} (a conflicting suffix); new entries go to ${t.name}`);
+    // Clean up: whole segments go, the one holding `index` shrinks and is sealed.
     for (const d of doomed) {
       await this.#fs.close(d.file);
       if (d.hasIndexFile) await this.#fs.unlink(path.join(this.#dir, segmentIndexFileName(d.name)));
       await this.#fs.unlink(d.path);
     }
-    // A sealed segment's index file goes (durably) before the segment shrinks.
-    const staleIndex = cutsSeg && seg.hasIndexFile;
-    if (staleIndex) {
-      await this.#fs.unlink(path.join(this.#dir, segmentIndexFileName(seg.name)));
-      seg.hasIndexFile = false;
-    }
-    if (doomed.length > 0 || staleIndex) await this.#fs.fsyncDir(this.#dirHandle);
     if (seg !== undefined && seg.lastIndex >= index) {
-      const size = seg.cutFrom(index);
-      await this.#fs.truncate(seg.file, size);
-      await this.#fs.fdatasync(seg.file);
-      if (seg.sealed) await writeSegmentIndexFile(this.#fs, this.#dir, seg, this.#configs.map((c) => c.index));
+      if (seg.hasIndexFile) {
+        await this.#fs.unlink(path.join(this.#dir, segmentIndexFileName(seg.name)));
+        seg.hasIndexFile = false;
+      }
+      await this.#fs.truncate(seg.file, seg.cutFrom(index));
+      await this.#seal(seg);
+    } else if (seg !== undefined && !seg.sealed) {
+      await this.#seal(seg);
     }
   }
 
@@ -452,7 +458,7 @@ export class SegmentedLog implements LogReader {
    * fdatasynced, directory fsynced), and appends it to the log's segments
    * unless `publish` is false.
    */
-  async #createSegment(firstIndex: number, publish = true): Promise<Segment> {
+  async #createSegment(firstIndex: number, publish = true, flags = 0): Promise<Segment> {
     const seq = this.#nextSeq++;
     const name = segmentFileName(firstIndex, seq);
     const segPath = path.join(this.#dir, name);
@@ -462,7 +468,7 @@ export class SegmentedLog implements LogReader {
       runStarts: [], runTerms: [], sealed: false, hasIndexFile: false,
     });
     if (publish) this.#segments.push(seg);
-    await this.#fs.pwrite(file, encodeSegmentHeader(seq, firstIndex), 0);
+    await this.#fs.pwrite(file, encodeSegmentHeader(seq, firstIndex, flags), 0);
     await this.#fs.fdatasync(file);
     await this.#fs.fsyncDir(this.#dirHandle);
     return seg;
@@ -487,7 +493,7 @@ export class SegmentedLog implements LogReader {
 
   /** Term of a held entry (firstIndex <= index <= lastIndex), without the poison check. */
   #termHeld(index: number): number {
-    assert(index > this.#snapshot.index && index <= this.#lastIndex, `index ${index} is held`);
+    if (!(index > this.#snapshot.index && index <= this.#lastIndex)) assert(false, `index ${index} is held`);
     if (index >= this.#cache.first) return this.#cache.get(index).term;
     return this.#segmentOf(index).term(index);
   }
@@ -503,7 +509,7 @@ export class SegmentedLog implements LogReader {
       else hi = mid - 1;
     }
     const seg = segs[lo];
-    assert(seg !== undefined && index >= seg.firstIndex && index <= seg.lastIndex, `a segment holds index ${index}`);
+    if (!(seg !== undefined && index >= seg.firstIndex && index <= seg.lastIndex)) assert(false, `a segment holds index ${index}`);
     return seg;
   }
 }

@@ -5,7 +5,7 @@
  * lost in random combinations). After recovery, everything acknowledged
  * must be there, and the operation in flight must have happened wholly, not
  * at all, or (for appends) as a prefix. A failure prints its seed;
- * `STORAGE_SEED=<n>` replays one.
+ * `STORAGE_SEED=<n>` replays one; `STORAGE_SEEDS=<count>` runs more.
  *
  * @module
  */
@@ -136,6 +136,7 @@ async function runSeed(seed: number): Promise<void> {
   } catch (err) {
     if (!(err instanceof StorageFailedError) || !layer.crashed) throw err;
   }
+  if (process.env["STORAGE_DEBUG"] !== undefined) console.log(ctx("before recovery"), "acked last", last(a), "snap", a.snap.index);
   disk.crash(rand);
 
   // ---- recovery checks ----
@@ -196,8 +197,18 @@ async function runSeed(seed: number): Promise<void> {
 
 describe("power loss at a random step (simulated disk)", () => {
   const only = process.env["STORAGE_SEED"];
-  const seeds = only !== undefined ? [Number(only)] : Array.from({ length: 300 }, (_, k) => 5000 + k);
+  const count = Number(process.env["STORAGE_SEEDS"] ?? 300);
+  const seeds = only !== undefined ? [Number(only)] : Array.from({ length: count }, (_, k) => 5000 + k);
   it(`loses nothing acknowledged in ${seeds.length} seeded runs`, async () => {
-    for (const seed of seeds) await runSeed(seed);
+    for (const seed of seeds) {
+      try {
+        await runSeed(seed);
+      } catch (err) {
+        if (err instanceof Error && !err.message.includes(`seed ${seed}`)) {
+          err.message = `seed ${seed} (replay with STORAGE_SEED=${seed}): ${err.message}`;
+        }
+        throw err;
+      }
+    }
   });
 });
