@@ -143,9 +143,12 @@ export interface DriverHooks {
   /**
    * Applies a batch of committed normal entries at once (one message to the
    * state machine's thread per batch, not per entry), instead of calling
-   * `stateMachine.apply` per entry.
+   * `stateMachine.apply` per entry. `lastIndex` is the batch's last index,
+   * internal entries included. May resolve before the other thread has
+   * applied the batch, as long as that thread handles everything it is sent
+   * later (read barriers, snapshots, routes) only after it.
    */
-  readonly applyBatch?: (entries: readonly Entry[]) => Promise<ApplyBatchResult>;
+  readonly applyBatch?: (entries: readonly Entry[], lastIndex: number) => Promise<ApplyBatchResult>;
 }
 
 /** A running member of a Raft cluster, on the thread that started it (see the module comment). */
@@ -804,8 +807,10 @@ export class RaftDriver implements RaftNodeApi {
       }
       this.#checkApplied();
     };
-    if (normal.length === 0) return settleAll(null);
-    return applyBatch(normal).then(settleAll);
+    const lastIndex = entries.length === 0 ? 0 : entries[entries.length - 1]!.index;
+    if (normal.length === 0 && lastIndex <= this.#applied) return settleAll(null);
+    // Called for internal-only batches too, so the other thread's count of applied entries stays exact.
+    return applyBatch(normal, lastIndex).then(settleAll);
   }
 
   /** Resolves the proposal waiting on `e`'s index, if it was made here. */

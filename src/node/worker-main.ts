@@ -41,7 +41,6 @@ let driver: RaftDriver | null = null;
 /** Requests to the caller's thread waiting for their answer, by id. */
 const smCalls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 let nextSmCall = 1;
-const applies = new Map<number, (r: ApplyBatchResult) => void>();
 let nextApply = 1;
 const httpCalls = new Map<number, (r: Response) => void>();
 let nextHttp = 1;
@@ -76,16 +75,32 @@ function proxyStateMachine(hasSnapshot: boolean, hasRestore: boolean): StateMach
   return sm;
 }
 
-/** One message per batch of committed entries; resolves with apply's results, in order. */
-function applyBatch(entries: readonly Entry[]): Promise<ApplyBatchResult> {
+/**
+ * Apply batches sent and not yet acknowledged, at most this many: the apply
+ * chain does not wait a thread round trip per batch, yet a blocked caller's
+ * thread holds the chain back instead of queueing without bound.
+ */
+const _APPLY_WINDOW = 32;
+let applyOutstanding = 0;
+const applyWaiters: (() => void)[] = [];
+const _APPLIED: ApplyBatchResult = { results: null, errors: null };
+
+/**
+ * One message per batch of committed entries. Resolves as soon as the batch
+ * is sent (within the window): the caller's thread applies in order and
+ * handles every later message (read barriers, snapshots, routes, calls) only
+ * after it, and it resolves proposals itself (`proposed`), so nothing here
+ * needs apply's results.
+ */
+function applyBatch(entries: readonly Entry[], lastIndex: number): Promise<ApplyBatchResult> {
   const seq = nextApply++;
   const buf = packBatch(entries.map((e) => e.data), entries.map((e) => e.index));
   // The caller's thread must learn which of these entries are its proposals before it applies them.
   if (settled.length > 0 || proposed.length > 0) flushSettled();
-  return new Promise((resolve) => {
-    applies.set(seq, resolve);
-    post({ t: "apply", seq, buf, terms: entries.map((e) => e.term) }, [buf]);
-  });
+  post({ t: "apply", seq, buf, terms: entries.map((e) => e.term), lastIndex }, [buf]);
+  applyOutstanding++;
+  if (applyOutstanding <= _APPLY_WINDOW) return Promise.resolve(_APPLIED);
+  return new Promise((resolve) => applyWaiters.push(() => resolve(_APPLIED)));
 }
 
 /** The driver's status and counters, or nulls once it is closed (its log no longer answers). */
@@ -241,12 +256,10 @@ parent.onMessage((raw) => {
       }
       break;
     }
-    case "applied": {
-      const r = applies.get(m.seq);
-      applies.delete(m.seq);
-      r?.({ results: null, errors: null });
+    case "applied":
+      applyOutstanding--;
+      applyWaiters.shift()?.();
       break;
-    }
     case "sm-reply": {
       const c = smCalls.get(m.id);
       smCalls.delete(m.id);

@@ -60,8 +60,14 @@ export class WorkerNode implements RaftNodeApi {
   #outCalls: WireCall[] = [];
   #outItems: Uint8Array[] = [];
   /** Apply batches waiting behind an asynchronous apply, oldest first. */
-  #applyQueue: { seq: number; buf: ArrayBuffer; terms: readonly number[] }[] = [];
+  #applyQueue: { seq: number; buf: ArrayBuffer; terms: readonly number[]; lastIndex: number }[] = [];
   #applying = false;
+  /**
+   * Messages that arrived while an asynchronous apply was in progress: the
+   * worker sent them after the entries being applied (it does not wait for
+   * applies), so they are handled after them, in order.
+   */
+  #deferred: FromWorker[] = [];
   #userApp: Hono | null = null;
   /** The worker's last pushed status; `lastApplied` is raised by what was applied here. */
   #status: NodeStatus | null = null;
@@ -154,7 +160,7 @@ export class WorkerNode implements RaftNodeApi {
   status(): NodeStatus {
     const st = this.#status;
     if (st === null) throw new RaftError("The node is starting");
-    return st.lastApplied >= this.#appliedHere ? st : { ...st, lastApplied: this.#appliedHere };
+    return st.lastApplied === this.#appliedHere ? st : { ...st, lastApplied: this.#appliedHere };
   }
 
   /** The worker's counters, at most one tick old. */
@@ -231,6 +237,10 @@ export class WorkerNode implements RaftNodeApi {
 
   #onMessage(m: FromWorker): void {
     if (this.#streams.handle(m)) return;
+    if (this.#applying && m.t !== "status" && m.t !== "log") {
+      this.#deferred.push(m);
+      return;
+    }
     switch (m.t) {
       case "identity":
         this.#id = m.id;
@@ -263,7 +273,7 @@ export class WorkerNode implements RaftNodeApi {
         for (const s of m.items) this.#settle(s);
         break;
       case "apply":
-        this.#applyQueue.push({ seq: m.seq, buf: m.buf, terms: m.terms });
+        this.#applyQueue.push({ seq: m.seq, buf: m.buf, terms: m.terms, lastIndex: m.lastIndex });
         if (!this.#applying) void this.#drainApplies();
         break;
       case "sm-call":
@@ -307,7 +317,7 @@ export class WorkerNode implements RaftNodeApi {
     this.#applying = true;
     try {
       while (this.#applyQueue.length > 0) {
-        const { seq, buf, terms } = this.#applyQueue.shift()!;
+        const { seq, buf, terms, lastIndex } = this.#applyQueue.shift()!;
         const { keys, items } = unpackBatch(buf);
         for (let i = 0; i < items.length; i++) {
           const index = keys[i]!;
@@ -339,12 +349,15 @@ export class WorkerNode implements RaftNodeApi {
             }
           }
         }
+        // Internal entries (no-ops, membership) count as applied too, as in caller mode.
+        if (lastIndex > this.#appliedHere) this.#appliedHere = lastIndex;
         if (this.#dead !== null) return;
         this.#post({ t: "applied", seq });
       }
     } finally {
       this.#applying = false;
     }
+    while (this.#deferred.length > 0 && !this.#applying) this.#onMessage(this.#deferred.shift()!);
   }
 
   async #smCall(id: number, method: "lastApplied" | "snapshot" | "restore", args: readonly unknown[]): Promise<void> {

@@ -164,7 +164,7 @@ export type FromWorker =
     readonly status: unknown;
     readonly metrics: unknown;
   }
-  | { readonly t: "apply"; readonly seq: number; readonly buf: ArrayBuffer; readonly terms: readonly number[] }
+  | { readonly t: "apply"; readonly seq: number; readonly buf: ArrayBuffer; readonly terms: readonly number[]; readonly lastIndex: number }
   | { readonly t: "sm-call"; readonly id: number; readonly method: "lastApplied" | "snapshot" | "restore"; readonly args: readonly unknown[] }
   | { readonly t: "http"; readonly id: number; readonly method: string; readonly url: string; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer | null }
   | { readonly t: "status"; readonly status: unknown; readonly metrics: unknown }
