@@ -294,7 +294,12 @@ export class RaftDriver implements RaftNodeApi {
         if (nodeRef === null) throw new RaftError("Node is starting");
         return nodeRef;
       };
-      server = await rt.serve(app, host, port);
+      // Hono refuses routes added after its first request, and peers may call as soon as the port is
+      // bound: a front app answers 503 until every route is on `app` (a race measured in worker mode).
+      let routed = false;
+      const front = new Hono();
+      front.all("*", (c) => routed ? app.fetch(c.req.raw, c.env) : c.text("Member is starting; retry shortly\n", 503, { "Retry-After": "1" }));
+      server = await rt.serve(front, host, port);
       const url = opts.advertiseUrl ?? saved?.url ?? `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
       const identity: NodeIdentity = { id, url, host, port: saved?.port ?? (port === 0 ? server.port : port), clusterId: clusterId! };
       if (saved === null) await writeIdentity(dataDir, identity);
@@ -353,6 +358,7 @@ export class RaftDriver implements RaftNodeApi {
         opts.routes(user, node);
         app.route("/", user);
       }
+      routed = true;
       await node.#replay(hs.commitIndex);
       if (joinInfo !== null) await joinCluster.requestAdd(rt, joinInfo, id, url, opts.secret ?? null, logger, () => node!.#closed);
       return node;

@@ -86,6 +86,40 @@ describe(`RaftNode thread option (${RT})`, () => {
     assert.equal(caller.termChanged, true, "caller mode: the blocked leader was deposed (proves the worker is what kept it)");
   });
 
+  it("worker mode with an asynchronous state machine: results in order, a read barrier and routes see every apply before them", async () => {
+    const dataDir = path.join(root, "async-sm");
+    const order: number[] = [];
+    let last = 0;
+    const sm = {
+      async apply(id: number, data: Uint8Array) {
+        await new Promise((r) => setTimeout(r, 0));
+        order.push(id);
+        last = id;
+        return `${id}:${new TextDecoder().decode(data)}`;
+      },
+      lastApplied: () => last,
+    };
+    const node = await RaftNode.start({
+      id: "n1", dataDir, host: "127.0.0.1", port: 0, bootstrap: true, stateMachine: sm, thread: "worker", tickMs: 50, logger: () => {},
+      routes: (app) => app.get("/last", (c) => c.json({ last })),
+    });
+    try {
+      assert.equal(node.thread, "worker");
+      await waitFor("n1 to lead", () => node.status().role === "leader", 10_000);
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => node.propose(new TextEncoder().encode(`v${i}`))));
+      for (const r of results) assert.match(r as string, /^\d+:v\d+$/);
+      for (let i = 1; i < order.length; i++) assert.ok(order[i]! > order[i - 1]!, `applied ${order[i]} after ${order[i - 1]}`);
+      const writes = Array.from({ length: 20 }, (_, i) => node.propose(new TextEncoder().encode(`w${i}`)));
+      const lastIndex = Math.max(...(await Promise.all(writes)).map((r) => Number((r as string).split(":")[0])));
+      await node.readBarrier();
+      assert.ok(last >= lastIndex && node.status().lastApplied >= lastIndex, `barrier after ${lastIndex}: state machine at ${last}`);
+      const viaRoute = await (await fetch(`${node.url}/last`)).json() as { last: number };
+      assert.ok(viaRoute.last >= lastIndex);
+    } finally {
+      await node.close();
+    }
+  });
+
   for (const kind of ["throw", "terminate"] as const) {
     it(`a worker that ${kind === "throw" ? "throws" : "is terminated"}: pending calls reject, the lock is released, a restart recovers everything acknowledged`, async () => {
       const dataDir = path.join(root, `fault-${kind}`);
