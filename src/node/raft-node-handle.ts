@@ -37,7 +37,7 @@ export class RaftNode implements RaftNodeApi {
    * @throws InvalidArgumentError for bad options
    */
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
-    const thread = opts.thread ?? "caller";
+    const thread = opts.thread ?? "worker";
     if (thread !== "worker" && thread !== "caller") throw new InvalidArgumentError(`thread must be "worker" or "caller", not ${String(thread)}`);
     if (thread === "caller") return new RaftNode(await RaftDriver.start(opts));
     const rt = (opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime;
