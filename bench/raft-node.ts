@@ -4,7 +4,9 @@
  * process with 1 and with 1,000 in flight, 100-byte entries. Prints
  * committed entries/s and p50/p99 commit latency, and in the same run the
  * disk's raw fdatasync latency and a loopback HTTP round trip, the two
- * physical limits a commit is made of.
+ * physical limits a commit is made of. Runs it twice, with the consensus
+ * loop on the caller's thread and in a worker (`thread` option, env
+ * BENCH_THREAD for the members; BENCH_THREADS=worker or caller runs one).
  *
  * Run: `npx tsx bench/raft-node.ts` (or `npm run bench -- raft-node` for all three runtimes).
  *
@@ -53,36 +55,50 @@ async function physicalLimits(): Promise<{ fsyncUs: number; rttUs: number }> {
 }
 
 const ids = ["b1", "b2", "b3"];
-const ports = await freePorts(3);
-const flag = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}`).join(",");
-const children = [];
+const children: ReturnType<typeof spawn>[] = [];
+const threads = (process.env.BENCH_THREADS ?? "caller,worker").split(",");
 try {
   const limits = await physicalLimits();
   printRow(rt, "raw 300-byte pwrite+fdatasync p50", `${limits.fsyncUs.toFixed(0)} us`);
   printRow(rt, "loopback HTTP round trip p50", `${limits.rttUs.toFixed(0)} us`);
   const fixture = path.join(path.dirname(new URL(import.meta.url).pathname), "fixtures", "bench-member.ts");
-  for (let i = 0; i < 3; i++) {
-    const [cmd, args] = runCommand(rt, fixture, ["--data", path.join(root, ids[i]!), "--id", ids[i]!, "--port", String(ports[i]), "--members", flag]);
-    const child = trackExit(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] }));
-    children.push(child);
-    await waitForLine(child, /^ready /, `bench member ${ids[i]}`, 60_000);
+  const results = new Map<string, { entriesPerSec: number; p50Ms: number }>();
+  for (const thread of threads) {
+    const ports = await freePorts(3);
+    const flag = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}`).join(",");
+    const mine: ReturnType<typeof spawn>[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [cmd, args] = runCommand(rt, fixture, ["--data", path.join(root, thread, ids[i]!), "--id", ids[i]!, "--port", String(ports[i]), "--members", flag]);
+      const child = trackExit(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BENCH_THREAD: thread } }));
+      children.push(child);
+      mine.push(child);
+      await waitForLine(child, /^ready /, `bench member ${ids[i]} (${thread})`, 60_000);
+    }
+    const leaderPort = await waitFor("a leader", async () => {
+      for (const p of ports) {
+        const st = await (await fetch(`http://127.0.0.1:${p}/st`)).json() as { role: string };
+        if (st.role === "leader") return p;
+      }
+      return undefined;
+    }, 30_000);
+    for (const inflight of [1, 1000]) {
+      const res = await (await fetch(`http://127.0.0.1:${leaderPort}/bench?inflight=${inflight}&seconds=${seconds}&bytes=100`, { method: "POST" })).json() as {
+        entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number;
+      };
+      results.set(`${thread}/${inflight}`, res);
+      printRow(rt, `${thread} thread: 3 members, ${inflight} in flight, 100-byte entries`, `${Math.round(res.entriesPerSec).toLocaleString("en-US")} entries/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms${res.leaderChanged ? ", LEADER CHANGED" : ""}${res.failed > 0 ? `, ${res.failed} failed` : ""}`);
+      if (inflight === 1) {
+        const bound = 2 * (limits.fsyncUs + limits.rttUs) / 1000;
+        printRow(rt, "  p50 vs goal 2x (fdatasync + round trip)", `${res.p50Ms.toFixed(2)} ms vs ${bound.toFixed(2)} ms (${(res.p50Ms / bound).toFixed(2)}x of the goal)`);
+      }
+    }
+    for (const c of mine) c.kill("SIGKILL");
   }
-  const leaderPort = await waitFor("a leader", async () => {
-    for (const p of ports) {
-      const st = await (await fetch(`http://127.0.0.1:${p}/st`)).json() as { role: string };
-      if (st.role === "leader") return p;
-    }
-    return undefined;
-  }, 30_000);
   for (const inflight of [1, 1000]) {
-    const res = await (await fetch(`http://127.0.0.1:${leaderPort}/bench?inflight=${inflight}&seconds=${seconds}&bytes=100`, { method: "POST" })).json() as {
-      entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number;
-    };
-    printRow(rt, `3 members, ${inflight} in flight, 100-byte entries`, `${Math.round(res.entriesPerSec).toLocaleString("en-US")} entries/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms${res.leaderChanged ? ", LEADER CHANGED" : ""}${res.failed > 0 ? `, ${res.failed} failed` : ""}`);
-    if (inflight === 1) {
-      const bound = 2 * (limits.fsyncUs + limits.rttUs) / 1000;
-      printRow(rt, "  p50 vs goal 2x (fdatasync + round trip)", `${res.p50Ms.toFixed(2)} ms vs ${bound.toFixed(2)} ms (${(res.p50Ms / bound).toFixed(2)}x of the goal)`);
-    }
+    const c = results.get(`caller/${inflight}`);
+    const w = results.get(`worker/${inflight}`);
+    if (c === undefined || w === undefined) continue;
+    printRow(rt, `  worker vs caller, ${inflight} in flight (goal: <= 10% throughput, <= +0.1 ms p50)`, `throughput ${((w.entriesPerSec / c.entriesPerSec - 1) * 100).toFixed(1)}%, p50 ${(w.p50Ms - c.p50Ms) >= 0 ? "+" : ""}${(w.p50Ms - c.p50Ms).toFixed(3)} ms`);
   }
 } finally {
   for (const c of children) c.kill("SIGKILL");

@@ -1,5 +1,7 @@
 /**
- * `RaftNode`: the consensus module users import. It puts together the pure
+ * `RaftDriver`: the in-thread implementation behind `RaftNode` (see
+ * `./raft-node-handle.ts`), run either on the caller's thread or in a worker
+ * (`./worker-main.ts`). It puts together the pure
  * core (`src/raft`), the durable storage (`src/storage`), the peer transport
  * (`src/transport`) and the user's state machine, behind the contract in
  * `./types.ts`.
@@ -29,6 +31,7 @@ import {
   RaftError,
   TimeoutError,
 } from "../errors.ts";
+import { assert } from "../raft/assert.ts";
 import { decodeMembership } from "../raft/membership-codec.ts";
 import { Raft } from "../raft/raft.ts";
 import type { ConfigState, Entry, Member, MsgSnap, NodeId, RaftEvent, Ready, SnapshotMeta } from "../raft/types.ts";
@@ -125,8 +128,31 @@ const _DEFAULTS = {
   membershipTimeoutMs: 120_000,
 };
 
-/** A running member of a Raft cluster (see the module comment). */
-export class RaftNode implements RaftNodeApi {
+/** The result of handing one batch of entries to a state machine on another thread. */
+export interface ApplyBatchResult {
+  /** results[i] is what apply returned for the i-th entry handed over; null when the other thread settled its proposals itself. */
+  readonly results: readonly unknown[] | null;
+  /** errors[i] is what apply threw for the i-th entry (null: no entry threw). */
+  readonly errors: readonly (Error | null)[] | null;
+}
+
+/** What the worker host changes in a driver; the caller-thread mode uses none. */
+export interface DriverHooks {
+  /** The data-directory lock, already held by the caller's thread (a worker never takes it: flock belongs to the process). */
+  readonly lock?: DirLock;
+  /**
+   * Applies a batch of committed normal entries at once (one message to the
+   * state machine's thread per batch, not per entry), instead of calling
+   * `stateMachine.apply` per entry. `lastIndex` is the batch's last index,
+   * internal entries included. May resolve before the other thread has
+   * applied the batch, as long as that thread handles everything it is sent
+   * later (read barriers, snapshots, routes) only after it.
+   */
+  readonly applyBatch?: (entries: readonly Entry[], lastIndex: number) => Promise<ApplyBatchResult>;
+}
+
+/** A running member of a Raft cluster, on the thread that started it (see the module comment). */
+export class RaftDriver implements RaftNodeApi {
   readonly id: NodeId;
   readonly url: string;
   readonly clusterId: string;
@@ -161,7 +187,7 @@ export class RaftNode implements RaftNodeApi {
   #bytesSinceSnapshot = 0;
   #snapshotting = false;
 
-  #proposeBuffer: { data: Uint8Array; resolve: (v: unknown) => void; reject: (e: Error) => void; startMs: number }[] = [];
+  #proposeBuffer: { data: Uint8Array; resolve: (v: unknown) => void; reject: (e: Error) => void; startMs: number; onIndex: ((index: number, term: number) => void) | null }[] = [];
   readonly #proposals = new Map<number, _Proposal>();
   #readBatch: { id: number; waiters: { resolve: () => void; reject: (e: Error) => void }[] } | null = null;
   #readRequestId = 0;
@@ -171,6 +197,7 @@ export class RaftNode implements RaftNodeApi {
   readonly #listeners = new Set<(ev: NodeEvent) => void>();
   readonly #transfers = new Map<NodeId, { sentBytes: number; totalBytes: number | null; index: number }>();
   #lastLeader: NodeId | null = null;
+  readonly #applyBatch: NonNullable<DriverHooks["applyBatch"]> | null;
 
   private constructor(
     opts: RaftNodeOptions,
@@ -179,7 +206,9 @@ export class RaftNode implements RaftNodeApi {
     identity: NodeIdentity,
     storage: { log: SegmentedLog; state: StateFile; membership: MembershipFile; snapshots: SnapshotStore },
     applied: number,
+    hooks: DriverHooks,
   ) {
+    this.#applyBatch = hooks.applyBatch ?? null;
     this.#opts = opts;
     this.#rt = rt;
     this.#lock = lock;
@@ -207,11 +236,11 @@ export class RaftNode implements RaftNodeApi {
    * @throws StorageCorruptError when a file in it is damaged (file and offset named)
    * @throws InvalidArgumentError for bad options
    */
-  static async start(opts: RaftNodeOptions): Promise<RaftNode> {
+  static async start(opts: RaftNodeOptions, hooks: DriverHooks = {}): Promise<RaftDriver> {
     const rt = (opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime;
     const dataDir = path.resolve(opts.dataDir);
-    const lock = rt.lockDir(dataDir);
-    let node: RaftNode | null = null;
+    const lock = hooks.lock ?? rt.lockDir(dataDir);
+    let node: RaftDriver | null = null;
     let server: HttpServer | null = null;
     const opened: { close(): Promise<void> }[] = [];
     try {
@@ -260,12 +289,17 @@ export class RaftNode implements RaftNodeApi {
 
       // Serve first, so port 0 resolves to the real port before the URL is fixed.
       const app = new Hono();
-      let nodeRef: RaftNode | null = null;
+      let nodeRef: RaftDriver | null = null;
       const getNode = () => {
         if (nodeRef === null) throw new RaftError("Node is starting");
         return nodeRef;
       };
-      server = await rt.serve(app, host, port);
+      // Hono refuses routes added after its first request, and peers may call as soon as the port is
+      // bound: a front app answers 503 until every route is on `app` (a race measured in worker mode).
+      let routed = false;
+      const front = new Hono();
+      front.all("*", (c) => routed ? app.fetch(c.req.raw, c.env) : c.text("Member is starting; retry shortly\n", 503, { "Retry-After": "1" }));
+      server = await rt.serve(front, host, port);
       const url = opts.advertiseUrl ?? saved?.url ?? `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
       const identity: NodeIdentity = { id, url, host, port: saved?.port ?? (port === 0 ? server.port : port), clusterId: clusterId! };
       if (saved === null) await writeIdentity(dataDir, identity);
@@ -293,7 +327,7 @@ export class RaftNode implements RaftNodeApi {
         logger(`restored the state machine from snapshot ${snap.meta.index}`);
       }
 
-      node = new RaftNode(opts, rt, lock, identity, { log, state, membership, snapshots }, applied);
+      node = new RaftDriver(opts, rt, lock, identity, { log, state, membership, snapshots }, applied, hooks);
       node.#server = server;
       node.#init(hs, joinInfo);
       nodeRef = node;
@@ -324,6 +358,7 @@ export class RaftNode implements RaftNodeApi {
         opts.routes(user, node);
         app.route("/", user);
       }
+      routed = true;
       await node.#replay(hs.commitIndex);
       if (joinInfo !== null) await joinCluster.requestAdd(rt, joinInfo, id, url, opts.secret ?? null, logger, () => node!.#closed);
       return node;
@@ -418,11 +453,16 @@ export class RaftNode implements RaftNodeApi {
 
   // ---- Public API ----
 
-  propose(data: Uint8Array): Promise<unknown> {
+  /**
+   * `onIndex` (worker mode) learns the index and term the proposal was
+   * appended at, so the caller's thread can resolve it itself when it
+   * applies that entry.
+   */
+  propose(data: Uint8Array, onIndex: ((index: number, term: number) => void) | null = null): Promise<unknown> {
     const err = this.#refuseWrite();
     if (err !== null) return Promise.reject(err);
     return new Promise((resolve, reject) => {
-      this.#proposeBuffer.push({ data, resolve, reject, startMs: performance.now() });
+      this.#proposeBuffer.push({ data, resolve, reject, startMs: performance.now(), onIndex });
       this.#counters.proposals++;
       if (this.#proposeBuffer.length === 1) this.#loop.kick();
     });
@@ -623,6 +663,7 @@ export class RaftNode implements RaftNodeApi {
         for (let i = 0; i < batch.length; i++) {
           const p = batch[i]!;
           this.#proposals.set(first + i, { term, startMs: p.startMs, resolve: p.resolve, reject: p.reject });
+          p.onIndex?.(first + i, term);
         }
       } catch (err) {
         const e = err instanceof NotLeaderError ? this.#notLeader() : err as Error;
@@ -712,6 +753,7 @@ export class RaftNode implements RaftNodeApi {
   }
 
   #apply(entries: readonly Entry[]): void | Promise<void> {
+    if (this.#applyBatch !== null) return this.#applyBatched(entries, this.#applyBatch);
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.index <= this.#applied) continue;
@@ -753,6 +795,31 @@ export class RaftNode implements RaftNodeApi {
       this.#settle(e, result, failed);
     }
     this.#checkApplied();
+  }
+
+  /** Worker mode: the whole batch's normal entries cross to the state machine's thread in one message. */
+  #applyBatched(entries: readonly Entry[], applyBatch: NonNullable<DriverHooks["applyBatch"]>): void | Promise<void> {
+    const normal: Entry[] = [];
+    for (const e of entries) if (e.index > this.#applied && e.type === "normal") normal.push(e);
+    const settleAll = (out: ApplyBatchResult | null) => {
+      assert(out === null || out.results === null || out.results.length === normal.length, "one apply result per entry handed over");
+      let k = 0;
+      for (const e of entries) {
+        if (e.index <= this.#applied) continue;
+        this.#applied = e.index;
+        if (e.type === "normal") {
+          const i = k++;
+          this.#settle(e, out!.results?.[i], out!.errors?.[i] ?? null);
+        } else {
+          this.#settle(e, undefined, null);
+        }
+      }
+      this.#checkApplied();
+    };
+    const lastIndex = entries.length === 0 ? 0 : entries[entries.length - 1]!.index;
+    if (normal.length === 0 && lastIndex <= this.#applied) return settleAll(null);
+    // Called for internal-only batches too, so the other thread's count of applied entries stays exact.
+    return applyBatch(normal, lastIndex).then(settleAll);
   }
 
   /** Resolves the proposal waiting on `e`'s index, if it was made here. */

@@ -86,6 +86,19 @@ export interface RaftNodeOptions {
   readonly segmentBytesMax?: number;
   /** Largest accepted peer RPC body. Default 64 MiB. */
   readonly maxRpcBytes?: number;
+  /**
+   * Where the consensus loop runs. "worker": timers, the peer RPC server,
+   * replication and log writes run on their own worker thread, so a state
+   * machine (or anything else on the caller's thread) that blocks for a
+   * while does not stop heartbeats and votes; the state machine, `routes`
+   * and listeners still run on the caller's thread. "caller": everything on
+   * the caller's thread (no thread hop, more throughput; `status()` is
+   * exact). Default "worker". In worker mode `status()` and `metrics()` are
+   * copies at most one tick old (`lastApplied` is exact), `apply`'s result
+   * never crosses threads, and the data given to `apply` is a view into a
+   * batch buffer (copy it to keep it).
+   */
+  readonly thread?: "worker" | "caller";
   /** Where one-line log messages go. Default: stderr. */
   readonly logger?: (line: string) => void;
 }

@@ -1,0 +1,439 @@
+/**
+ * The caller's-thread end of a node started with `thread: "worker"`: a thin
+ * handle whose calls cross to the driver in its worker (`./worker-main.ts`),
+ * and which runs, on the caller's thread, what belongs to the user: the
+ * state machine (one message per batch of committed entries, packed into a
+ * transferred buffer), the user's routes (HTTP requests forwarded from the
+ * worker's server), event listeners and the logger.
+ *
+ * The data-directory lock is taken and kept here, not in the worker: flock
+ * belongs to the process, so a worker that dies would otherwise leave the
+ * directory locked until the process exits.
+ *
+ * @module
+ */
+import * as path from "node:path";
+import process from "node:process";
+import { Hono } from "hono";
+import type { DirLock, RuntimeAdapter, WorkerHandle } from "../../adapters/types.ts";
+import { ClosedError, RaftError } from "../errors.ts";
+import { assert } from "../raft/assert.ts";
+import type { NodeId } from "../raft/types.ts";
+import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine } from "./types.ts";
+import {
+  type CallOp,
+  ChunkStreams,
+  decodeError,
+  type EncodedError,
+  encodeError,
+  type FromWorker,
+  packBatch,
+  type Settled,
+  type ToWorker,
+  unpackBatch,
+  type WireCall,
+} from "./worker-protocol.ts";
+
+interface _Pending {
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: Error) => void;
+}
+
+/** A node whose consensus loop runs in a worker thread (see the module comment). */
+export class WorkerNode implements RaftNodeApi {
+  #id = "";
+  #url = "";
+  #clusterId = "";
+  readonly #opts: RaftNodeOptions;
+  readonly #sm: StateMachine;
+  readonly #lock: DirLock;
+  readonly #worker: WorkerHandle;
+  readonly #logger: (line: string) => void;
+  readonly #streams: ChunkStreams;
+  readonly #listeners = new Set<(ev: NodeEvent) => void>();
+  /** Calls sent to the worker and not settled yet, by call id. */
+  readonly #calls = new Map<number, _Pending>();
+  /** Proposals appended to the log, by index: resolved here when that entry (same term) is applied. */
+  readonly #proposedAt = new Map<number, { readonly id: number; readonly term: number }>();
+  #nextCall = 1;
+  /** Calls waiting for this microtask's message; proposals' bytes in #outItems. */
+  #outCalls: WireCall[] = [];
+  #outItems: Uint8Array[] = [];
+  /** Apply batches waiting behind an asynchronous apply, oldest first. */
+  #applyQueue: { seq: number; buf: ArrayBuffer; terms: readonly number[]; lastIndex: number }[] = [];
+  #applying = false;
+  /**
+   * Messages that arrived while an asynchronous apply was in progress: the
+   * worker sent them after the entries being applied (it does not wait for
+   * applies), so they are handled after them, in order.
+   */
+  #deferred: FromWorker[] = [];
+  #userApp: Hono | null = null;
+  /** The worker's last pushed status; `lastApplied` is raised by what was applied here. */
+  #status: NodeStatus | null = null;
+  #metrics: NodeMetrics | null = null;
+  /** Invariant: the state machine holds every normal entry <= #appliedHere. */
+  #appliedHere = 0;
+  #started: _Pending | null = null;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  /** Set once the worker is gone; every later call fails with it. */
+  #dead: Error | null = null;
+
+  private constructor(opts: RaftNodeOptions, lock: DirLock, worker: WorkerHandle, applied: number) {
+    this.#opts = opts;
+    this.#sm = opts.stateMachine;
+    this.#lock = lock;
+    this.#worker = worker;
+    this.#appliedHere = applied;
+    this.#logger = opts.logger ?? ((line) => process.stderr.write(`${line}\n`));
+    this.#streams = new ChunkStreams((m, t) => this.#post(m, t));
+    worker.onMessage((m) => this.#onMessage(m as FromWorker));
+    worker.onError((err) => void this.#die(err));
+  }
+
+  /**
+   * Locks the data directory here, starts the worker and waits until its
+   * driver serves. Same errors as the caller-thread start.
+   */
+  static async start(opts: RaftNodeOptions, rt: RuntimeAdapter): Promise<WorkerNode> {
+    const dataDir = path.resolve(opts.dataDir);
+    const lock = rt.lockDir(dataDir);
+    let node: WorkerNode | null = null;
+    try {
+      const applied = await opts.stateMachine.lastApplied();
+      const worker = rt.startWorker(new URL("./worker-main.ts", import.meta.url));
+      node = new WorkerNode(opts, lock, worker, applied);
+      const started = new Promise<unknown>((resolve, reject) => (node!.#started = { resolve, reject }));
+      const options: Record<string, unknown> = { ...opts, dataDir };
+      for (const k of ["stateMachine", "routes", "logger", "runtime"]) delete options[k];
+      node.#post({
+        t: "init",
+        options,
+        lastApplied: applied,
+        hasSnapshot: opts.stateMachine.snapshot !== undefined,
+        hasRestore: opts.stateMachine.restore !== undefined,
+        hasRoutes: opts.routes !== undefined,
+      });
+      await started;
+      return node;
+    } catch (err) {
+      if (node !== null) await node.#stopWorker();
+      else lock.release();
+      throw err;
+    }
+  }
+
+  get id(): NodeId {
+    return this.#id;
+  }
+  get url(): string {
+    return this.#url;
+  }
+  get clusterId(): string {
+    return this.#clusterId;
+  }
+
+  propose(data: Uint8Array): Promise<unknown> {
+    return this.#call("propose", [], data);
+  }
+  readBarrier(): Promise<void> {
+    return this.#call("readBarrier", []) as Promise<void>;
+  }
+  addMember(id: NodeId, url: string): Promise<void> {
+    return this.#call("addMember", [id, url]) as Promise<void>;
+  }
+  removeMember(id: NodeId): Promise<void> {
+    return this.#call("removeMember", [id]) as Promise<void>;
+  }
+  transferLeadership(to?: NodeId): Promise<void> {
+    return this.#call("transferLeadership", [to]) as Promise<void>;
+  }
+  beginSnapshot(): Promise<number> {
+    return this.#call("beginSnapshot", []) as Promise<number>;
+  }
+  endSnapshot(marker: number): Promise<void> {
+    return this.#call("endSnapshot", [marker]) as Promise<void>;
+  }
+
+  /** The worker's copy, at most one tick old; `lastApplied` is exact (it is counted here). */
+  status(): NodeStatus {
+    const st = this.#status;
+    if (st === null) throw new RaftError("The node is starting");
+    return st.lastApplied === this.#appliedHere ? st : { ...st, lastApplied: this.#appliedHere };
+  }
+
+  /** The worker's counters, at most one tick old. */
+  metrics(): NodeMetrics {
+    if (this.#metrics === null) throw new RaftError("The node is starting");
+    return this.#metrics;
+  }
+
+  on(listener: (event: NodeEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Closes the driver (waits for writes in flight), ends the worker, releases the lock. */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    if (this.#dead !== null) return Promise.resolve();
+    this.#closing = (async () => {
+      try {
+        await this.#call("close", [], null, true);
+      } catch {
+        // The worker died while closing: #die reported it.
+      }
+      if (this.#dead !== null) return;
+      this.#closed = true;
+      this.#dead = new ClosedError("The node was closed");
+      this.#rejectAll(this.#dead);
+      await this.#stopWorker();
+      this.#emit({ type: "stopped", error: null });
+    })();
+    return this.#closing;
+  }
+
+  /** Test hook: makes the worker fail as a bug or a kill would ("throw": an uncaught error in it; "terminate": it is ended). */
+  injectFault(kind: "throw" | "terminate"): void {
+    if (kind === "throw") this.#post({ t: "fault", kind: "throw" });
+    else void this.#worker.terminate().then(() => this.#die(new RaftError("The node's worker thread was terminated")));
+  }
+
+  // ---- Calls to the worker ----
+
+  #call(op: CallOp, args: readonly unknown[], data: Uint8Array | null = null, closing = false): Promise<unknown> {
+    if (this.#dead !== null) return Promise.reject(this.#dead);
+    if (this.#closing !== null && !closing) return Promise.reject(new ClosedError("The node is closed"));
+    return new Promise((resolve, reject) => {
+      const id = this.#nextCall++;
+      this.#calls.set(id, { resolve, reject });
+      if (this.#outCalls.length === 0) queueMicrotask(() => this.#flushCalls());
+      if (data === null) this.#outCalls.push({ id, op, args });
+      else {
+        this.#outCalls.push({ id, op, args, item: this.#outItems.length });
+        this.#outItems.push(data);
+      }
+    });
+  }
+
+  /** One message per microtask of calls, proposals' bytes packed into one transferred buffer. */
+  #flushCalls(): void {
+    const calls = this.#outCalls;
+    const items = this.#outItems;
+    this.#outCalls = [];
+    this.#outItems = [];
+    if (calls.length === 0 || this.#dead !== null) return;
+    const buf = items.length === 0 ? null : packBatch(items, null);
+    this.#post({ t: "calls", calls, buf }, buf === null ? [] : [buf]);
+  }
+
+  #post(m: ToWorker, transfer?: ArrayBuffer[]): void {
+    if (this.#dead !== null && m.t !== "fault") return;
+    this.#worker.postMessage(m, transfer);
+  }
+
+  // ---- Messages from the worker ----
+
+  #onMessage(m: FromWorker): void {
+    if (this.#streams.handle(m)) return;
+    if (this.#applying && m.t !== "status" && m.t !== "log") {
+      this.#deferred.push(m);
+      return;
+    }
+    switch (m.t) {
+      case "identity":
+        this.#id = m.id;
+        this.#url = m.url;
+        this.#clusterId = m.clusterId;
+        this.#status = m.status as NodeStatus | null;
+        this.#metrics = m.metrics as NodeMetrics | null;
+        if (this.#opts.routes !== undefined) {
+          const app = new Hono();
+          this.#opts.routes(app, this);
+          this.#userApp = app;
+        }
+        break;
+      case "started":
+        this.#status = m.status as NodeStatus;
+        this.#metrics = m.metrics as NodeMetrics;
+        this.#started?.resolve(undefined);
+        this.#started = null;
+        break;
+      case "start-failed":
+        this.#started?.reject(decodeError(m.error));
+        this.#started = null;
+        break;
+      case "settled":
+        if (m.status !== null) this.#status = m.status as NodeStatus;
+        if (m.metrics !== null) this.#metrics = m.metrics as NodeMetrics;
+        for (let i = 0; i < m.proposed.length; i += 3) {
+          if (this.#calls.has(m.proposed[i]!)) this.#proposedAt.set(m.proposed[i + 1]!, { id: m.proposed[i]!, term: m.proposed[i + 2]! });
+        }
+        for (const s of m.items) this.#settle(s);
+        break;
+      case "apply":
+        this.#applyQueue.push({ seq: m.seq, buf: m.buf, terms: m.terms, lastIndex: m.lastIndex });
+        if (!this.#applying) void this.#drainApplies();
+        break;
+      case "sm-call":
+        void this.#smCall(m.id, m.method, m.args);
+        break;
+      case "http":
+        void this.#http(m);
+        break;
+      case "status":
+        this.#status = m.status as NodeStatus;
+        this.#metrics = m.metrics as NodeMetrics;
+        break;
+      case "event": {
+        if (m.status !== null) this.#status = m.status as NodeStatus;
+        if (m.metrics !== null) this.#metrics = m.metrics as NodeMetrics;
+        const ev = m.event as NodeEvent;
+        if (ev.type === "stopped") {
+          // The driver stopped by itself (a fatal storage error): the node is over.
+          if (this.#closing === null) void this.#die(m.error === null ? new ClosedError("The node stopped") : decodeError(m.error));
+        } else {
+          this.#emit(ev);
+        }
+        break;
+      }
+      case "log":
+        this.#logger(m.line);
+        break;
+    }
+  }
+
+  #settle(s: Settled): void {
+    const p = this.#calls.get(s[0]);
+    if (p === undefined) return;
+    this.#calls.delete(s[0]);
+    if (s[1]) p.resolve(s[2]);
+    else p.reject(decodeError(s[2] as EncodedError));
+  }
+
+  /** Applies batches in order; a state machine whose apply returns a promise is awaited entry by entry. */
+  async #drainApplies(): Promise<void> {
+    this.#applying = true;
+    try {
+      while (this.#applyQueue.length > 0) {
+        const { seq, buf, terms, lastIndex } = this.#applyQueue.shift()!;
+        const { keys, items } = unpackBatch(buf);
+        for (let i = 0; i < items.length; i++) {
+          const index = keys[i]!;
+          assert(i === 0 || index > keys[i - 1]!, "a batch holds entries in log order");
+          let result: unknown;
+          let failed: unknown = null;
+          try {
+            result = this.#sm.apply(index, items[i]!);
+            if (result instanceof Promise) result = await result;
+          } catch (err) {
+            failed = err;
+          }
+          this.#appliedHere = index;
+          // The proposal made here for this entry resolves with apply's result as is (it never crosses threads).
+          // Older indexes left behind (their entries were replaced by internal ones) are dropped: they never apply here.
+          for (const k of this.#proposedAt.keys()) {
+            if (k >= index) break;
+            this.#proposedAt.delete(k);
+          }
+          const p = this.#proposedAt.get(index);
+          if (p !== undefined) {
+            this.#proposedAt.delete(index);
+            const call = this.#calls.get(p.id);
+            // Another term's entry at this index: the driver rejects the proposal (ProposalDroppedError).
+            if (call !== undefined && p.term === terms[i]) {
+              this.#calls.delete(p.id);
+              if (failed === null) call.resolve(result);
+              else call.reject(failed instanceof Error ? failed : new Error(String(failed)));
+            }
+          }
+        }
+        // Internal entries (no-ops, membership) count as applied too, as in caller mode.
+        if (lastIndex > this.#appliedHere) this.#appliedHere = lastIndex;
+        if (this.#dead !== null) return;
+        this.#post({ t: "applied", seq });
+      }
+    } finally {
+      this.#applying = false;
+    }
+    while (this.#deferred.length > 0 && !this.#applying) this.#onMessage(this.#deferred.shift()!);
+  }
+
+  async #smCall(id: number, method: "lastApplied" | "snapshot" | "restore", args: readonly unknown[]): Promise<void> {
+    try {
+      let value: unknown;
+      if (method === "lastApplied") value = await this.#sm.lastApplied();
+      else if (method === "snapshot") {
+        const src = await this.#sm.snapshot!();
+        value = { index: src.index, stream: this.#streams.offer(src.chunks) };
+      } else {
+        const index = args[0] as number;
+        await this.#sm.restore!(index, this.#streams.open(args[1] as number));
+        this.#appliedHere = index;
+      }
+      this.#post({ t: "sm-reply", id, ok: true, value });
+    } catch (err) {
+      this.#post({ t: "sm-reply", id, ok: false, value: encodeError(err) });
+    }
+  }
+
+  async #http(m: Extract<FromWorker, { t: "http" }>): Promise<void> {
+    let status = 500;
+    let headers: [string, string][] = [];
+    let body = new ArrayBuffer(0);
+    try {
+      const app = this.#userApp;
+      if (app === null) throw new RaftError("No routes are mounted");
+      const res = await app.fetch(new Request(m.url, { method: m.method, headers: m.headers as [string, string][], ...(m.body === null ? {} : { body: m.body }) }));
+      status = res.status;
+      res.headers.forEach((v, k) => headers.push([k, v]));
+      body = await res.arrayBuffer();
+    } catch (err) {
+      status = 500;
+      headers = [["content-type", "text/plain; charset=UTF-8"]];
+      body = new TextEncoder().encode(`Internal error in a route: ${(err as Error).message}\n`).buffer as ArrayBuffer;
+      this.#logger(`route ${m.method} ${m.url} threw: ${(err as Error).message}`);
+    }
+    this.#post({ t: "http-reply", id: m.id, status, headers, body }, [body]);
+  }
+
+  // ---- The end ----
+
+  /** The worker is gone (crashed, terminated, or its driver stopped on a fatal error). */
+  async #die(err: Error): Promise<void> {
+    if (this.#dead !== null) return;
+    this.#dead = err;
+    this.#logger(`the node's worker thread stopped: ${err.message}`);
+    this.#rejectAll(err);
+    await this.#stopWorker();
+    this.#emit({ type: "stopped", error: err });
+  }
+
+  #rejectAll(err: Error): void {
+    this.#started?.reject(err);
+    this.#started = null;
+    for (const p of this.#calls.values()) p.reject(err);
+    this.#calls.clear();
+    this.#proposedAt.clear();
+    this.#outCalls = [];
+    this.#outItems = [];
+    this.#streams.failAll(err);
+  }
+
+  /** Ends the worker, then releases the lock (never before: the worker may still be writing). */
+  async #stopWorker(): Promise<void> {
+    await this.#worker.terminate().catch(() => {});
+    this.#lock.release();
+  }
+
+  #emit(ev: NodeEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(ev);
+      } catch (err) {
+        this.#logger(`event listener threw: ${(err as Error).message}`);
+      }
+    }
+  }
+}

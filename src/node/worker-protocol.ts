@@ -1,0 +1,282 @@
+/**
+ * What crosses between a `RaftNode` handle on the caller's thread and the
+ * driver in its worker (`./worker-main.ts`): the message shapes, errors as
+ * plain data rebuilt as the same classes, batches of entries packed into one
+ * transferred `ArrayBuffer`, and pull-based chunk streams for snapshots.
+ *
+ * Hot-path messages are batched (one message per microtask of proposals,
+ * one per apply batch, one per batch of settled calls) and carry bytes in
+ * transferred buffers, never per-entry messages or copies of whole pools.
+ *
+ * @module
+ */
+import {
+  ClosedError,
+  DiskSpaceError,
+  InvalidArgumentError,
+  LockedError,
+  MembershipChangeError,
+  NotLeaderError,
+  ProposalDroppedError,
+  RaftError,
+  StorageCorruptError,
+  StorageFailedError,
+  TimeoutError,
+} from "../errors.ts";
+import { assert } from "../raft/assert.ts";
+
+/** An error as plain data: class name, message, and the class's own fields. */
+export interface EncodedError {
+  readonly name: string;
+  readonly message: string;
+  readonly stack: string | undefined;
+  readonly fields: Readonly<Record<string, unknown>>;
+}
+
+const _CLASSES: Readonly<Record<string, { prototype: Error }>> = {
+  RaftError,
+  NotLeaderError,
+  StorageCorruptError,
+  StorageFailedError,
+  LockedError,
+  ProposalDroppedError,
+  MembershipChangeError,
+  InvalidArgumentError,
+  ClosedError,
+  TimeoutError,
+  DiskSpaceError,
+  Error,
+  TypeError,
+  RangeError,
+};
+
+/** The fields each class carries beyond `message` (see src/errors.ts). */
+const _FIELDS: Readonly<Record<string, readonly string[]>> = {
+  NotLeaderError: ["leaderId", "leaderUrl"],
+  StorageCorruptError: ["file", "offset"],
+  StorageFailedError: ["file"],
+  LockedError: ["dir", "holderPid"],
+  ProposalDroppedError: ["outcome"],
+};
+
+/** Turns any thrown value into plain data that survives `postMessage`. */
+export function encodeError(err: unknown): EncodedError {
+  if (!(err instanceof Error)) return { name: "Error", message: String(err), stack: undefined, fields: {} };
+  const fields: Record<string, unknown> = {};
+  for (const f of _FIELDS[err.name] ?? []) fields[f] = (err as unknown as Record<string, unknown>)[f];
+  return { name: err.name, message: err.message, stack: err.stack, fields };
+}
+
+/**
+ * Rebuilds an error as an instance of the same class from src/errors.ts
+ * (`instanceof NotLeaderError` holds, `leaderUrl` is there). Other classes
+ * (the user's own) come back as `Error` with the original name and message.
+ */
+export function decodeError(e: EncodedError): Error {
+  const cls = _CLASSES[e.name] ?? Error;
+  const err = Object.create(cls.prototype) as Error;
+  Object.defineProperty(err, "message", { value: e.message, writable: true, configurable: true });
+  Object.defineProperty(err, "name", { value: e.name, writable: true, configurable: true, enumerable: true });
+  Object.defineProperty(err, "stack", { value: e.stack ?? `${e.name}: ${e.message}`, writable: true, configurable: true });
+  for (const [k, v] of Object.entries(e.fields)) Object.defineProperty(err, k, { value: v, enumerable: true });
+  return err;
+}
+
+/**
+ * Packs byte strings into one buffer: `[count u32][pad u32][keys f64 x count]
+ * [ends u32 x count, padded to 8][bytes]`. Item i is bytes[ends[i-1], ends[i])
+ * and carries `keys[i]` (a log index, or 0). One copy in, zero copies out.
+ */
+export function packBatch(items: readonly Uint8Array[], keys: readonly number[] | null): ArrayBuffer {
+  const n = items.length;
+  let bytes = 0;
+  for (const d of items) bytes += d.byteLength;
+  const head = 8 + 8 * n + ((4 * n + 7) & ~7);
+  assert(head + bytes <= 0xffff_ffff, "a packed batch fits u32 offsets");
+  const buf = new ArrayBuffer(head + bytes);
+  const dv = new DataView(buf);
+  dv.setUint32(0, n, true);
+  const keyArr = new Float64Array(buf, 8, n);
+  const ends = new Uint32Array(buf, 8 + 8 * n, n);
+  const out = new Uint8Array(buf, head);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const d = items[i]!;
+    out.set(d, at);
+    at += d.byteLength;
+    ends[i] = at;
+    keyArr[i] = keys === null ? 0 : keys[i]!;
+  }
+  return buf;
+}
+
+/** Views into a packed batch (see `packBatch`); the views share its buffer. */
+export function unpackBatch(buf: ArrayBuffer): { keys: Float64Array; items: Uint8Array[] } {
+  const n = new DataView(buf).getUint32(0, true);
+  const head = 8 + 8 * n + ((4 * n + 7) & ~7);
+  const keys = new Float64Array(buf, 8, n);
+  const ends = new Uint32Array(buf, 8 + 8 * n, n);
+  const items: Uint8Array[] = new Array(n);
+  let start = 0;
+  for (let i = 0; i < n; i++) {
+    const end = ends[i]!;
+    assert(end >= start && head + end <= buf.byteLength, "packed batch offsets increase and stay inside the buffer");
+    items[i] = new Uint8Array(buf, head + start, end - start);
+    start = end;
+  }
+  return { keys, items };
+}
+
+/** A call the handle forwards to the driver. */
+export type CallOp = "propose" | "readBarrier" | "addMember" | "removeMember" | "transferLeadership" | "beginSnapshot" | "endSnapshot" | "close";
+
+/** One call; a proposal's bytes are item `item` of the message's packed buffer. */
+export interface WireCall {
+  readonly id: number;
+  readonly op: CallOp;
+  readonly args: readonly unknown[];
+  readonly item?: number;
+}
+
+/** A call's outcome: [id, true, value] or [id, false, error]. */
+export type Settled = readonly [number, true, unknown] | readonly [number, false, EncodedError];
+
+/** Messages from the caller's thread to the worker. */
+export type ToWorker =
+  | { readonly t: "init"; readonly options: Readonly<Record<string, unknown>>; readonly lastApplied: number; readonly hasSnapshot: boolean; readonly hasRestore: boolean; readonly hasRoutes: boolean }
+  | { readonly t: "calls"; readonly calls: readonly WireCall[]; readonly buf: ArrayBuffer | null }
+  | { readonly t: "applied"; readonly seq: number }
+  | { readonly t: "sm-reply"; readonly id: number; readonly ok: boolean; readonly value: unknown }
+  | { readonly t: "http-reply"; readonly id: number; readonly status: number; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer }
+  | StreamMessage
+  | { readonly t: "fault"; readonly kind: "throw" };
+
+/** Messages from the worker to the caller's thread. */
+export type FromWorker =
+  | { readonly t: "identity"; readonly id: string; readonly url: string; readonly clusterId: string; readonly status: unknown; readonly metrics: unknown }
+  | { readonly t: "started"; readonly status: unknown; readonly metrics: unknown }
+  | { readonly t: "start-failed"; readonly error: EncodedError }
+  | {
+    readonly t: "settled";
+    readonly items: readonly Settled[];
+    /** Proposals appended to the log, as flat [call id, index, term] triples: the caller's thread resolves them when it applies the entry. */
+    readonly proposed: readonly number[];
+    readonly status: unknown;
+    readonly metrics: unknown;
+  }
+  | { readonly t: "apply"; readonly seq: number; readonly buf: ArrayBuffer; readonly terms: readonly number[]; readonly lastIndex: number }
+  | { readonly t: "sm-call"; readonly id: number; readonly method: "lastApplied" | "snapshot" | "restore"; readonly args: readonly unknown[] }
+  | { readonly t: "http"; readonly id: number; readonly method: string; readonly url: string; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer | null }
+  | { readonly t: "status"; readonly status: unknown; readonly metrics: unknown }
+  | { readonly t: "event"; readonly event: unknown; readonly error: EncodedError | null; readonly status: unknown; readonly metrics: unknown }
+  | { readonly t: "log"; readonly line: string }
+  | StreamMessage;
+
+/** Pull-based chunk streams, either direction: one chunk per pull, so a slow reader holds the writer back. */
+export type StreamMessage =
+  | { readonly t: "pull"; readonly stream: number }
+  | { readonly t: "chunk"; readonly stream: number; readonly chunk: ArrayBuffer | null; readonly error: EncodedError | null };
+
+/** Largest chunk a stream sends at once (small source chunks are coalesced up to it). */
+const _CHUNK_BYTES_MAX = 1024 * 1024;
+
+/**
+ * Both ends of chunk streams over one message port: `offer` registers a
+ * local source that the other side pulls; `open` is the reading end of a
+ * source the other side offered.
+ */
+export class ChunkStreams {
+  readonly #post: (m: StreamMessage, transfer?: ArrayBuffer[]) => void;
+  readonly #sources = new Map<number, AsyncIterator<Uint8Array>>();
+  readonly #readers = new Map<number, (m: { chunk: ArrayBuffer | null; error: EncodedError | null }) => void>();
+  #nextId = 1;
+
+  constructor(post: (m: StreamMessage, transfer?: ArrayBuffer[]) => void) {
+    this.#post = post;
+  }
+
+  /** Registers `chunks` for the other side to pull; returns its stream id. */
+  offer(chunks: AsyncIterable<Uint8Array>): number {
+    const id = this.#nextId++;
+    this.#sources.set(id, chunks[Symbol.asyncIterator]());
+    return id;
+  }
+
+  /** The reading end of stream `id` offered by the other side. */
+  open(id: number): AsyncIterable<Uint8Array> {
+    const pull = () =>
+      new Promise<{ chunk: ArrayBuffer | null; error: EncodedError | null }>((resolve) => {
+        this.#readers.set(id, resolve);
+        this.#post({ t: "pull", stream: id });
+      });
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<Uint8Array>> => {
+          const { chunk, error } = await pull();
+          if (error !== null) throw decodeError(error);
+          if (chunk === null) return { done: true, value: undefined };
+          return { done: false, value: new Uint8Array(chunk) };
+        },
+      }),
+    };
+  }
+
+  /** Handles a stream message; false if `m` is not one. */
+  handle(m: { t: string }): boolean {
+    if (m.t === "pull") {
+      void this.#serve((m as unknown as { stream: number }).stream);
+      return true;
+    }
+    if (m.t === "chunk") {
+      const c = m as unknown as { stream: number; chunk: ArrayBuffer | null; error: EncodedError | null };
+      const r = this.#readers.get(c.stream);
+      this.#readers.delete(c.stream);
+      r?.({ chunk: c.chunk, error: c.error });
+      return true;
+    }
+    return false;
+  }
+
+  /** Ends every stream being read with `err` (the other side is gone). */
+  failAll(err: Error): void {
+    for (const r of this.#readers.values()) r({ chunk: null, error: encodeError(err) });
+    this.#readers.clear();
+  }
+
+  async #serve(id: number): Promise<void> {
+    const it = this.#sources.get(id);
+    if (it === undefined) {
+      this.#post({ t: "chunk", stream: id, chunk: null, error: encodeError(new RaftError(`Unknown stream ${id}`)) });
+      return;
+    }
+    try {
+      const parts: Uint8Array[] = [];
+      let bytes = 0;
+      let done = false;
+      while (bytes < _CHUNK_BYTES_MAX) {
+        const r = await it.next();
+        if (r.done === true) {
+          done = true;
+          break;
+        }
+        parts.push(r.value);
+        bytes += r.value.byteLength;
+      }
+      if (parts.length === 0 && done) {
+        this.#sources.delete(id);
+        this.#post({ t: "chunk", stream: id, chunk: null, error: null });
+        return;
+      }
+      const out = new Uint8Array(bytes);
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.byteLength;
+      }
+      this.#post({ t: "chunk", stream: id, chunk: out.buffer, error: null }, [out.buffer]);
+    } catch (err) {
+      this.#sources.delete(id);
+      this.#post({ t: "chunk", stream: id, chunk: null, error: encodeError(err) });
+    }
+  }
+}
