@@ -518,6 +518,30 @@ export class Checker {
     this.reads.set(requestId, { requestId, nodeId, beganTick: this.now, ackedIndexAtBegin: this.ackedIndexMax });
   }
 
+  /** Reads accepted by a node for which `alive` holds and not yet served or failed. */
+  pendingReads(alive: (id: NodeId) => boolean): ReadTicket[] {
+    const out: ReadTicket[] = [];
+    for (const r of this.reads.values()) if (alive(r.nodeId)) out.push(r);
+    return out;
+  }
+
+  /**
+   * The core reported its own removal: the configuration at its commit
+   * index must leave it out (a removal takes effect for the removed member
+   * only once committed; an uncommitted one may still be truncated away).
+   */
+  onRemovedEvent(host: HostView, status: RaftStatusLike): void {
+    const cfg = host.mirror.configMembersAt(status.commitIndex);
+    if (cfg.some((m) => m.id === host.id)) {
+      this.fail(host.id, `reported "removed", but the configuration at its commit index ${status.commitIndex} still holds it (${membersKey(cfg)})`);
+    }
+  }
+
+  /** `nodeId` crashed: its reads die with it. */
+  forgetReadsOf(nodeId: NodeId): void {
+    for (const [id, r] of this.reads) if (r.nodeId === nodeId) this.reads.delete(id);
+  }
+
   /** The read is not going to complete (failed, or its node crashed). */
   forgetRead(requestId: number): void {
     this.reads.delete(requestId);

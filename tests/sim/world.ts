@@ -13,7 +13,7 @@
  */
 import { MembershipChangeError, NotLeaderError, ProposalDroppedError } from "../../src/errors.ts";
 import type { Member, Message, MsgSnap, NodeId, RaftConfig } from "../../src/raft/types.ts";
-import { Checker } from "./checks.ts";
+import { Checker, type ReadTicket } from "./checks.ts";
 import { calmFaults, type LinkFaults, Network } from "./network.ts";
 import { type HostEnv, NodeHost } from "./node-host.ts";
 import { Prng } from "./prng.ts";
@@ -614,6 +614,15 @@ export class World {
   private finish(): void {
     const l = this.leader() as NodeHost;
     this.checker.checkFinalLeader(l, l.lastStatus() as NonNullable<ReturnType<NodeHost["lastStatus"]>>);
+    // Every read a live node accepted is answered: a ReadState (then served)
+    // or a "read-failed" event. A few more ticks let the last rounds finish.
+    const alive = (id: NodeId): boolean => this.hosts.get(id)?.alive === true;
+    for (let i = 0; i < 50 && this.checker.pendingReads(alive).length > 0; i++) this.tick();
+    const stuck = this.checker.pendingReads(alive);
+    if (stuck.length > 0) {
+      const r = stuck[0] as ReadTicket;
+      this.checker.fail(r.nodeId, `read ${r.requestId} (began tick ${r.beganTick}) was never answered: no ReadState, no "read-failed" (${stuck.length} such reads)\n${this.describe()}`);
+    }
     this.stats.elections = this.checker.stats.elections;
     this.stats.committed = this.checker.committedMax();
     this.trace(`converged after ${this.stats.livenessTicks} liveness ticks: leader ${l.id}\n${this.describe()}`);
