@@ -14,6 +14,7 @@
  * @module
  */
 import { assert } from "./assert.ts";
+import { findMember } from "./membership.ts";
 import { hasQuorum, voteResult } from "./quorum.ts";
 import { isIndex, RaftReplication } from "./replication.ts";
 import type { Message, MsgVote, MsgVoteResp, NodeId } from "./types.ts";
@@ -125,8 +126,12 @@ export abstract class RaftStep extends RaftReplication {
     if (typeof m !== "object" || m === null || m.to !== this.id || m.from === this.id || !isIndex(m.term)) return;
     if (typeof m.from !== "string" || m.from === "") return;
     const isVoteRequest = m.type === "MsgVote" || m.type === "MsgPreVote";
-    // Removed members (and strangers) cannot disrupt: their vote requests are ignored (§4.2.3).
-    if (isVoteRequest && this.member(m.from) === undefined) return;
+    // Removed members (and strangers) cannot disrupt: their vote requests
+    // are ignored (§4.2.3). Only when the removal is committed, though: a
+    // member removed by an uncommitted config may still be a voter of the
+    // configuration that wins (its entry may be truncated away), and may
+    // need this member's vote to elect anyone at all.
+    if (isVoteRequest && !this.mayRequestVote(m.from)) return;
     if (m.term > this.term) {
       const fromLeader = m.type === "MsgApp" || m.type === "MsgHeartbeat" || m.type === "MsgSnap";
       if (isVoteRequest) {
@@ -178,6 +183,11 @@ export abstract class RaftStep extends RaftReplication {
         this.stepFollower(m);
         break;
     }
+  }
+
+  /** `id` is a member of the configuration in force or of the one at the commit index. */
+  private mayRequestVote(id: NodeId): boolean {
+    return this.member(id) !== undefined || findMember(this.configs.configAt(this.log.committed).members, id) !== undefined;
   }
 
   /** RequestVote / PreVote receiver (§5.2, §5.4.1; dissertation §9.6). */

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MemoryLog, Raft } from "../../src/raft/raft.ts";
+import { encodeMembership, MemoryLog, Raft } from "../../src/raft/raft.ts";
 import type { Entry, HardState, Member, MsgAppResp, RaftConfig } from "../../src/raft/types.ts";
 
 const enc = new TextEncoder();
@@ -63,6 +63,29 @@ describe("simulator regressions", () => {
       assert.deepEqual(rd.committedEntries, [], "nothing is handed out twice");
       raft.advance(rd);
     }
+  });
+
+  it("a member removed only by an uncommitted config may still ask for votes (sim seed 221526)", () => {
+    // n2 holds an uncommitted config entry removing n1; n1's log (where that
+    // entry was truncated away) holds a later config that needs n2's vote.
+    // n2 ignored n1's vote requests as if n1 were a stranger: no leader could
+    // ever be elected.
+    const log = logOf(1, 1);
+    log.append([{ index: 2, term: 1, type: "config", data: encodeMembership(members3.filter((m) => m.id !== "n1")) }]);
+    const raft = new Raft({ config, log, hardState: { term: 1, votedFor: null, commitIndex: 1 }, snapshot: log.snapshot, configs: [{ index: 2, members: members3.filter((m) => m.id !== "n1") }] });
+    raft.step({ type: "MsgVote", from: "n1", to: "n2", term: 2, lastLogIndex: 5, lastLogTerm: 2, transfer: false });
+    const rd = raft.ready();
+    const resp = rd.persistedMessages.find((m) => m.type === "MsgVoteResp");
+    assert.ok(resp !== undefined && resp.type === "MsgVoteResp" && resp.granted, "n2 answers and grants");
+    raft.advance(rd);
+
+    // Once the removal is committed, the removed member cannot disrupt (§4.2.3).
+    const log2 = logOf(1, 1);
+    log2.append([{ index: 2, term: 1, type: "config", data: encodeMembership(members3.filter((m) => m.id !== "n1")) }]);
+    const raft2 = new Raft({ config, log: log2, hardState: { term: 1, votedFor: null, commitIndex: 2 }, snapshot: log2.snapshot, configs: [{ index: 2, members: members3.filter((m) => m.id !== "n1") }] });
+    raft2.step({ type: "MsgVote", from: "n1", to: "n2", term: 2, lastLogIndex: 5, lastLogTerm: 2, transfer: false });
+    assert.equal(raft2.status().term, 1, "ignored: no term change");
+    if (raft2.hasReady()) assert.equal(raft2.ready().persistedMessages.length, 0);
   });
 
   it("a snapshot that does not match the log still replaces it", () => {
