@@ -98,21 +98,34 @@ export abstract class RaftStep extends RaftReplication {
     this.tally();
   }
 
-  /** Counts the votes of the current (pre-)election and acts on the result. */
+  /**
+   * Counts the votes of the current (pre-)election and acts on the result.
+   * A candidate that won becomes leader only once its own term and vote are
+   * durable, even when the other voters alone are a majority: a leader that
+   * crashed before that would restart in the previous term, could be
+   * elected again in the same term by the same voters (they voted for it
+   * already) and would then append different entries at indexes it had
+   * already used in that term, breaking Log Matching (§5.3).
+   */
   protected tally(): void {
     const result = voteResult(this.configs.voters(), this.votes);
     if (result === "won") {
       if (this.role === "precandidate") this.startCampaign("election");
-      else if (this.role === "candidate") this.becomeLeader();
+      else if (this.role === "candidate" && this.selfVoteDurable()) this.becomeLeader();
     } else if (result === "lost") {
       this.becomeFollower(this.term, null);
     }
   }
 
-  /** The candidate's own vote is durable: count it. */
-  protected maybeCountSelfVote(): void {
+  /** This candidate's term and its vote for itself are durable. */
+  private selfVoteDurable(): boolean {
     const hs = this.durableHardState;
-    if (this.role === "candidate" && hs.term === this.term && hs.votedFor === this.id && !this.votes.has(this.id)) {
+    return hs.term === this.term && hs.votedFor === this.id;
+  }
+
+  /** The candidate's own vote is durable: count it (and take a win that waited for it). */
+  protected maybeCountSelfVote(): void {
+    if (this.role === "candidate" && this.selfVoteDurable() && !this.votes.has(this.id)) {
       this.votes.set(this.id, true);
       this.tally();
     }

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodeMembership, MemoryLog, Raft } from "../../src/raft/raft.ts";
 import type { Entry, HardState, Member, MsgAppResp, RaftConfig } from "../../src/raft/types.ts";
+import { Net } from "./net.ts";
 
 const enc = new TextEncoder();
 const members3: Member[] = ["n1", "n2", "n3"].map((id) => ({ id, url: `http://${id}`, voter: true }));
@@ -86,6 +87,30 @@ describe("simulator regressions", () => {
     raft2.step({ type: "MsgVote", from: "n1", to: "n2", term: 2, lastLogIndex: 5, lastLogTerm: 2, transfer: false });
     assert.equal(raft2.status().term, 1, "ignored: no term change");
     if (raft2.hasReady()) assert.equal(raft2.ready().persistedMessages.length, 0);
+  });
+
+  it("a candidate elected by the others becomes leader only once its own term is durable (sim seed 319131)", () => {
+    // n3's term-4 HardState was still being written when n1 and n2 (a
+    // majority without n3's own vote) elected it. It led, appended entries
+    // of term 4, crashed before the write finished, restarted in term 3,
+    // was elected in term 4 again by the same voters and appended different
+    // entries at the same indexes of term 4: two entries at (24, term 4).
+    const net = new Net(["n1", "n2", "n3"]);
+    const n3 = net.node("n3");
+    n3.autoPersist = false;
+    net.raft("n3").campaign();
+    net.stabilize();
+    assert.equal(net.raft("n3").status().role, "candidate", "won, but waits for its own vote to be durable");
+    n3.crash();
+    n3.restart(false);
+    assert.equal(net.raft("n3").status().term, 0, "the term was never durable");
+    net.raft("n3").campaign();
+    net.stabilize();
+    assert.equal(net.raft("n3").status().role, "candidate");
+    n3.persist();
+    net.stabilize();
+    assert.equal(net.raft("n3").status().role, "leader");
+    assert.equal(net.raft("n3").status().term, 1);
   });
 
   it("a snapshot that does not match the log still replaces it", () => {
