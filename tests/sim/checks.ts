@@ -68,6 +68,8 @@ interface NodeTrack {
   durable: HardState;
   /** The last term in which this node was checked as a new leader. */
   leaderCheckedTerm: number;
+  /** The incarnation in which it led `leaderCheckedTerm`. */
+  leaderIncarnation: number;
   /**
    * The highest matchIndex this node acknowledged (MsgAppResp success) in
    * `ackTerm`: the leader counts it toward commitment, so until the node's
@@ -172,7 +174,7 @@ export class Checker {
     const hs = host.durableHardState();
     const prev = this.nodes.get(host.id);
     if (prev === undefined) {
-      this.nodes.set(host.id, { role: status.role, term: status.term, checkedCommit: host.mirror.snapIndex, emitted: hs, durable: hs, leaderCheckedTerm: 0, ackTerm: 0, ackIndex: 0, configSeen: null, configSeenMirror: null });
+      this.nodes.set(host.id, { role: status.role, term: status.term, checkedCommit: host.mirror.snapIndex, emitted: hs, durable: hs, leaderCheckedTerm: 0, leaderIncarnation: 0, ackTerm: 0, ackIndex: 0, configSeen: null, configSeenMirror: null });
     } else {
       prev.role = status.role;
       prev.term = status.term;
@@ -210,8 +212,12 @@ export class Checker {
     const wasLeaderSameTerm = t.role === "leader" && status.role === "leader" && t.term === status.term;
     if (status.role === "leader") {
       this.recordLeader(id, status.term, "status");
+      if (t.leaderCheckedTerm === status.term && t.leaderIncarnation !== host.incarnation) {
+        this.fail(id, `led term ${status.term} again after a restart: its entries of that term may differ from the first time (Log Matching)`);
+      }
       if (t.leaderCheckedTerm !== status.term) {
         t.leaderCheckedTerm = status.term;
+        t.leaderIncarnation = host.incarnation;
         this.checkLeaderCompleteness(host, status.term);
       }
     }
@@ -398,8 +404,12 @@ export class Checker {
     if (status.term < t.term) this.fail(id, `term went back from ${t.term} to ${status.term}`);
     if (status.role === "leader") {
       this.recordLeader(id, status.term, "status");
+      if (t.leaderCheckedTerm === status.term && t.leaderIncarnation !== host.incarnation) {
+        this.fail(id, `led term ${status.term} again after a restart: its entries of that term may differ from the first time (Log Matching)`);
+      }
       if (t.leaderCheckedTerm !== status.term) {
         t.leaderCheckedTerm = status.term;
+        t.leaderIncarnation = host.incarnation;
         this.checkLeaderCompleteness(host, status.term);
       }
     }

@@ -178,8 +178,13 @@ export class World {
   }
 
   private addHost(id: NodeId, bootstrap: readonly Member[]): NodeHost {
-    const h = new NodeHost(id, bootstrap, this.raftConfig, this.env, this.hostRngs.fork());
+    const rng = this.hostRngs.fork();
+    const h = new NodeHost(id, bootstrap, this.raftConfig, this.env, rng);
     h.smPersisted = this.smPersisted;
+    // Disks differ: some are fast, some slow enough that several Readys
+    // (and elections) overlap their writes.
+    h.diskLatencyTicksMax = rng.pick([0, 1, 2, 3, 8]);
+    h.diskZeroRate = rng.pick([0.1, 0.3, 0.8]);
     this.hosts.set(id, h);
     return h;
   }
