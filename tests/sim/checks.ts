@@ -424,6 +424,7 @@ export class Checker {
       const got = membersKey(status.config.members);
       if (got !== want) this.fail(id, `configuration in force is ${got}, but its log says ${want} (config entries take effect when appended, §4.1)`);
     }
+    if (status.commitIndex < t.checkedCommit) this.fail(id, `commitIndex went back from ${t.checkedCommit} to ${status.commitIndex}`);
     if (status.commitIndex > t.checkedCommit) {
       for (let i = Math.max(t.checkedCommit, m.snapIndex) + 1; i <= status.commitIndex; i++) {
         this.noteCommitted(id, i, m.term(i) as number, m.id(i) as number);
