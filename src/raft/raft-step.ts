@@ -139,12 +139,15 @@ export abstract class RaftStep extends RaftReplication {
     if (typeof m !== "object" || m === null || m.to !== this.id || m.from === this.id || !isIndex(m.term)) return;
     if (typeof m.from !== "string" || m.from === "") return;
     const isVoteRequest = m.type === "MsgVote" || m.type === "MsgPreVote";
-    // Removed members (and strangers) cannot disrupt: their vote requests
-    // are ignored (§4.2.3). Only when the removal is committed, though: a
-    // member removed by an uncommitted config may still be a voter of the
-    // configuration that wins (its entry may be truncated away), and may
-    // need this member's vote to elect anyone at all.
-    if (isVoteRequest && !this.mayRequestVote(m.from)) return;
+    // Removed members (and strangers) cannot disrupt a cluster that has a
+    // leader: while this member hears from one, their vote requests are
+    // ignored (§4.2.3's rule, applied to non-members even without
+    // CheckQuorum). Not otherwise: a member that lags behind the log may
+    // not know yet the voters added since, and a member removed by an
+    // uncommitted config may still be a voter of the configuration that
+    // wins (its entry may be truncated away); either may need this
+    // member's vote to elect anyone at all.
+    if (isVoteRequest && !this.mayRequestVote(m.from) && this.hearsFromLeader()) return;
     if (m.term > this.term) {
       const fromLeader = m.type === "MsgApp" || m.type === "MsgHeartbeat" || m.type === "MsgSnap";
       if (isVoteRequest) {
@@ -196,6 +199,11 @@ export abstract class RaftStep extends RaftReplication {
         this.stepFollower(m);
         break;
     }
+  }
+
+  /** A leader is known and was heard from within the election timeout (a leader counts itself). */
+  private hearsFromLeader(): boolean {
+    return this.leaderId !== null && this.electionElapsed < this.cfg.electionTicks;
   }
 
   /** `id` is a member of the configuration in force or of the one at the commit index. */

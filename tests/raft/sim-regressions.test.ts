@@ -80,13 +80,35 @@ describe("simulator regressions", () => {
     assert.ok(resp !== undefined && resp.type === "MsgVoteResp" && resp.granted, "n2 answers and grants");
     raft.advance(rd);
 
-    // Once the removal is committed, the removed member cannot disrupt (§4.2.3).
+    // Once the removal is committed, the removed member cannot disrupt a
+    // cluster with a leader (§4.2.3).
     const log2 = logOf(1, 1);
     log2.append([{ index: 2, term: 1, type: "config", data: encodeMembership(members3.filter((m) => m.id !== "n1")) }]);
     const raft2 = new Raft({ config, log: log2, hardState: { term: 1, votedFor: null, commitIndex: 2 }, snapshot: log2.snapshot, configs: [{ index: 2, members: members3.filter((m) => m.id !== "n1") }] });
+    raft2.step({ type: "MsgHeartbeat", from: "n3", to: "n2", term: 1, leaderCommit: 2, readContext: 0 });
     raft2.step({ type: "MsgVote", from: "n1", to: "n2", term: 2, lastLogIndex: 5, lastLogTerm: 2, transfer: false });
     assert.equal(raft2.status().term, 1, "ignored: no term change");
-    if (raft2.hasReady()) assert.equal(raft2.ready().persistedMessages.length, 0);
+    assert.ok(raft2.ready().persistedMessages.every((m) => m.type !== "MsgVoteResp"));
+  });
+
+  it("a member that does not know a voter yet answers it when there is no leader (sim seed 403722)", () => {
+    // n2 lagged far behind: n6 was added (and n1 removed, uncommitted) in
+    // entries n2 never got. n6 needed n2's vote for the configuration
+    // {n2, n6}; n2 ignored it as a stranger, and n1 (whose log was behind
+    // n6's) could not win either: no leader, ever.
+    const log = logOf(3, 1);
+    const raft = new Raft({ config, log, hardState: { term: 5, votedFor: null, commitIndex: 1 }, snapshot: log.snapshot, configs: [] });
+    raft.step({ type: "MsgVote", from: "n6", to: "n2", term: 6, lastLogIndex: 68, lastLogTerm: 6, transfer: false });
+    const rd = raft.ready();
+    const resp = rd.persistedMessages.find((m) => m.type === "MsgVoteResp");
+    assert.ok(resp !== undefined && resp.type === "MsgVoteResp" && resp.granted, "answered and granted");
+    raft.advance(rd);
+    // The same request while a leader is heard from is ignored.
+    const log2 = logOf(3, 1);
+    const raft2 = new Raft({ config, log: log2, hardState: { term: 5, votedFor: null, commitIndex: 1 }, snapshot: log2.snapshot, configs: [] });
+    raft2.step({ type: "MsgHeartbeat", from: "n1", to: "n2", term: 5, leaderCommit: 1, readContext: 0 });
+    raft2.step({ type: "MsgVote", from: "n6", to: "n2", term: 6, lastLogIndex: 68, lastLogTerm: 6, transfer: false });
+    assert.equal(raft2.status().term, 5);
   });
 
   it("a candidate elected by the others becomes leader only once its own term is durable (sim seed 319131)", () => {
