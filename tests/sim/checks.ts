@@ -5,22 +5,32 @@
  * paper Figure 3; dissertation §3.6.3 and §6.4):
  *
  *  - Election Safety: at most one leader per term (also inferred from who
- *    sends leader-only messages in a term);
+ *    sends leader-only messages in a term), and a node leads a term at most
+ *    once across restarts (a second time it could reuse (index, term) pairs);
  *  - Leader Append-Only: a leader never overwrites or deletes its entries;
  *  - Log Matching: an (index, term) pair names one content and one
  *    predecessor term everywhere, which by induction makes logs equal up to it;
  *  - Leader Completeness: a new leader holds every entry known committed;
  *  - committed entries never change: a node's entries up to its commit index
- *    match the cluster-wide committed log and are never rewritten;
+ *    match the cluster-wide committed log and are never rewritten, and the
+ *    commit index never goes back;
+ *  - a follower keeps the entries it acknowledged in a term (the leader
+ *    counted them) until its term moves on;
  *  - State Machine Safety: every replica applies index i+1 right after i,
  *    exactly once per restart from its snapshot, and all replicas agree on the
  *    state after each index;
  *  - durable terms never decrease and a node grants its vote in a term to
  *    one candidate only, and only once that vote is durable (across restarts);
- *  - ReadIndex: a read's index covers every write acknowledged before it began.
+ *  - ReadIndex: a read's index covers every write acknowledged before it
+ *    began; every read a live node accepted is answered in the end;
+ *  - membership (dissertation §4.1, §4.3): the configuration in force is the
+ *    last one in the log, a leader changes one voter at a time, only with no
+ *    change pending and after committing in its term, and a node reports
+ *    "removed" only once its removal is committed.
  *
  * Plus the Ready contract of `src/raft/types.ts`: committed entries are
- * durable locally before they are handed out.
+ * durable locally before they are handed out, and status().lastIndex is the
+ * end of what the Readys handed out.
  *
  * @module
  */
