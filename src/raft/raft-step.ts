@@ -14,6 +14,7 @@
  * @module
  */
 import { assert } from "./assert.ts";
+import { findMember } from "./membership.ts";
 import { hasQuorum, voteResult } from "./quorum.ts";
 import { isIndex, RaftReplication } from "./replication.ts";
 import type { Message, MsgVote, MsgVoteResp, NodeId } from "./types.ts";
@@ -97,21 +98,34 @@ export abstract class RaftStep extends RaftReplication {
     this.tally();
   }
 
-  /** Counts the votes of the current (pre-)election and acts on the result. */
+  /**
+   * Counts the votes of the current (pre-)election and acts on the result.
+   * A candidate that won becomes leader only once its own term and vote are
+   * durable, even when the other voters alone are a majority: a leader that
+   * crashed before that would restart in the previous term, could be
+   * elected again in the same term by the same voters (they voted for it
+   * already) and would then append different entries at indexes it had
+   * already used in that term, breaking Log Matching (§5.3).
+   */
   protected tally(): void {
     const result = voteResult(this.configs.voters(), this.votes);
     if (result === "won") {
       if (this.role === "precandidate") this.startCampaign("election");
-      else if (this.role === "candidate") this.becomeLeader();
+      else if (this.role === "candidate" && this.selfVoteDurable()) this.becomeLeader();
     } else if (result === "lost") {
       this.becomeFollower(this.term, null);
     }
   }
 
-  /** The candidate's own vote is durable: count it. */
-  protected maybeCountSelfVote(): void {
+  /** This candidate's term and its vote for itself are durable. */
+  private selfVoteDurable(): boolean {
     const hs = this.durableHardState;
-    if (this.role === "candidate" && hs.term === this.term && hs.votedFor === this.id && !this.votes.has(this.id)) {
+    return hs.term === this.term && hs.votedFor === this.id;
+  }
+
+  /** The candidate's own vote is durable: count it (and take a win that waited for it). */
+  protected maybeCountSelfVote(): void {
+    if (this.role === "candidate" && this.selfVoteDurable() && !this.votes.has(this.id)) {
       this.votes.set(this.id, true);
       this.tally();
     }
@@ -125,8 +139,15 @@ export abstract class RaftStep extends RaftReplication {
     if (typeof m !== "object" || m === null || m.to !== this.id || m.from === this.id || !isIndex(m.term)) return;
     if (typeof m.from !== "string" || m.from === "") return;
     const isVoteRequest = m.type === "MsgVote" || m.type === "MsgPreVote";
-    // Removed members (and strangers) cannot disrupt: their vote requests are ignored (§4.2.3).
-    if (isVoteRequest && this.member(m.from) === undefined) return;
+    // Removed members (and strangers) cannot disrupt a cluster that has a
+    // leader: while this member hears from one, their vote requests are
+    // ignored (§4.2.3's rule, applied to non-members even without
+    // CheckQuorum). Not otherwise: a member that lags behind the log may
+    // not know yet the voters added since, and a member removed by an
+    // uncommitted config may still be a voter of the configuration that
+    // wins (its entry may be truncated away); either may need this
+    // member's vote to elect anyone at all.
+    if (isVoteRequest && !this.mayRequestVote(m.from) && this.hearsFromLeader()) return;
     if (m.term > this.term) {
       const fromLeader = m.type === "MsgApp" || m.type === "MsgHeartbeat" || m.type === "MsgSnap";
       if (isVoteRequest) {
@@ -178,6 +199,16 @@ export abstract class RaftStep extends RaftReplication {
         this.stepFollower(m);
         break;
     }
+  }
+
+  /** A leader is known and was heard from within the election timeout (a leader counts itself). */
+  private hearsFromLeader(): boolean {
+    return this.leaderId !== null && this.electionElapsed < this.cfg.electionTicks;
+  }
+
+  /** `id` is a member of the configuration in force or of the one at the commit index. */
+  private mayRequestVote(id: NodeId): boolean {
+    return this.member(id) !== undefined || findMember(this.configs.configAt(this.log.committed).members, id) !== undefined;
   }
 
   /** RequestVote / PreVote receiver (§5.2, §5.4.1; dissertation §9.6). */

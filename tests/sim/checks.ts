@@ -5,22 +5,32 @@
  * paper Figure 3; dissertation §3.6.3 and §6.4):
  *
  *  - Election Safety: at most one leader per term (also inferred from who
- *    sends leader-only messages in a term);
+ *    sends leader-only messages in a term), and a node leads a term at most
+ *    once across restarts (a second time it could reuse (index, term) pairs);
  *  - Leader Append-Only: a leader never overwrites or deletes its entries;
  *  - Log Matching: an (index, term) pair names one content and one
  *    predecessor term everywhere, which by induction makes logs equal up to it;
  *  - Leader Completeness: a new leader holds every entry known committed;
  *  - committed entries never change: a node's entries up to its commit index
- *    match the cluster-wide committed log and are never rewritten;
+ *    match the cluster-wide committed log and are never rewritten, and the
+ *    commit index never goes back;
+ *  - a follower keeps the entries it acknowledged in a term (the leader
+ *    counted them) until its term moves on;
  *  - State Machine Safety: every replica applies index i+1 right after i,
  *    exactly once per restart from its snapshot, and all replicas agree on the
  *    state after each index;
  *  - durable terms never decrease and a node grants its vote in a term to
  *    one candidate only, and only once that vote is durable (across restarts);
- *  - ReadIndex: a read's index covers every write acknowledged before it began.
+ *  - ReadIndex: a read's index covers every write acknowledged before it
+ *    began; every read a live node accepted is answered in the end;
+ *  - membership (dissertation §4.1, §4.3): the configuration in force is the
+ *    last one in the log, a leader changes one voter at a time, only with no
+ *    change pending and after committing in its term, and a node reports
+ *    "removed" only once its removal is committed.
  *
  * Plus the Ready contract of `src/raft/types.ts`: committed entries are
- * durable locally before they are handed out.
+ * durable locally before they are handed out, and status().lastIndex is the
+ * end of what the Readys handed out.
  *
  * @module
  */
@@ -68,6 +78,8 @@ interface NodeTrack {
   durable: HardState;
   /** The last term in which this node was checked as a new leader. */
   leaderCheckedTerm: number;
+  /** The incarnation in which it led `leaderCheckedTerm`. */
+  leaderIncarnation: number;
   /**
    * The highest matchIndex this node acknowledged (MsgAppResp success) in
    * `ackTerm`: the leader counts it toward commitment, so until the node's
@@ -172,7 +184,7 @@ export class Checker {
     const hs = host.durableHardState();
     const prev = this.nodes.get(host.id);
     if (prev === undefined) {
-      this.nodes.set(host.id, { role: status.role, term: status.term, checkedCommit: host.mirror.snapIndex, emitted: hs, durable: hs, leaderCheckedTerm: 0, ackTerm: 0, ackIndex: 0, configSeen: null, configSeenMirror: null });
+      this.nodes.set(host.id, { role: status.role, term: status.term, checkedCommit: host.mirror.snapIndex, emitted: hs, durable: hs, leaderCheckedTerm: 0, leaderIncarnation: 0, ackTerm: 0, ackIndex: 0, configSeen: null, configSeenMirror: null });
     } else {
       prev.role = status.role;
       prev.term = status.term;
@@ -210,8 +222,12 @@ export class Checker {
     const wasLeaderSameTerm = t.role === "leader" && status.role === "leader" && t.term === status.term;
     if (status.role === "leader") {
       this.recordLeader(id, status.term, "status");
+      if (t.leaderCheckedTerm === status.term && t.leaderIncarnation !== host.incarnation) {
+        this.fail(id, `led term ${status.term} again after a restart: its entries of that term may differ from the first time (Log Matching)`);
+      }
       if (t.leaderCheckedTerm !== status.term) {
         t.leaderCheckedTerm = status.term;
+        t.leaderIncarnation = host.incarnation;
         this.checkLeaderCompleteness(host, status.term);
       }
     }
@@ -398,8 +414,12 @@ export class Checker {
     if (status.term < t.term) this.fail(id, `term went back from ${t.term} to ${status.term}`);
     if (status.role === "leader") {
       this.recordLeader(id, status.term, "status");
+      if (t.leaderCheckedTerm === status.term && t.leaderIncarnation !== host.incarnation) {
+        this.fail(id, `led term ${status.term} again after a restart: its entries of that term may differ from the first time (Log Matching)`);
+      }
       if (t.leaderCheckedTerm !== status.term) {
         t.leaderCheckedTerm = status.term;
+        t.leaderIncarnation = host.incarnation;
         this.checkLeaderCompleteness(host, status.term);
       }
     }
@@ -414,6 +434,7 @@ export class Checker {
       const got = membersKey(status.config.members);
       if (got !== want) this.fail(id, `configuration in force is ${got}, but its log says ${want} (config entries take effect when appended, §4.1)`);
     }
+    if (status.commitIndex < t.checkedCommit) this.fail(id, `commitIndex went back from ${t.checkedCommit} to ${status.commitIndex}`);
     if (status.commitIndex > t.checkedCommit) {
       for (let i = Math.max(t.checkedCommit, m.snapIndex) + 1; i <= status.commitIndex; i++) {
         this.noteCommitted(id, i, m.term(i) as number, m.id(i) as number);
@@ -516,6 +537,30 @@ export class Checker {
   beginRead(nodeId: NodeId, requestId: number): void {
     this.stats.readsBegun++;
     this.reads.set(requestId, { requestId, nodeId, beganTick: this.now, ackedIndexAtBegin: this.ackedIndexMax });
+  }
+
+  /** Reads accepted by a node for which `alive` holds and not yet served or failed. */
+  pendingReads(alive: (id: NodeId) => boolean): ReadTicket[] {
+    const out: ReadTicket[] = [];
+    for (const r of this.reads.values()) if (alive(r.nodeId)) out.push(r);
+    return out;
+  }
+
+  /**
+   * The core reported its own removal: the configuration at its commit
+   * index must leave it out (a removal takes effect for the removed member
+   * only once committed; an uncommitted one may still be truncated away).
+   */
+  onRemovedEvent(host: HostView, status: RaftStatusLike): void {
+    const cfg = host.mirror.configMembersAt(status.commitIndex);
+    if (cfg.some((m) => m.id === host.id)) {
+      this.fail(host.id, `reported "removed", but the configuration at its commit index ${status.commitIndex} still holds it (${membersKey(cfg)})`);
+    }
+  }
+
+  /** `nodeId` crashed: its reads die with it. */
+  forgetReadsOf(nodeId: NodeId): void {
+    for (const [id, r] of this.reads) if (r.nodeId === nodeId) this.reads.delete(id);
   }
 
   /** The read is not going to complete (failed, or its node crashed). */

@@ -205,7 +205,7 @@ export class NodeHost implements HostView {
     this.raft = null;
     this.status = null;
     this.writes = [];
-    for (const r of this.readsWaiting) this.env.checker.forgetRead(r.requestId);
+    this.env.checker.forgetReadsOf(this.id);
     this.readsWaiting = [];
     this.received = [];
   }
@@ -337,6 +337,7 @@ export class NodeHost implements HostView {
     this.serveReads();
     for (const ev of rd.events) {
       if (ev.type === "read-failed") checker.forgetRead(ev.requestId);
+      if (ev.type === "removed") checker.onRemovedEvent(this, status);
       if (this.env.trace !== null) this.trace(`event ${JSON.stringify(ev)}`);
     }
     const last = this.writes[this.writes.length - 1];

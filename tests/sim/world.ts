@@ -13,10 +13,12 @@
  */
 import { MembershipChangeError, NotLeaderError, ProposalDroppedError } from "../../src/errors.ts";
 import type { Member, Message, MsgSnap, NodeId, RaftConfig } from "../../src/raft/types.ts";
-import { Checker } from "./checks.ts";
-import { calmFaults, type LinkFaults, Network } from "./network.ts";
+import { Checker, type ReadTicket } from "./checks.ts";
+import { calmFaults, Network } from "./network.ts";
 import { type HostEnv, NodeHost } from "./node-host.ts";
 import { Prng } from "./prng.ts";
+import { describeMessage } from "./trace.ts";
+import { drawSettings, netProfiles, type Schedule } from "./schedule.ts";
 import { encodeProposal, type SmState } from "./state-machine.ts";
 
 /** What a run is asked to do. */
@@ -61,38 +63,6 @@ interface SnapshotStream {
   readonly dueAt: number;
 }
 
-/** Probabilities per tick of the fault schedule, drawn once per seed. */
-interface Schedule {
-  crash: number;
-  restart: number;
-  partition: number;
-  heal: number;
-  netChange: number;
-  compact: number;
-  membership: number;
-  transfer: number;
-  propose: number;
-  read: number;
-  clockSkew: number;
-  /** Probability that a crash or an isolation picks the leader. */
-  leaderBias: number;
-  /**
-   * Probability that a newly elected leader is cut off or crashed before
-   * (or while) its first AppendEntries spread: leaves durable entries that
-   * never replicated, the raw material of the paper's Figure 8.
-   */
-  leaderTrap: number;
-}
-
-/** Network profiles the schedule switches between. */
-const _netProfiles: readonly LinkFaults[] = [
-  calmFaults,
-  { dropRate: 0.02, dupRate: 0.02, delayTicksMin: 1, delayTicksMax: 2, longDelayRate: 0.01, longDelayTicksMax: 10 },
-  { dropRate: 0.1, dupRate: 0.05, delayTicksMin: 1, delayTicksMax: 4, longDelayRate: 0.05, longDelayTicksMax: 25 },
-  { dropRate: 0.3, dupRate: 0.1, delayTicksMin: 1, delayTicksMax: 6, longDelayRate: 0.1, longDelayTicksMax: 40 },
-  { dropRate: 0, dupRate: 0.2, delayTicksMin: 1, delayTicksMax: 8, longDelayRate: 0.2, longDelayTicksMax: 30 },
-];
-
 /** The simulated world of one seed. */
 export class World {
   readonly opts: WorldOptions;
@@ -129,34 +99,10 @@ export class World {
     this.sched = root.fork();
     this.client = root.fork();
     this.hostRngs = root.fork();
-    const r = root.fork();
-    this.raftConfig = {
-      electionTicks: 10,
-      heartbeatTicks: r.range(1, 3),
-      preVote: r.chance(0.7),
-      checkQuorum: r.chance(0.7),
-      maxInflightMsgs: r.range(1, 8),
-      maxInflightBytes: r.pick([256, 4096, 1 << 20]),
-      maxMsgBytes: r.pick([1, 64, 512, 1 << 16]),
-      catchUpRoundsMax: r.range(3, 10),
-    };
-    this.smPersisted = r.chance(0.3);
-    const calm = r.chance(0.15);
-    this.plan = {
-      crash: calm ? 0.001 : r.pick([0.003, 0.01, 0.02, 0.05]),
-      restart: r.pick([0.03, 0.1, 0.3]),
-      partition: calm ? 0 : r.pick([0.005, 0.01, 0.03]),
-      heal: r.pick([0.02, 0.05, 0.1]),
-      netChange: r.pick([0.005, 0.02]),
-      compact: r.pick([0.01, 0.05, 0.2]),
-      membership: r.pick([0, 0.005, 0.02]),
-      transfer: r.pick([0, 0.005, 0.02]),
-      propose: r.pick([0.05, 0.15, 0.4]),
-      read: r.pick([0.02, 0.1, 0.3]),
-      clockSkew: r.pick([0, 0.05, 0.2]),
-      leaderBias: r.pick([0, 0.5, 0.9]),
-      leaderTrap: calm ? 0 : r.pick([0, 0.1, 0.3, 0.6]),
-    };
+    const settings = drawSettings(root.fork());
+    this.raftConfig = settings.raftConfig;
+    this.smPersisted = settings.smPersisted;
+    this.plan = settings.plan;
     this.downMax = Math.ceil(opts.nodes / 2);
     this.env = {
       checker: this.checker,
@@ -178,8 +124,13 @@ export class World {
   }
 
   private addHost(id: NodeId, bootstrap: readonly Member[]): NodeHost {
-    const h = new NodeHost(id, bootstrap, this.raftConfig, this.env, this.hostRngs.fork());
+    const rng = this.hostRngs.fork();
+    const h = new NodeHost(id, bootstrap, this.raftConfig, this.env, rng);
     h.smPersisted = this.smPersisted;
+    // Disks differ: some are fast, some slow enough that several Readys
+    // (and elections) overlap their writes.
+    h.diskLatencyTicksMax = rng.pick([0, 1, 2, 3, 8]);
+    h.diskZeroRate = rng.pick([0.1, 0.3, 0.8]);
     this.hosts.set(id, h);
     return h;
   }
@@ -193,15 +144,16 @@ export class World {
     }
     this.startLiveness();
     // Elections and catch-up get livenessTicksMax; a replication backlog gets
-    // 2 ticks per entry on top (one entry per round trip in the slowest
-    // flow-control settings: 1 message in flight of at most 64 bytes).
+    // 4 ticks per entry on top: the slowest flow-control settings (1 message
+    // in flight, 1 entry per message) move one entry per round trip, which
+    // is 2 ticks of network plus up to 2 ticks of disk (measured: ~3.2).
     let last = 0;
     let applied = Number.MAX_SAFE_INTEGER;
     for (const h of this.running()) {
       last = Math.max(last, h.mirror.lastIndex());
       applied = Math.min(applied, h.sm.current().index);
     }
-    const bound = this.opts.livenessTicksMax + 2 * Math.max(0, last - applied);
+    const bound = this.opts.livenessTicksMax + 4 * Math.max(0, last - applied);
     for (let i = 0; i < bound; i++) {
       this.tick();
       this.stats.livenessTicks++;
@@ -250,7 +202,7 @@ export class World {
     for (const msg of this.net.deliverDue(this.now)) {
       const h = this.hosts.get(msg.to);
       if (h === undefined || !h.alive || h.retired) continue;
-      if (this.opts.trace !== null) this.trace(`deliver ${_describeMessage(msg)}`);
+      if (this.opts.trace !== null) this.trace(`deliver ${describeMessage(msg)}`);
       h.step(msg);
     }
     this.deliverStreams();
@@ -414,7 +366,7 @@ export class World {
       this.trace("fault: heal network");
     }
     if (rng.chance(p.netChange)) {
-      this.net.faults = { ...rng.pick(_netProfiles) };
+      this.net.faults = { ...rng.pick(netProfiles) };
       this.trace(`fault: network ${JSON.stringify(this.net.faults)}`);
     }
     if (rng.chance(0.005)) {
@@ -613,35 +565,17 @@ export class World {
   private finish(): void {
     const l = this.leader() as NodeHost;
     this.checker.checkFinalLeader(l, l.lastStatus() as NonNullable<ReturnType<NodeHost["lastStatus"]>>);
+    // Every read a live node accepted is answered: a ReadState (then served)
+    // or a "read-failed" event. A few more ticks let the last rounds finish.
+    const alive = (id: NodeId): boolean => this.hosts.get(id)?.alive === true;
+    for (let i = 0; i < 50 && this.checker.pendingReads(alive).length > 0; i++) this.tick();
+    const stuck = this.checker.pendingReads(alive);
+    if (stuck.length > 0) {
+      const r = stuck[0] as ReadTicket;
+      this.checker.fail(r.nodeId, `read ${r.requestId} (began tick ${r.beganTick}) was never answered: no ReadState, no "read-failed" (${stuck.length} such reads)\n${this.describe()}`);
+    }
     this.stats.elections = this.checker.stats.elections;
     this.stats.committed = this.checker.committedMax();
     this.trace(`converged after ${this.stats.livenessTicks} liveness ticks: leader ${l.id}\n${this.describe()}`);
-  }
-}
-
-/** One message as a short trace string. */
-function _describeMessage(m: Message): string {
-  const head = `${m.from}->${m.to} ${m.type} t${m.term}`;
-  switch (m.type) {
-    case "MsgApp": {
-      const e = m.entries;
-      return `${head} prev ${m.prevLogIndex}/${m.prevLogTerm} ${e.length === 0 ? "probe" : `ents[${e[0]?.index}..${e[e.length - 1]?.index}]`} c${m.leaderCommit}`;
-    }
-    case "MsgAppResp":
-      return `${head} ${m.success ? "ok" : "reject"} match ${m.matchIndex} hint ${m.conflictIndex}/${m.conflictTerm} last ${m.lastLogIndex}`;
-    case "MsgVote":
-    case "MsgPreVote":
-      return `${head} last ${m.lastLogIndex}/${m.lastLogTerm}${m.transfer ? " transfer" : ""}`;
-    case "MsgVoteResp":
-    case "MsgPreVoteResp":
-      return `${head} ${m.granted ? "granted" : "rejected"}`;
-    case "MsgHeartbeat":
-      return `${head} c${m.leaderCommit} ctx ${m.readContext}`;
-    case "MsgHeartbeatResp":
-      return `${head} ctx ${m.readContext}`;
-    case "MsgSnap":
-      return `${head} snap ${m.snapshot.index}/${m.snapshot.term}`;
-    case "MsgTimeoutNow":
-      return head;
   }
 }
