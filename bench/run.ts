@@ -13,7 +13,8 @@ import { fileURLToPath } from "node:url";
 import { runCommand, RUNTIMES } from "../tests/helpers/runtimes.ts";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
-const skip = new Set(["run.ts", "report.ts"]);
+// kv.ts drives all three runtimes and etcd itself (`npm run bench:kv`).
+const skip = new Set(["run.ts", "report.ts", "kv.ts"]);
 const wanted = process.argv.slice(2);
 const files = fs.readdirSync(benchDir)
   .filter((f) => f.endsWith(".ts") && !skip.has(f))
