@@ -36,6 +36,7 @@ import {
   verifyRequest,
 } from "./auth.ts";
 import { CodecError, decodeMessages } from "./codec.ts";
+import { readBodyLimited } from "./read-body.ts";
 
 /** Path of the message batch route. */
 export const MESSAGES_PATH = "/raft/v1/messages";
@@ -122,47 +123,6 @@ export interface PeerRoutesOptions {
   readonly onRefused?: (refused: RefusedRequest) => void;
 }
 
-type _BodyResult = { readonly ok: true; readonly body: Uint8Array } | { readonly ok: false; readonly status: 400 | 413; readonly reason: string };
-
-const _EMPTY = new Uint8Array(0);
-
-/**
- * Reads a request body into one buffer, refusing (413) as soon as it passes
- * `maxBytes`: from Content-Length before reading anything, or while
- * streaming a chunked body.
- */
-async function _readBody(req: Request, maxBytes: number): Promise<_BodyResult> {
-  const lengthHeader = req.headers.get("content-length");
-  let declared = -1;
-  if (lengthHeader !== null) {
-    if (!/^[0-9]{1,15}$/.test(lengthHeader)) return { ok: false, status: 400, reason: "malformed Content-Length" };
-    declared = Number(lengthHeader);
-    if (declared > maxBytes) return { ok: false, status: 413, reason: `body of ${declared} bytes exceeds the limit of ${maxBytes}` };
-  }
-  if (req.body === null) return { ok: true, body: _EMPTY };
-  const reader = req.body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > maxBytes) {
-      await reader.cancel();
-      return { ok: false, status: 413, reason: `body exceeds the limit of ${maxBytes} bytes` };
-    }
-    parts.push(value);
-  }
-  if (parts.length === 1) return { ok: true, body: parts[0]! };
-  const body = new Uint8Array(total);
-  let pos = 0;
-  for (const p of parts) {
-    body.set(p, pos);
-    pos += p.length;
-  }
-  return { ok: true, body };
-}
-
 /** A non-negative safe integer from a query parameter, or null. */
 function _parseOffset(raw: string | undefined): number | null {
   if (raw === undefined || !/^[0-9]{1,16}$/.test(raw)) return null;
@@ -208,7 +168,7 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
     if (req.headers.get(HEADER_CLUSTER) !== encodeURIComponent(opts.clusterId)) {
       return refuse(url.pathname, 403, `request is not from cluster ${opts.clusterId}`, null);
     }
-    const read = await _readBody(req, limit);
+    const read = await readBodyLimited(req, limit);
     if (!read.ok) return refuse(url.pathname, read.status, read.reason, null);
     const v = verifyRequest({
       secret: opts.secret,
@@ -217,13 +177,13 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
       method: req.method,
       path,
       header: (name) => req.headers.get(name),
-      body: read.body,
+      body: read.bytes,
       nowMs: now(),
       clockSkewMsMax,
       replayCache,
     });
     if (!v.ok) return refuse(url.pathname, v.status, v.reason, null);
-    return { from: v.from, body: read.body, path: url.pathname };
+    return { from: v.from, body: read.bytes, path: url.pathname };
   };
 
   /** Decodes a body whose every message must come from `from` to this member. */
