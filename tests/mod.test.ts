@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LockedError, RaftNode } from "../mod.ts";
+import { DiskSpaceError, LockedError, NotLeaderError, RaftNode } from "../mod.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "raft-mod-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -50,6 +50,32 @@ describe("mod.ts", () => {
       assert.equal(again.status().id, "n1");
     } finally {
       await again.close();
+    }
+  });
+
+  it("below the free-space minimum, propose() is refused with DiskSpaceError before the disk fills", async () => {
+    let last = 0;
+    const node = await RaftNode.start({
+      id: "d1",
+      dataDir: path.join(root, "disk"),
+      host: "127.0.0.1",
+      port: 0,
+      bootstrap: true,
+      tickMs: 10,
+      diskFreeBytesMin: Number.MAX_SAFE_INTEGER, // no disk has this much free: the watermark trips at the first check
+      stateMachine: { apply: (id: number) => (last = id), lastApplied: () => last },
+      logger: () => {},
+    });
+    try {
+      let refused: unknown = null;
+      for (let i = 0; i < 500 && refused === null; i++) {
+        // NotLeaderError until the single member has elected itself; then the watermark speaks.
+        await node.propose(new Uint8Array(1)).catch((err) => (refused = err instanceof NotLeaderError ? null : err));
+        if (refused === null) await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(refused instanceof DiskSpaceError, `expected DiskSpaceError, got ${String(refused)}`);
+    } finally {
+      await node.close();
     }
   });
 });
