@@ -47,6 +47,7 @@ function _httpClient(): HttpClient {
           reject(err);
         }
         r.on("error", fail);
+        r.setNoDelay(true);
         r.end(req.body);
       });
     },
