@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { after } from "node:test";
 import type { Entry, EntryType } from "../../src/raft/types.ts";
 
 /** A fresh temporary directory; remove it with `removeDir`. */
@@ -17,6 +18,20 @@ export function tempDir(label: string): string {
 /** Removes a directory tree. */
 export function removeDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Call inside a `describe`: returns a function making fresh temp dirs, all
+ * removed after the suite.
+ */
+export function freshDirs(): (label: string) => string {
+  const dirs: string[] = [];
+  after(() => dirs.forEach(removeDir));
+  return (label) => {
+    const d = tempDir(label);
+    dirs.push(d);
+    return d;
+  };
 }
 
 /** Copies the files of `from` (flat) into a new temporary directory. */

@@ -11,19 +11,13 @@ import { InvalidArgumentError, StorageCorruptError, StorageFailedError } from ".
 import { nodeFileLayer } from "../../src/storage/file-layer.ts";
 import { FaultInjectingFileLayer } from "../../src/storage/fault-injection.ts";
 import { MEMBERSHIP_FILE_NAME, MembershipFile } from "../../src/storage/membership-file.ts";
-import { removeDir, tempDir } from "./helpers.ts";
+import { removeDir, tempDir, freshDirs } from "./helpers.ts";
 
 const c1 = { index: 0, members: [{ id: "n1", url: "http://127.0.0.1:7001", voter: true }] };
 const c2 = { index: 12, members: [...c1.members, { id: "n2", url: "http://127.0.0.1:7002", voter: false }] };
 
 describe("MembershipFile", () => {
-  const dirs: string[] = [];
-  const fresh = (label: string): string => {
-    const d = tempDir(label);
-    dirs.push(d);
-    return d;
-  };
-  after(() => dirs.forEach(removeDir));
+  const fresh = freshDirs();
 
   it("reads null until written, then the last write, across reopen", async () => {
     const dir = fresh("mf");

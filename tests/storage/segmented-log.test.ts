@@ -14,18 +14,12 @@ import { nodeFileLayer } from "../../src/storage/file-layer.ts";
 import { FaultInjectingFileLayer } from "../../src/storage/fault-injection.ts";
 import { SegmentedLog } from "../../src/storage/segmented-log.ts";
 import { RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES } from "../../src/storage/segment-format.ts";
-import { entries, entry, prng, removeDir, segmentFiles, summary, tempDir } from "./helpers.ts";
+import { entries, entry, prng, removeDir, segmentFiles, summary, tempDir, freshDirs } from "./helpers.ts";
 
 const members = [{ id: "n1", url: "http://127.0.0.1:7001", voter: true }];
 
 describe("SegmentedLog", () => {
-  const dirs: string[] = [];
-  const fresh = (label: string): string => {
-    const d = tempDir(label);
-    dirs.push(d);
-    return d;
-  };
-  after(() => dirs.forEach(removeDir));
+  const fresh = freshDirs();
 
   it("appends, reads back across segments and survives reopen", async () => {
     const dir = fresh("log-basic");
@@ -292,13 +286,7 @@ describe("SegmentedLog", () => {
 });
 
 describe("SegmentedLog index files and write failures", () => {
-  const dirs: string[] = [];
-  const fresh = (label: string): string => {
-    const d = tempDir(label);
-    dirs.push(d);
-    return d;
-  };
-  after(() => dirs.forEach(removeDir));
+  const fresh = freshDirs();
 
   it("rebuilds a missing, stale or damaged index file from its segment", async () => {
     const dir = fresh("log-idx");
