@@ -73,7 +73,7 @@ export function drawSettings(r: Prng): SeedSettings {
     heal: r.pick([0.02, 0.05, 0.1]),
     netChange: r.pick([0.005, 0.02]),
     compact: r.pick([0.01, 0.05, 0.2]),
-    membership: r.pick([0, 0.005, 0.02]),
+    membership: r.pick([0, 0.005, 0.02, 0.05]),
     transfer: r.pick([0, 0.005, 0.02]),
     propose: r.pick([0.05, 0.15, 0.4]),
     read: r.pick([0.02, 0.1, 0.3]),

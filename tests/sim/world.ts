@@ -112,7 +112,8 @@ export class World {
     };
     const members: Member[] = [];
     for (let i = 1; i <= opts.nodes; i++) members.push({ id: `n${i}`, url: `sim://n${i}`, voter: true });
-    for (let i = opts.nodes + 1; i <= opts.nodes + 3; i++) this.spares.push(`n${i}`);
+    // Ids are never reused: a removed member stays removed; joiners get fresh ids.
+    for (let i = opts.nodes + 1; i <= opts.nodes + 8; i++) this.spares.push(`n${i}`);
     this.checker.noteBootstrap({ index: 0, members });
     for (const m of members) this.addHost(m.id, members);
     this.trace(`world seed ${opts.seed} nodes ${opts.nodes} config ${JSON.stringify(this.raftConfig)} smPersisted ${this.smPersisted} plan ${JSON.stringify(this.plan)}`);
