@@ -9,20 +9,10 @@ import assert from "node:assert/strict";
 import { decodeCommand, encodeCommand, IDEMPOTENCY_KEY_BYTES_MAX, KEY_BYTES_HARD_MAX } from "../../src/kv/command.ts";
 import type { KvCommand } from "../../src/kv/command.ts";
 import { InvalidArgumentError } from "../../src/errors.ts";
+import { prng } from "../helpers/prng.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
-/** A small deterministic PRNG (mulberry32), so a failing case replays from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("encodeCommand() / decodeCommand()", () => {
   const cases: KvCommand[] = [

@@ -64,17 +64,7 @@ export function entries(from: number, to: number, term: number, size = 40): Entr
   return out;
 }
 
-/** mulberry32: a tiny seeded PRNG, so a failing run replays from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from "../helpers/prng.ts";
 
 /** The segment files in `dir`, in sequence order. */
 export function segmentFiles(dir: string): string[] {
