@@ -7,7 +7,7 @@
  * @module
  */
 import type { Context, Hono } from "hono";
-import type { NodeStatus, RaftNodeApi } from "../node/types.ts";
+import type { MemberStatus, NodeStatus, RaftNodeApi } from "../node/types.ts";
 import type { NodeId } from "../raft/types.ts";
 import { NotLeaderError, RaftError } from "../errors.ts";
 import { errorReply, failureReply, json, parseJsonObject, readBody } from "./http.ts";
@@ -24,34 +24,19 @@ export interface CatchUpProgress {
   readonly failed: string | null;
 }
 
-/** One member in `/status`. */
-export interface StatusMember {
-  readonly id: NodeId;
-  readonly url: string;
-  readonly voter: boolean;
-  readonly matchIndex: number | null;
-  readonly lag: number | null;
-  readonly reachable: boolean | null;
-  readonly snapshotTransfer: { readonly sentBytes: number; readonly totalBytes: number | null } | null;
+/** One member in `/status`: the node's view of it, plus catch-up progress. */
+export interface StatusMember extends MemberStatus {
   readonly catchUp: CatchUpProgress | null;
 }
 
-/** The body of `GET /status`. */
-export interface StatusBody {
-  readonly id: NodeId;
-  readonly url: string;
-  readonly clusterId: string;
+/**
+ * The body of `GET /status`: the node's status, with the role folded for
+ * clients (a pre-candidate reports as a candidate, `preCandidate` tells).
+ */
+export interface StatusBody extends Omit<NodeStatus, "role" | "members"> {
   readonly role: ApiRole;
   readonly preCandidate: boolean;
-  readonly term: number;
-  readonly leader: { readonly id: NodeId; readonly url: string } | null;
-  readonly commitIndex: number;
-  readonly lastApplied: number;
-  readonly lastIndex: number;
-  readonly firstIndex: number;
   readonly members: readonly StatusMember[];
-  readonly pendingConfigChange: boolean;
-  readonly runtime: string;
   /** Whatever the service adds (the KV store: its key count). */
   readonly [extra: string]: unknown;
 }
