@@ -99,11 +99,6 @@ export class ReadyLoop {
     this.#stopped = true;
   }
 
-  /** True while writes or applies are outstanding. */
-  get busy(): boolean {
-    return this.#writing || this.#pending.length > 0;
-  }
-
   /** Resolves once nothing is being written or applied. */
   idle(): Promise<void> {
     if (!this.#writing && this.#pending.every((i) => i.persisted && i.applied)) return this.#applyChain;

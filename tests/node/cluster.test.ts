@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { after, afterEach, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -20,10 +20,6 @@ import { Harness } from "./harness.ts";
 const RT = runtime.name as RuntimeName;
 const harnesses: Harness[] = [];
 let failed = false;
-afterEach(function (this: unknown, ctx?: unknown) {
-  void this;
-  void ctx;
-});
 after(async () => {
   for (const h of harnesses) await h.stop(failed);
 });
