@@ -224,6 +224,11 @@ export class RaftLog {
     return this._snapshot;
   }
 
+  /** The received snapshot not yet reported durable (handed out or not), or null. */
+  unstableSnapshot(): SnapshotMeta | null {
+    return this._snapshot;
+  }
+
   /** True when a snapshot waits to be handed out. */
   hasPendingSnapshot(): boolean {
     return this._snapshot !== null && !this._snapshotInProgress;

@@ -26,14 +26,21 @@ export abstract class RaftMembership extends RaftStep {
   /**
    * Adds `id` as a voter: appends a config adding it as a learner, catches
    * it up in rounds, then appends its promotion. Progress is reported by
-   * "catch-up" / "catch-up-failed" / "membership" events.
-   * An existing learner is caught up and promoted.
+   * "catch-up" / "catch-up-failed" / "membership" events. An existing
+   * learner is caught up and promoted; one being caught up already is left
+   * to its rounds (a retried join).
+   *
+   * Every learner is on its way to becoming a voter: a leader elected while
+   * one is in the configuration resumes its catch-up (`resumeCatchUp`), so a
+   * leader change during a join does not strand it.
    *
    * @throws NotLeaderError on a non-leader
    * @throws MembershipChangeError when a change is in progress, no entry of
    *   this term is committed yet, or `id` is already a voter
    */
   addMember(id: NodeId, url: string): void {
+    if (this.role !== "leader") throw this.notLeader();
+    if (this.catchUp !== null && this.catchUp.id === id) return;
     this.checkChangeAllowed();
     const existing = this.member(id);
     if (existing?.voter === true) throw new MembershipChangeError(`${id} is already a voting member`);
@@ -41,19 +48,12 @@ export abstract class RaftMembership extends RaftStep {
       checkId(id);
       this.appendConfig([...this.currentConfig().members, { id, url, voter: false }]);
     }
-    this.catchUp = { id, round: 1, roundStart: this.tickCount, target: this.log.lastIndex(), outcome: null };
-    this.onFollowerProgress(id);
+    this.startCatchUp(id);
   }
 
-  /**
-   * Adds `id` as a learner (non-voting member) for good.
-   * @throws NotLeaderError, MembershipChangeError as for `addMember`
-   */
-  addLearner(id: NodeId, url: string): void {
-    this.checkChangeAllowed();
-    if (this.member(id) !== undefined) throw new MembershipChangeError(`${id} is already a member`);
-    checkId(id);
-    this.appendConfig([...this.currentConfig().members, { id, url, voter: false }]);
+  /** The learner being caught up by this leader, or null. */
+  catchingUp(): NodeId | null {
+    return this.catchUp?.id ?? null;
   }
 
   /**
@@ -121,6 +121,24 @@ export abstract class RaftMembership extends RaftStep {
     this.bcastNewEntries();
   }
 
+  /** Starts catching up learner `id` (round 1, up to the leader's last index now). */
+  private startCatchUp(id: NodeId): void {
+    this.catchUp = { id, round: 1, roundStart: this.tickCount, target: this.log.lastIndex(), outcome: null };
+    this.onFollowerProgress(id);
+  }
+
+  /**
+   * Leader: catches up a learner of the configuration in force that no
+   * round is running for (one being added when the previous leader stepped
+   * down, or the next one after a catch-up ended). Its promotion still
+   * waits for this leader's first commit (`pendingConfigIndex`).
+   */
+  protected resumeCatchUp(): void {
+    if (this.role !== "leader" || this.catchUp !== null) return;
+    const learner = this.currentConfig().members.find((m) => !m.voter);
+    if (learner !== undefined) this.startCatchUp(learner.id);
+  }
+
   /** A follower's match moved: ends catch-up rounds, completes a transfer. */
   protected onFollowerProgress(id: NodeId): void {
     if (id === this.transferee && this.prs.get(id)?.match === this.log.lastIndex()) this.sendTimeoutNow(id);
@@ -158,8 +176,10 @@ export abstract class RaftMembership extends RaftStep {
         }
       }
     }
-    if (c.outcome === null || this.pendingConfigIndex > this.log.committed) return;
-    // The learner's own config entry is committed: the next change may go.
+    // As for any change: the previous one (the learner's own entry) committed, an entry of this
+    // leader's term committed (a new leader that resumed the catch-up waits for its no-op), and no
+    // leadership transfer in progress (§3.10).
+    if (c.outcome === null || this.pendingConfigIndex > this.log.committed || this.log.maybeTerm(this.log.committed) !== this.term || this.transferee !== null) return;
     this.catchUp = null;
     const members = this.currentConfig().members;
     if (c.outcome === "promote") {
@@ -168,6 +188,7 @@ export abstract class RaftMembership extends RaftStep {
     } else {
       this.appendConfig(members.filter((m) => m.id !== c.id));
     }
+    this.resumeCatchUp();
   }
 
   /**

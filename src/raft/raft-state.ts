@@ -240,10 +240,8 @@ export abstract class RaftState {
   /** Leaving the leader role (or a new term): drops leader-only state, failing what waits on it. */
   private dropLeaderState(reason: string): void {
     for (const requestId of this.readOnly.failAll()) this.emit({ type: "read-failed", requestId, reason });
-    if (this.catchUp !== null) {
-      this.emit({ type: "catch-up-failed", id: this.catchUp.id, reason });
-      this.catchUp = null;
-    }
+    // A learner being caught up is not given up on: the next leader resumes its catch-up.
+    this.catchUp = null;
     this.transferee = null;
     this.pendingConfigIndex = 0;
     this.prs.clear();
@@ -313,6 +311,7 @@ export abstract class RaftState {
     this.pendingConfigIndex = this.log.lastIndex();
     this.appendEntries([{ type: "noop", data: new Uint8Array(0) }]);
     this.bcastAppend();
+    this.resumeCatchUp();
   }
 
   // ---- log appends and their configuration effects ----
@@ -408,7 +407,10 @@ export abstract class RaftState {
     if (this.transferee !== null && this.member(this.transferee)?.voter !== true) {
       this.abortTransfer(`${this.transferee} is no longer a voting member`);
     }
-    if (this.catchUp !== null && this.member(this.catchUp.id) === undefined) this.catchUp = null;
+    if (this.catchUp !== null && this.member(this.catchUp.id) === undefined) {
+      this.catchUp = null;
+      this.resumeCatchUp();
+    }
   }
 
   /** Leader: gives up a leadership transfer. */
@@ -439,4 +441,6 @@ export abstract class RaftState {
   protected abstract bcastAppend(): void;
   /** Leader: its own removal committed (defined by the membership layer). */
   protected abstract stepDownAfterRemoval(): void;
+  /** Leader: catches up a learner no round runs for (defined by the membership layer). */
+  protected abstract resumeCatchUp(): void;
 }

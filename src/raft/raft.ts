@@ -29,7 +29,7 @@ import { InvalidArgumentError, ProposalDroppedError } from "../errors.ts";
 import { assert } from "./assert.ts";
 import { hasQuorum } from "./quorum.ts";
 import { RaftMembership } from "./membership-change.ts";
-import type { ConfigState, Entry, HardState, RaftStatus, ProgressStatus, Ready } from "./types.ts";
+import type { ConfigState, Entry, HardState, RaftStatus, ProgressStatus, Ready, SnapshotMeta } from "./types.ts";
 
 export { decodeMembership, encodeMembership } from "./membership-codec.ts";
 export { MemoryLog } from "./memory-log.ts";
@@ -141,6 +141,15 @@ export class Raft extends RaftMembership {
    */
   termAt(index: number): number | undefined {
     return this.log.maybeTerm(index);
+  }
+
+  /**
+   * The snapshot this core accepted from a leader and has not seen durable
+   * yet (in a Ready or waiting for one), or null: the driver keeps the
+   * received data of exactly this one for the Ready that installs it.
+   */
+  acceptedSnapshot(): SnapshotMeta | null {
+    return this.log.unstableSnapshot();
   }
 
   /** The membership in force at log position `index` (for snapshot metadata). */

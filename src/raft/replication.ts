@@ -186,10 +186,18 @@ export abstract class RaftReplication extends RaftState {
       // Every message of a full window (or its reply) may have been lost:
       // an empty AppendEntries at next - 1 gets a reply that frees the
       // window, or a rejection that drops back to probing.
-      this.send({
-        type: "MsgApp", from: this.id, to: m.from, term: this.term, prevLogIndex: pr.next - 1,
-        prevLogTerm: this.log.term(pr.next - 1), entries: [], leaderCommit: Math.min(this.log.committed, pr.next - 1),
-      });
+      const prevLogTerm = this.log.maybeTerm(pr.next - 1);
+      if (prevLogTerm === undefined) {
+        // Compacted meanwhile (the driver compacts while messages are in
+        // flight): this follower can only be caught up with a snapshot now.
+        pr.becomeProbe();
+        this.sendAppend(m.from);
+      } else {
+        this.send({
+          type: "MsgApp", from: this.id, to: m.from, term: this.term, prevLogIndex: pr.next - 1,
+          prevLogTerm, entries: [], leaderCommit: Math.min(this.log.committed, pr.next - 1),
+        });
+      }
     } else if (pr.match < this.log.lastIndex() || pr.sentCommit < this.log.committed) {
       this.sendAppend(m.from);
     }

@@ -25,7 +25,7 @@ describe("membership changes", () => {
     assert.equal(n4.raft.status().term, 0, "a member with an empty membership never campaigns");
     net.raft("n1").addMember("n4", "http://n4");
     assert.deepEqual(ids(net.node("n1")), ["n1", "n2", "n3", "n4(learner)"], "in force once appended");
-    assert.throws(() => net.raft("n1").addLearner("n5", "http://n5"), MembershipChangeError);
+    assert.throws(() => net.raft("n1").addMember("n5", "http://n5"), MembershipChangeError);
     net.stabilize();
     net.tick(2);
     for (const id of ["n1", "n2", "n3", "n4"]) assert.deepEqual(ids(net.node(id)), ["n1", "n2", "n3", "n4"], `config on ${id}`);
@@ -54,18 +54,41 @@ describe("membership changes", () => {
     for (const id of ["n1", "n2", "n3"]) assert.deepEqual(ids(net.node(id)), ["n1", "n2", "n3"]);
   });
 
-  it("a learner added with addLearner receives the log but never votes or campaigns", () => {
-    const net = new Net(["n1", "n2", "n3"]);
+  it("a learner never campaigns, and a newly elected leader catches it up and promotes it", () => {
+    const boot = [...["n1", "n2", "n3"].map((id) => ({ id, url: `http://${id}`, voter: true })), { id: "l1", url: "http://l1", voter: false }];
+    const net = new Net(["n1", "n2", "n3", "l1"], {}, boot);
+    net.tick(60, ["l1"]);
+    assert.equal(net.raft("l1").status().role, "follower", "a learner never campaigns");
+    assert.equal(net.raft("l1").status().term, 0);
     net.elect("n1");
-    const l = net.add("l1");
-    net.raft("n1").addLearner("l1", "http://l1");
     net.propose("n1", "a");
     net.stabilize();
-    assert.deepEqual(appliedData(l), ["a"]);
-    assert.equal(l.raft.status().isLearner, true);
+    net.tick(2);
+    net.stabilize();
+    assert.deepEqual(appliedData(net.node("l1")), ["a"]);
+    for (const id of ["n1", "n2", "n3", "l1"]) assert.deepEqual(ids(net.node(id)), ["n1", "n2", "n3", "l1"], `l1 promoted, on ${id}`);
+  });
+
+  it("a leader elected while a learner is being caught up resumes the catch-up (the join does not stall)", () => {
+    const net = new Net(["n1", "n2", "n3"], { catchUpRoundsMax: 10 });
+    net.elect("n1");
+    net.add("n4");
+    net.isolate("n4");
+    net.raft("n1").addMember("n4", "http://n4");
+    net.stabilize();
+    assert.deepEqual(ids(net.node("n2")), ["n1", "n2", "n3", "n4(learner)"], "the learner's config entry is committed");
+    assert.equal(net.raft("n1").catchingUp(), "n4");
+    // The leader goes away before n4 is caught up; n2 takes over.
+    net.node("n1").crash();
+    net.elect("n2");
+    assert.equal(net.raft("n2").catchingUp(), "n4", "the new leader resumes the catch-up");
+    net.heal();
     net.isolate("n1");
-    net.tick(60, ["l1"]);
-    assert.equal(l.raft.status().role, "follower", "a learner never campaigns");
+    net.stabilize();
+    net.tick(3, ["n2", "n3", "n4"]);
+    net.stabilize();
+    for (const id of ["n2", "n3", "n4"]) assert.deepEqual(ids(net.node(id)), ["n1", "n2", "n3", "n4"], `n4 promoted, on ${id}`);
+    assert.equal(eventsOf(net.node("n2"), "catch-up-failed").length, 0);
   });
 
   it("removing a follower: it learns of it and cannot disrupt afterwards", () => {
@@ -154,14 +177,14 @@ describe("membership changes", () => {
     net.filter = (m) => m.type !== "MsgAppResp";
     net.stabilize();
     assert.equal(net.raft("n1").status().role, "leader");
-    assert.throws(() => net.raft("n1").addLearner("n4", "http://n4"), /has not committed an entry of term/);
+    assert.throws(() => net.raft("n1").addMember("n4", "http://n4"), /has not committed an entry of term/);
     net.filter = null;
     net.tick(2);
-    net.raft("n1").addLearner("n4", "http://n4");
+    net.raft("n1").addMember("n4", "http://n4"); // n4 never starts: it stays a learner being caught up
     assert.throws(() => net.raft("n1").removeMember("n2"), /in progress/);
     assert.throws(() => net.raft("n2").removeMember("n2"), NotLeaderError);
     net.tick(2);
-    net.raft("n1").removeMember("n4");
+    assert.throws(() => net.raft("n1").removeMember("n4"), /still being caught up/);
     assert.throws(() => net.raft("n1").addMember("n1", "x"), MembershipChangeError);
   });
 });

@@ -432,10 +432,8 @@ export class World {
         const id = this.spares.shift() as NodeId;
         const h = this.addHost(id, []);
         h.start();
-        const learner = kind === 0;
-        this.trace(`op: ${l.id} ${learner ? "addLearner" : "addMember"} ${id}`);
-        if (learner) l.core().addLearner(id, h.url);
-        else l.core().addMember(id, h.url);
+        this.trace(`op: ${l.id} addMember ${id}`);
+        l.core().addMember(id, h.url);
       } else {
         const candidates = st.config.members.filter((m) => !m.voter || voters.length > 2);
         if (candidates.length === 0) return;
