@@ -22,7 +22,7 @@ import { KEY_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from "./src/api/kv-rou
 import { formatStatus, gatherStatus, statusFetcher, statusJson } from "./src/api/status-report.ts";
 import { checkBaseUrl, checkHostPort, checkMemberId, isLoopbackHost } from "./src/api/validate.ts";
 import { InvalidArgumentError } from "./src/errors.ts";
-import type { RaftNode } from "./src/node/raft-node-handle.ts";
+import type { RaftNode } from "./src/node/raft-node.ts";
 import type { RaftNodeOptions } from "./src/node/types.ts";
 import type { Member } from "./src/raft/types.ts";
 
@@ -370,7 +370,7 @@ async function cmdBootstrap(args: readonly string[]): Promise<number> {
  */
 async function _nodeModules() {
   const [node, sm, routes] = await Promise.all([
-    import("./src/node/raft-node-handle.ts"),
+    import("./src/node/raft-node.ts"),
     import("./src/kv/state-machine.ts"),
     import("./src/api/routes.ts"),
   ]);

@@ -19,7 +19,7 @@
  *
  * @module
  */
-export { bootstrapDataDir, RaftNode } from "./src/node/raft-node-handle.ts";
+export { bootstrapDataDir, RaftNode } from "./src/node/raft-node.ts";
 export type {
   Histogram,
   MemberStatus,

@@ -8,6 +8,7 @@
  * @module
  */
 import { atomicWriteFile, frameSmallFile, readSmallFile, unframeSmallFile } from "../storage/atomic-file.ts";
+import { type FileLayer, nodeFileLayer } from "../storage/file-layer.ts";
 import { InvalidArgumentError, StorageCorruptError } from "../errors.ts";
 import * as path from "node:path";
 
@@ -48,8 +49,8 @@ export function checkMemberUrl(url: string): void {
 }
 
 /** Reads the identity, or null for a data directory that has none yet. */
-export async function readIdentity(dataDir: string): Promise<NodeIdentity | null> {
-  const bytes = await readSmallFile(dataDir, IDENTITY_FILE_NAME);
+export async function readIdentity(dataDir: string, fs: FileLayer = nodeFileLayer): Promise<NodeIdentity | null> {
+  const bytes = await readSmallFile(dataDir, IDENTITY_FILE_NAME, fs);
   if (bytes === null) return null;
   const file = path.join(dataDir, IDENTITY_FILE_NAME);
   const payload = unframeSmallFile(_MAGIC, bytes, file);
@@ -70,7 +71,7 @@ export async function readIdentity(dataDir: string): Promise<NodeIdentity | null
 }
 
 /** Saves the identity durably (atomic replace). */
-export async function writeIdentity(dataDir: string, identity: NodeIdentity): Promise<void> {
+export async function writeIdentity(dataDir: string, identity: NodeIdentity, fs: FileLayer = nodeFileLayer): Promise<void> {
   const payload = new TextEncoder().encode(JSON.stringify(identity));
-  await atomicWriteFile(dataDir, IDENTITY_FILE_NAME, frameSmallFile(_MAGIC, payload));
+  await atomicWriteFile(dataDir, IDENTITY_FILE_NAME, frameSmallFile(_MAGIC, payload), fs);
 }

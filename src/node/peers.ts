@@ -7,8 +7,9 @@
  */
 import type { HttpClient } from "../../adapters/types.ts";
 import type { Message, MsgSnap, NodeId } from "../raft/types.ts";
-import { PeerClient, type SnapshotSource } from "../transport/peer-client.ts";
+import { PeerClient } from "../transport/peer-client.ts";
 import type { NodeCounters } from "./metrics.ts";
+import type { SnapshotChunks, Transport } from "./transport.ts";
 
 /** What `Peers` needs to know. */
 export interface PeersOptions {
@@ -22,8 +23,8 @@ export interface PeersOptions {
   readonly logger: (line: string) => void;
 }
 
-/** The set of peer clients (see the module comment). */
-export class Peers {
+/** The set of peer clients (see the module comment): the production `Transport`. */
+export class Peers implements Transport {
   readonly #o: PeersOptions;
   readonly #clients = new Map<NodeId, PeerClient>();
   /** Every URL we know a member by (config members, join info), even outside the config. */
@@ -77,23 +78,14 @@ export class Peers {
     return c;
   }
 
-  /**
-   * Sends `msgs` grouped by destination. MsgSnap is not sent here: it goes
-   * to `onSnapshot`, which streams the state machine's snapshot.
-   */
-  send(msgs: readonly Message[], onSnapshot: (m: MsgSnap) => void): void {
+  /** Sends `msgs` grouped by destination (a MsgSnap goes through `sendSnapshot`, with its bytes). */
+  send(msgs: readonly Message[]): void {
     if (msgs.length === 1) {
-      const m = msgs[0]!;
-      if (m.type === "MsgSnap") onSnapshot(m);
-      else this.#sendTo(m.to, msgs);
+      this.#sendTo(msgs[0]!.to, msgs);
       return;
     }
     const byPeer = new Map<NodeId, Message[]>();
     for (const m of msgs) {
-      if (m.type === "MsgSnap") {
-        onSnapshot(m);
-        continue;
-      }
       let list = byPeer.get(m.to);
       if (list === undefined) byPeer.set(m.to, (list = []));
       list.push(m);
@@ -109,10 +101,10 @@ export class Peers {
   }
 
   /** Streams a snapshot to `msg.to`. */
-  sendSnapshot(msg: MsgSnap, source: SnapshotSource, onProgress: (bytes: number) => void): Promise<void> {
+  sendSnapshot(msg: MsgSnap, chunks: SnapshotChunks, _totalBytes: number, onProgress: (bytes: number) => void): Promise<void> {
     const c = this.client(msg.to);
     if (c === undefined) return Promise.reject(new Error(`no URL known for member ${msg.to}`));
-    return c.sendSnapshot(msg, source, { onProgress });
+    return c.sendSnapshot(msg, chunks, { onProgress });
   }
 
   /** Drops clients of members no longer known. */

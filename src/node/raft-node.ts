@@ -1,9 +1,10 @@
 /**
  * `RaftNode`: the consensus module users import. `RaftNode.start` runs the
- * driver (`./raft-node.ts`) either on the caller's thread or, with
- * `thread: "worker"`, in a worker thread behind a thin handle
- * (`./worker-node.ts`) so that a state machine that blocks its thread does
- * not stop heartbeats and votes. Both keep the same API and errors.
+ * driver (`./driver.ts`, started by `./start.ts`) either on the caller's
+ * thread or, with `thread: "worker"`, in a worker thread behind a thin
+ * handle (`./worker/worker-node.ts`) so that a state machine that blocks
+ * its thread does not stop heartbeats and votes. Both keep the same API and
+ * errors.
  *
  * @module
  */
@@ -11,11 +12,12 @@ import { runtime as defaultRuntime } from "../../adapters/mod.ts";
 import type { RuntimeAdapter } from "../../adapters/types.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { NodeId } from "../raft/types.ts";
-import { RaftDriver } from "./raft-node.ts";
+import type { RaftDriver } from "./driver.ts";
+import { startDriver } from "./start.ts";
 import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions } from "./types.ts";
-import { WorkerNode } from "./worker-node.ts";
+import { WorkerNode } from "./worker/worker-node.ts";
 
-export { bootstrapDataDir } from "./raft-node.ts";
+export { bootstrapDataDir } from "./start.ts";
 
 /** A running member of a Raft cluster (see the module comment). */
 export class RaftNode implements RaftNodeApi {
@@ -39,7 +41,7 @@ export class RaftNode implements RaftNodeApi {
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
     const thread = opts.thread ?? "worker";
     if (thread !== "worker" && thread !== "caller") throw new InvalidArgumentError(`thread must be "worker" or "caller", not ${String(thread)}`);
-    if (thread === "caller") return new RaftNode(await RaftDriver.start(opts));
+    if (thread === "caller") return new RaftNode(await startDriver(opts));
     const rt = (opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime;
     return new RaftNode(await WorkerNode.start(opts, rt));
   }

@@ -5,15 +5,28 @@
  *
  *  - `messages` go out at once (a leader replicates while its own write is
  *    in flight, Raft §10.2.1);
- *  - writes (snapshot install, entries, hard state, membership) are group
- *    committed: while one batch is being written and fsynced, every Ready
- *    produced meanwhile queues, and the next batch writes them all with one
- *    append and one fdatasync;
+ *  - writes are group committed: while one batch is being written, every
+ *    Ready produced meanwhile queues, and the next batch writes them all
+ *    with one append and one fdatasync;
+ *  - within a batch the writes are ordered, each durable before the next
+ *    starts: a snapshot's data into the snapshot store, then the log's reset
+ *    to it; then the entries; then the membership file; then the state file.
+ *    The state file comes last because its commit index is only true of a
+ *    log that holds the entries it counts: written beside a log repair (a
+ *    truncation is a new segment, an fdatasync and a directory fsync), a
+ *    commit-only write (one pwrite) could reach the disk first, and a crash
+ *    there would leave a commit index over entries of an old term that never
+ *    committed. etcd writes its hard state after the entries for the same
+ *    reason. A term or vote written after the entries is safe: a term found
+ *    only in the log is taken up at start, and no vote leaves before the
+ *    batch is durable;
  *  - `persistedMessages` (votes, AppendEntries acknowledgements) go out only
  *    once their batch is durable ("saved to stable storage BEFORE messages
  *    are sent");
  *  - committed entries are applied in order on an apply chain that runs
- *    beside the writes;
+ *    beside the writes (they are durable already); a snapshot is restored
+ *    into the state machine only once the snapshot store and the log hold
+ *    it durably, so a crash never leaves the state machine ahead of the log;
  *  - each Ready is advanced, in order, once it is both durable and applied.
  *
  * Any storage error is fatal: the loop stops and never reports anything
@@ -22,29 +35,43 @@
  * @module
  */
 import type { Raft } from "../raft/raft.ts";
-import type { Entry, HardState, Message, Ready, SnapshotMeta } from "../raft/types.ts";
-import type { SegmentedLog } from "../storage/segmented-log.ts";
-import type { StateFile } from "../storage/state-file.ts";
-import type { MembershipFile } from "../storage/membership-file.ts";
+import type { ConfigState, Entry, HardState, Message, RaftStatus, Ready, SnapshotMeta } from "../raft/types.ts";
+import type { Clock } from "./clock.ts";
 import type { NodeCounters } from "./metrics.ts";
+import type { NodeStorage } from "./node-storage.ts";
 
-/** What the loop needs from the node around it. */
+/**
+ * What a simulator (or a test) may watch; production passes none. The
+ * calls happen at the moments their names say, synchronously.
+ */
+export interface DriverProbe {
+  /** A Ready was taken from the core, before anything is done with it; `status` is the core's right after. */
+  ready?(rd: Ready, status: RaftStatus): void;
+  /** A write batch is durable: the hard state the state file now holds durably (term and vote; its commit index may be older). */
+  persisted?(durable: HardState): void;
+}
+
+/** What the loop needs from the driver around it. */
 export interface ReadyLoopDeps {
   readonly raft: Raft;
-  readonly log: SegmentedLog;
-  readonly state: StateFile;
-  readonly membership: MembershipFile;
+  readonly storage: NodeStorage;
+  readonly clock: Clock;
   readonly counters: NodeCounters;
+  readonly probe: DriverProbe | null;
   /** Called at the start of every turn, before Readys are taken (flushes buffered proposals). */
   beforeTurn(): void;
   /** Sees every Ready first (events, read states). */
   onReady(rd: Ready): void;
-  /** Sends messages to peers (fire and forget). */
+  /** Sends messages to peers (fire and forget); MsgSnap included. */
   send(msgs: readonly Message[]): void;
-  /** Replaces the state machine with the stored snapshot `meta` describes. */
+  /** Makes the received snapshot `meta` describes durable in the snapshot store (before the log is reset to it). */
+  storeSnapshot(meta: SnapshotMeta): Promise<void>;
+  /** Replaces the state machine with the stored snapshot `meta` describes (once it is durable everywhere). */
   restoreSnapshot(meta: SnapshotMeta): Promise<void>;
   /** Applies committed entries in order; returns a promise only if some apply was asynchronous. */
   apply(entries: readonly Entry[]): void | Promise<void>;
+  /** Called before a batch with entries is written (the free-space check). */
+  beforeAppend(): void;
   /** Entry data bytes made durable (for the built-in snapshot trigger). */
   onAppended(bytes: number): void;
   /** Called after every turn (waiters re-check their conditions). */
@@ -57,6 +84,9 @@ interface _Item {
   readonly rd: Ready;
   persisted: boolean;
   applied: boolean;
+  /** Resolves once `persisted` is set (a snapshot restore waits for it). */
+  readonly durable: Promise<void>;
+  readonly markDurable: () => void;
 }
 
 /** Minimum time between lazy writes of the commit index alone. */
@@ -72,19 +102,24 @@ export class ReadyLoop {
   #writing = false;
   #scheduled = false;
   #stopped = false;
+  /** A write or apply failed: reported once, nothing is durable after it. */
+  #failed = false;
   #applyChain: Promise<void> = Promise.resolve();
-  /** The hard state last made durable. */
-  #durable: HardState;
-  /** The newest commit index seen, written lazily. */
+  /** The hard state last written (durably for term and vote; its commit index possibly lazily). */
+  #written: HardState;
+  /**
+   * The newest commit index seen in a Ready whose batch is durable.
+   * Invariant: every entry up to it is in the durable log (so it may be written to the state file).
+   */
   #commitIndex: number;
-  #commitWrittenAtMs = 0;
+  #commitWrittenAtMs = -Infinity;
   /** Resolves waiters of `idle()`. */
   #idleWaiters: (() => void)[] = [];
 
-  constructor(deps: ReadyLoopDeps, durable: HardState) {
+  constructor(deps: ReadyLoopDeps, written: HardState) {
     this.#d = deps;
-    this.#durable = durable;
-    this.#commitIndex = durable.commitIndex;
+    this.#written = written;
+    this.#commitIndex = written.commitIndex;
   }
 
   /** Schedules a turn (coalesced: many kicks in one tick make one turn). */
@@ -97,6 +132,11 @@ export class ReadyLoop {
   /** Stops taking Readys; writes in flight finish. */
   stop(): void {
     this.#stopped = true;
+  }
+
+  /** True once stopped (closed, or after a fatal error). */
+  get stopped(): boolean {
+    return this.#stopped;
   }
 
   /** Resolves once nothing is being written or applied. */
@@ -116,16 +156,16 @@ export class ReadyLoop {
     return run;
   }
 
-  /** Writes the newest commit index if it moved (on close, and from ticks). */
+  /** Writes the newest commit index if it moved (on close, and from ticks), unless a batch is being written. */
   async flushCommitIndex(force: boolean): Promise<void> {
-    if (this.#writing || this.#commitIndex <= this.#durable.commitIndex) return;
-    if (!force && performance.now() - this.#commitWrittenAtMs < _COMMIT_WRITE_INTERVAL_MS) return;
+    if (this.#writing || this.#failed || (this.#stopped && !force) || this.#commitIndex <= this.#written.commitIndex) return;
+    if (!force && this.#d.clock.now() - this.#commitWrittenAtMs < _COMMIT_WRITE_INTERVAL_MS) return;
     this.#writing = true;
-    const hs = { ...this.#durable, commitIndex: this.#commitIndex };
+    const hs = { ...this.#written, commitIndex: this.#commitIndex };
     try {
-      await this.#d.state.write(hs);
-      this.#durable = hs;
-      this.#commitWrittenAtMs = performance.now();
+      await this.#d.storage.state.write(hs);
+      this.#written = hs;
+      this.#commitWrittenAtMs = this.#d.clock.now();
     } catch (err) {
       this.#fail(err);
       return;
@@ -142,7 +182,10 @@ export class ReadyLoop {
       d.beforeTurn();
       while (d.raft.hasReady()) {
         const rd = d.raft.ready();
-        const item: _Item = { rd, persisted: false, applied: false };
+        d.probe?.ready?.(rd, d.raft.status());
+        let markDurable!: () => void;
+        const durable = new Promise<void>((r) => (markDurable = r));
+        const item: _Item = { rd, persisted: false, applied: false, durable, markDurable };
         this.#pending.push(item);
         this.#toPersist.push(item);
         d.onReady(rd);
@@ -161,8 +204,13 @@ export class ReadyLoop {
   #scheduleApply(item: _Item): void {
     const { snapshot, committedEntries } = item.rd;
     this.#applyChain = this.#applyChain.then(async () => {
+      if (snapshot !== null) {
+        // The state machine may move to the snapshot only once the store and the log hold it.
+        await item.durable;
+        if (this.#stopped) return;
+        await this.#d.restoreSnapshot(snapshot);
+      }
       if (this.#stopped) return;
-      if (snapshot !== null) await this.#d.restoreSnapshot(snapshot);
       if (committedEntries.length > 0) {
         const p = this.#d.apply(committedEntries);
         if (p !== undefined) await p;
@@ -174,11 +222,7 @@ export class ReadyLoop {
 
   /** Starts the next write batch if none is in flight. */
   #pump(): void {
-    if (this.#writing || this.#stopped) {
-      this.#notifyIdle();
-      return;
-    }
-    if (this.#toPersist.length === 0) {
+    if (this.#writing || this.#stopped || this.#toPersist.length === 0) {
       this.#notifyIdle();
       return;
     }
@@ -190,17 +234,24 @@ export class ReadyLoop {
 
   async #write(batch: _Item[]): Promise<void> {
     const d = this.#d;
-    const t0 = performance.now();
+    const { log, state, membership } = d.storage;
+    const t0 = d.clock.now();
     let bytes = 0;
+    let synced = false;
     try {
+      let snapshot: SnapshotMeta | null = null;
       let entries: Entry[] = [];
       let hs: HardState | null = null;
-      let config = null;
+      let config: ConfigState | null = null;
       for (const { rd } of batch) {
         if (rd.snapshot !== null) {
           // Entries before a snapshot in the same batch are superseded by it.
+          if (snapshot !== null) {
+            await d.storeSnapshot(snapshot);
+            await log.installSnapshot(snapshot);
+          }
+          snapshot = rd.snapshot;
           entries = [];
-          await d.log.installSnapshot(rd.snapshot);
         }
         if (rd.entries.length > 0) {
           const first = rd.entries[0]!.index;
@@ -214,36 +265,45 @@ export class ReadyLoop {
         if (rd.hardState !== null) hs = rd.hardState;
         if (rd.config !== null) config = rd.config;
       }
-      const writes: Promise<void>[] = [];
-      if (entries.length > 0) writes.push(d.log.append(entries));
-      let newDurable: HardState | null = null;
+      if (snapshot !== null) {
+        await d.storeSnapshot(snapshot);
+        await log.installSnapshot(snapshot);
+        synced = true;
+      }
+      if (entries.length > 0) {
+        d.beforeAppend();
+        await log.append(entries);
+        synced = true;
+      }
+      if (config !== null) {
+        await membership.write(config);
+        synced = true;
+      }
       if (hs !== null) {
+        // Everything up to hs.commitIndex is durable in the log now (committed <= lastIndex at ready()).
         if (hs.commitIndex > this.#commitIndex) this.#commitIndex = hs.commitIndex;
-        const mustWrite = hs.term !== this.#durable.term || hs.votedFor !== this.#durable.votedFor;
-        const lazyDue = this.#commitIndex > this.#durable.commitIndex && performance.now() - this.#commitWrittenAtMs >= _COMMIT_WRITE_INTERVAL_MS;
+        const mustWrite = hs.term !== this.#written.term || hs.votedFor !== this.#written.votedFor;
+        const lazyDue = this.#commitIndex > this.#written.commitIndex && d.clock.now() - this.#commitWrittenAtMs >= _COMMIT_WRITE_INTERVAL_MS;
         if (mustWrite || lazyDue) {
-          newDurable = { term: hs.term, votedFor: hs.votedFor, commitIndex: this.#commitIndex };
-          writes.push(d.state.write(newDurable));
+          const next: HardState = { term: hs.term, votedFor: hs.votedFor, commitIndex: this.#commitIndex };
+          await state.write(next);
+          this.#written = next;
+          this.#commitWrittenAtMs = d.clock.now();
+          if (mustWrite) synced = true;
         }
       }
-      if (config !== null) writes.push(d.membership.write(config));
-      if (writes.length > 0) {
-        await Promise.all(writes);
-        d.counters.fsyncLatency.observe(performance.now() - t0);
-      }
-      if (newDurable !== null) {
-        this.#durable = newDurable;
-        this.#commitWrittenAtMs = performance.now();
-      }
+      if (synced) d.counters.fsyncLatency.observe(d.clock.now() - t0);
     } catch (err) {
       this.#fail(err);
       return;
     }
     if (this.#stopped) return;
     this.#writing = false;
+    d.probe?.persisted?.(this.#written);
     if (bytes > 0) d.onAppended(bytes);
     for (const item of batch) {
       item.persisted = true;
+      item.markDurable();
       if (item.rd.persistedMessages.length > 0) d.send(item.rd.persistedMessages);
     }
     this.#tryAdvance();
@@ -267,7 +327,8 @@ export class ReadyLoop {
   }
 
   #fail(err: unknown): void {
-    if (this.#stopped) return;
+    if (this.#failed) return;
+    this.#failed = true;
     this.#stopped = true;
     this.#writing = false;
     this.#d.onFatal(err);

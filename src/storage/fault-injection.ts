@@ -162,4 +162,8 @@ export class FaultInjectingFileLayer implements FileLayer {
     this.#checkAlive("readdir", dir);
     return await this.#inner.readdir(dir);
   }
+  freeBytes(path: string): number {
+    this.#checkAlive("freeBytes", path);
+    return this.#inner.freeBytes(path);
+  }
 }

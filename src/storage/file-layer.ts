@@ -50,7 +50,8 @@ export type FileOp =
   | "close"
   | "rename"
   | "unlink"
-  | "readdir";
+  | "readdir"
+  | "freeBytes";
 
 /**
  * Positional file I/O with explicit durability. Implemented for real by
@@ -83,6 +84,13 @@ export interface FileLayer {
   unlink(path: string): Promise<void>;
   /** The names in a directory. */
   readdir(dir: string): Promise<string[]>;
+  /**
+   * Bytes the file system holding `path` has free for this process
+   * (statfs: available blocks times block size); `Infinity` where the
+   * runtime cannot tell. Synchronous: it is one syscall, asked before each
+   * append batch.
+   */
+  freeBytes(path: string): number;
 }
 
 /** A `node:fs` file descriptor with the path it was opened with. */
@@ -193,5 +201,16 @@ export const nodeFileLayer: FileLayer = {
   },
   async readdir(dir) {
     return await _call<string[]>(dir, "readdir", (cb) => fs.readdir(dir, cb));
+  },
+  freeBytes(path) {
+    // statfs is in node:fs on Node 18.15+, Deno 2 and Bun 1.x; a runtime
+    // without it gets no watermark rather than a refused start.
+    if (typeof fs.statfsSync !== "function") return Infinity;
+    try {
+      const s = fs.statfsSync(path);
+      return Number(s.bavail) * Number(s.bsize);
+    } catch (err) {
+      throw new StorageFailedError(path, "statfs", err);
+    }
   },
 };

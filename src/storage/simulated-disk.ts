@@ -16,6 +16,8 @@
  * - `fdatasync` makes the file's data and size durable; `fsyncDir` makes
  *   every name change in that directory durable.
  * - Directories themselves (`mkdir`) are durable at once (simplification).
+ * - A capacity can be set (`capacityBytes`): a write that would grow the
+ *   files past it fails with ENOSPC, and `freeBytes` reports what is left.
  *
  * @module
  */
@@ -55,6 +57,8 @@ export class SimulatedDisk implements FileLayer {
   /** Bumped by `crash()`: handles from before it fail (the process died). */
   #epoch = 0;
   readonly #sectorBytes: number;
+  /** Total bytes the files may hold (their sizes summed); Infinity by default. */
+  capacityBytes = Infinity;
 
   /** @param sectorBytes the unit in which unsynced data survives or is lost on `crash()` (default 512) */
   constructor(sectorBytes = 512) {
@@ -193,9 +197,30 @@ export class SimulatedDisk implements FileLayer {
     return Promise.resolve();
   }
 
+  /** Sum of the sizes of every file that has a name. */
+  #usedBytes(): number {
+    const seen = new Set<_Inode>();
+    let used = 0;
+    for (const d of this.#dirs.values()) {
+      for (const i of d.names.values()) {
+        if (seen.has(i)) continue;
+        seen.add(i);
+        used += i.size;
+      }
+    }
+    return used;
+  }
+
+  freeBytes(_p: string): number {
+    return this.capacityBytes === Infinity ? Infinity : Math.max(0, this.capacityBytes - this.#usedBytes());
+  }
+
   pwrite(h: FileHandle, data: Uint8Array, position: number): Promise<void> {
     const i = this.#inode(h, "write");
     const end = position + data.length;
+    if (end > i.size && this.capacityBytes !== Infinity && this.#usedBytes() + (end - i.size) > this.capacityBytes) {
+      return Promise.reject(_err(h.path, "write", "ENOSPC"));
+    }
     if (end > i.data.length) {
       const grown = new Uint8Array(Math.max(end, i.data.length * 2));
       grown.set(i.data.subarray(0, i.size));

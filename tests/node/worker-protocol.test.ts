@@ -8,7 +8,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ClosedError, LockedError, NotLeaderError, ProposalDroppedError, StorageCorruptError } from "../../src/errors.ts";
-import { ChunkStreams, decodeError, encodeError, packBatch, type StreamMessage, unpackBatch } from "../../src/node/worker-protocol.ts";
+import { ChunkStreams, decodeError, encodeError, packBatch, type StreamMessage, unpackBatch } from "../../src/node/worker/protocol.ts";
 
 describe("worker-protocol", () => {
   it("packBatch() and unpackBatch() round-trip items and keys, empty items and an empty batch included", () => {

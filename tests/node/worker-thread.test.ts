@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { runtime } from "../../adapters/mod.ts";
-import { RaftNode } from "../../src/node/raft-node-handle.ts";
+import { RaftNode } from "../../src/node/raft-node.ts";
 import type { NodeEvent } from "../../src/node/types.ts";
 import { freePorts } from "../helpers/ports.ts";
 import type { RuntimeName } from "../helpers/runtimes.ts";

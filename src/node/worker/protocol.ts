@@ -1,6 +1,7 @@
 /**
- * What crosses between a `RaftNode` handle on the caller's thread and the
- * driver in its worker (`./worker-main.ts`): the message shapes, errors as
+ * What crosses between a `RaftNode` handle on the caller's thread
+ * (`./worker-node.ts`) and the driver in its worker (`./worker-main.ts`):
+ * the message shapes, errors as
  * plain data rebuilt as the same classes, batches of entries packed into one
  * transferred `ArrayBuffer`, and pull-based chunk streams for snapshots.
  *
@@ -22,8 +23,8 @@ import {
   StorageCorruptError,
   StorageFailedError,
   TimeoutError,
-} from "../errors.ts";
-import { assert } from "../raft/assert.ts";
+} from "../../errors.ts";
+import { assert } from "../../raft/assert.ts";
 
 /** An error as plain data: class name, message, and the class's own fields. */
 export interface EncodedError {
@@ -156,15 +157,17 @@ export type FromWorker =
   | { readonly t: "identity"; readonly id: string; readonly url: string; readonly clusterId: string; readonly status: unknown; readonly metrics: unknown }
   | { readonly t: "started"; readonly status: unknown; readonly metrics: unknown }
   | { readonly t: "start-failed"; readonly error: EncodedError }
+  | { readonly t: "settled"; readonly items: readonly Settled[]; readonly status: unknown; readonly metrics: unknown }
   | {
-    readonly t: "settled";
-    readonly items: readonly Settled[];
-    /** Proposals appended to the log, as flat [call id, index, term] triples: the caller's thread resolves them when it applies the entry. */
-    readonly proposed: readonly number[];
-    readonly status: unknown;
-    readonly metrics: unknown;
+    readonly t: "apply";
+    readonly seq: number;
+    /** The batch's normal entries, packed (keys: their indexes). */
+    readonly buf: ArrayBuffer;
+    /** tags[i]: the call id of the proposal made on the caller's thread for item i, or 0: it settles that call with apply's result. */
+    readonly tags: readonly number[];
+    /** The batch's last index, internal entries included. */
+    readonly lastIndex: number;
   }
-  | { readonly t: "apply"; readonly seq: number; readonly buf: ArrayBuffer; readonly terms: readonly number[]; readonly lastIndex: number }
   | { readonly t: "sm-call"; readonly id: number; readonly method: "lastApplied" | "snapshot" | "restore"; readonly args: readonly unknown[] }
   | { readonly t: "http"; readonly id: number; readonly method: string; readonly url: string; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer | null }
   | { readonly t: "status"; readonly status: unknown; readonly metrics: unknown }

@@ -1,31 +1,32 @@
 /**
  * The worker thread of a `RaftNode` started with `thread: "worker"`: runs
- * the driver (`./raft-node.ts`) — ticks, the peer RPC server, replication,
- * log and state-file writes — with a proxy state machine whose batches of
- * committed entries cross to the caller's thread, and forwards HTTP requests
- * for the user's routes there too. See `./raft-node-handle.ts` for the other
- * end and `./worker-protocol.ts` for the messages.
+ * the driver (`../driver.ts`, started by `../start.ts`) — ticks, the peer
+ * RPC server, replication, log and state-file writes — with two things
+ * that belong to the caller's thread standing in: a remote applier
+ * (`./remote-applier.ts`) for the state machine, and a route host that
+ * forwards HTTP requests for the user's routes. See `./worker-node.ts` for
+ * the other end and `./protocol.ts` for the messages.
  *
  * @module
  */
-import { runtime } from "../../adapters/mod.ts";
-import type { DirLock } from "../../adapters/types.ts";
-import { RaftError } from "../errors.ts";
-import type { Entry } from "../raft/types.ts";
-import { type ApplyBatchResult, RaftDriver } from "./raft-node.ts";
-import type { NodeEvent, RaftNodeOptions, SnapshotSource, StateMachine } from "./types.ts";
+import { runtime } from "../../../adapters/mod.ts";
+import type { DirLock } from "../../../adapters/types.ts";
+import { RaftError } from "../../errors.ts";
+import type { RaftDriver } from "../driver.ts";
+import { startDriver } from "../start.ts";
+import type { NodeEvent, RaftNodeOptions } from "../types.ts";
+import { remoteApplier } from "./remote-applier.ts";
 import {
   type CallOp,
   ChunkStreams,
   decodeError,
   encodeError,
   type FromWorker,
-  packBatch,
   type Settled,
   type ToWorker,
   unpackBatch,
   type WireCall,
-} from "./worker-protocol.ts";
+} from "./protocol.ts";
 
 const port = runtime.workerPort();
 if (port === null) throw new RaftError("worker-main.ts runs only as a worker started by RaftNode");
@@ -37,11 +38,11 @@ function post(m: FromWorker, transfer?: ArrayBuffer[]): void {
 
 const streams = new ChunkStreams((m, t) => post(m, t));
 let driver: RaftDriver | null = null;
+let ackApply: () => void = () => {};
 
 /** Requests to the caller's thread waiting for their answer, by id. */
 const smCalls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 let nextSmCall = 1;
-let nextApply = 1;
 const httpCalls = new Map<number, (r: Response) => void>();
 let nextHttp = 1;
 
@@ -51,56 +52,6 @@ function smCall(method: "lastApplied" | "snapshot" | "restore", args: readonly u
     smCalls.set(id, { resolve, reject });
     post({ t: "sm-call", id, method, args });
   });
-}
-
-/** Stands in for the user's state machine, which lives on the caller's thread. */
-function proxyStateMachine(hasSnapshot: boolean, hasRestore: boolean): StateMachine {
-  const sm: { -readonly [K in keyof StateMachine]: StateMachine[K] } = {
-    apply() {
-      throw new RaftError("The worker applies entries in batches (applyBatch); apply() is never called here");
-    },
-    lastApplied: () => smCall("lastApplied", []) as Promise<number>,
-  };
-  if (hasSnapshot) {
-    sm.snapshot = async (): Promise<SnapshotSource> => {
-      const { index, stream } = await smCall("snapshot", []) as { index: number; stream: number };
-      return { index, chunks: streams.open(stream) };
-    };
-  }
-  if (hasRestore) {
-    sm.restore = async (index, chunks) => {
-      await smCall("restore", [index, streams.offer(chunks)]);
-    };
-  }
-  return sm;
-}
-
-/**
- * Apply batches sent and not yet acknowledged, at most this many: the apply
- * chain does not wait a thread round trip per batch, yet a blocked caller's
- * thread holds the chain back instead of queueing without bound.
- */
-const _APPLY_WINDOW = 32;
-let applyOutstanding = 0;
-const applyWaiters: (() => void)[] = [];
-const _APPLIED: ApplyBatchResult = { results: null, errors: null };
-
-/**
- * One message per batch of committed entries. Resolves as soon as the batch
- * is sent (within the window): the caller's thread applies in order and
- * handles every later message (read barriers, snapshots, routes, calls) only
- * after it, and it resolves proposals itself (`proposed`), so nothing here
- * needs apply's results.
- */
-function applyBatch(entries: readonly Entry[], lastIndex: number): Promise<ApplyBatchResult> {
-  const seq = nextApply++;
-  const buf = packBatch(entries.map((e) => e.data), entries.map((e) => e.index));
-  // The caller's thread must learn which of these entries are its proposals before it applies them.
-  if (settled.length > 0 || proposed.length > 0) flushSettled();
-  post({ t: "apply", seq, buf, terms: entries.map((e) => e.term), lastIndex }, [buf]);
-  applyOutstanding++;
-  if (applyOutstanding <= _APPLY_WINDOW) return Promise.resolve(_APPLIED);
-  return new Promise((resolve) => applyWaiters.push(() => resolve(_APPLIED)));
 }
 
 /** The driver's status and counters, or nulls once it is closed (its log no longer answers). */
@@ -115,45 +66,37 @@ function snapshotState(): { status: unknown; metrics: unknown } {
 // ---- Settled calls, batched per microtask ----
 
 let settled: Settled[] = [];
-let proposed: number[] = [];
 let settledWithStatus = false;
 let flushQueued = false;
 function settle(item: Settled, withStatus: boolean): void {
-  queueFlush();
+  if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flushSettled);
+  }
   settled.push(item);
   if (withStatus) settledWithStatus = true;
 }
-function queueFlush(): void {
-  if (flushQueued) return;
-  flushQueued = true;
-  queueMicrotask(flushSettled);
-}
 function flushSettled(): void {
   flushQueued = false;
-  if (settled.length === 0 && proposed.length === 0) return;
+  if (settled.length === 0) return;
   const items = settled;
-  const appended = proposed;
   settled = [];
-  proposed = [];
   // Calls that change membership, leadership or the log's first index carry a fresh status, so
   // `status()` on the caller's thread reflects them once they resolve.
   const { status, metrics } = settledWithStatus ? snapshotState() : { status: null, metrics: null };
   settledWithStatus = false;
-  post({ t: "settled", items, proposed: appended, status, metrics });
+  post({ t: "settled", items, status, metrics });
 }
 
 function runCall(d: RaftDriver, c: WireCall, data: Uint8Array | null): void {
   if (c.op === "propose") {
     // Applied entries resolve their proposals on the caller's thread (apply runs there); only failures come from here.
-    d.propose(data!, (index, term) => {
-      queueFlush();
-      proposed.push(c.id, index, term);
-    }).then(() => {}, (err) => settle([c.id, false, encodeError(err)], false));
+    d.propose(data!, c.id).then(() => {}, (err) => settle([c.id, false, encodeError(err)], false));
     return;
   }
   let p: Promise<unknown>;
   try {
-    p = _dispatch(d, c.op, c.args, data);
+    p = _dispatch(d, c.op, c.args);
   } catch (err) {
     p = Promise.reject(err);
   }
@@ -161,10 +104,8 @@ function runCall(d: RaftDriver, c: WireCall, data: Uint8Array | null): void {
   p.then((v) => settle([c.id, true, v], withStatus), (err) => settle([c.id, false, encodeError(err)], withStatus));
 }
 
-function _dispatch(d: RaftDriver, op: CallOp, args: readonly unknown[], data: Uint8Array | null): Promise<unknown> {
+function _dispatch(d: RaftDriver, op: Exclude<CallOp, "propose">, args: readonly unknown[]): Promise<unknown> {
   switch (op) {
-    case "propose":
-      return d.propose(data!);
     case "readBarrier":
       return d.readBarrier();
     case "addMember":
@@ -187,9 +128,11 @@ function _dispatch(d: RaftDriver, op: CallOp, args: readonly unknown[], data: Ui
 async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
   const o = init.options as unknown as RaftNodeOptions;
   const lock: DirLock = { dir: o.dataDir, release() {} };
+  const remote = remoteApplier({ post, smCall, streams }, { snapshot: init.hasSnapshot, restore: init.hasRestore });
+  ackApply = remote.acked;
   const opts: RaftNodeOptions = {
     ...o,
-    stateMachine: proxyStateMachine(init.hasSnapshot, init.hasRestore),
+    stateMachine: { apply: () => undefined, lastApplied: () => 0 }, // unused: the remote applier stands in
     logger: (line) => post({ t: "log", line }),
     routes: (app, node) => {
       // The driver is usable from here on (routes may call it while it replays or joins).
@@ -221,7 +164,7 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
   }, tickMs);
   let d: RaftDriver;
   try {
-    d = await RaftDriver.start(opts, { lock, applyBatch });
+    d = await startDriver(opts, { lock, applier: remote.applier });
   } catch (err) {
     clearInterval(timer);
     driver = null;
@@ -233,8 +176,6 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
     const event = ev.type === "stopped" ? { type: "stopped", error: null } : ev;
     const st = ev.type === "stopped" ? { status: null, metrics: null } : snapshotState();
     post({ t: "event", event, error, status: st.status, metrics: st.metrics });
-  });
-  d.on((ev) => {
     if (ev.type === "stopped") clearInterval(timer);
   });
   post({ t: "started", status: d.status(), metrics: d.metrics() });
@@ -257,8 +198,7 @@ parent.onMessage((raw) => {
       break;
     }
     case "applied":
-      applyOutstanding--;
-      applyWaiters.shift()?.();
+      ackApply();
       break;
     case "sm-reply": {
       const c = smCalls.get(m.id);

@@ -15,11 +15,11 @@
 import * as path from "node:path";
 import process from "node:process";
 import { Hono } from "hono";
-import type { DirLock, RuntimeAdapter, WorkerHandle } from "../../adapters/types.ts";
-import { ClosedError, RaftError } from "../errors.ts";
-import { assert } from "../raft/assert.ts";
-import type { NodeId } from "../raft/types.ts";
-import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine } from "./types.ts";
+import type { DirLock, RuntimeAdapter, WorkerHandle } from "../../../adapters/types.ts";
+import { ClosedError, RaftError } from "../../errors.ts";
+import { assert } from "../../raft/assert.ts";
+import type { NodeId } from "../../raft/types.ts";
+import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine } from "../types.ts";
 import {
   type CallOp,
   ChunkStreams,
@@ -32,7 +32,7 @@ import {
   type ToWorker,
   unpackBatch,
   type WireCall,
-} from "./worker-protocol.ts";
+} from "./protocol.ts";
 
 interface _Pending {
   readonly resolve: (v: unknown) => void;
@@ -51,16 +51,14 @@ export class WorkerNode implements RaftNodeApi {
   readonly #logger: (line: string) => void;
   readonly #streams: ChunkStreams;
   readonly #listeners = new Set<(ev: NodeEvent) => void>();
-  /** Calls sent to the worker and not settled yet, by call id. */
+  /** Calls sent to the worker and not settled yet, by call id (a proposal's id tags its entry in the apply batch). */
   readonly #calls = new Map<number, _Pending>();
-  /** Proposals appended to the log, by index: resolved here when that entry (same term) is applied. */
-  readonly #proposedAt = new Map<number, { readonly id: number; readonly term: number }>();
   #nextCall = 1;
   /** Calls waiting for this microtask's message; proposals' bytes in #outItems. */
   #outCalls: WireCall[] = [];
   #outItems: Uint8Array[] = [];
   /** Apply batches waiting behind an asynchronous apply, oldest first. */
-  #applyQueue: { seq: number; buf: ArrayBuffer; terms: readonly number[]; lastIndex: number }[] = [];
+  #applyQueue: { seq: number; buf: ArrayBuffer; tags: readonly number[]; lastIndex: number }[] = [];
   #applying = false;
   /**
    * Messages that arrived while an asynchronous apply was in progress: the
@@ -267,13 +265,10 @@ export class WorkerNode implements RaftNodeApi {
       case "settled":
         if (m.status !== null) this.#status = m.status as NodeStatus;
         if (m.metrics !== null) this.#metrics = m.metrics as NodeMetrics;
-        for (let i = 0; i < m.proposed.length; i += 3) {
-          if (this.#calls.has(m.proposed[i]!)) this.#proposedAt.set(m.proposed[i + 1]!, { id: m.proposed[i]!, term: m.proposed[i + 2]! });
-        }
         for (const s of m.items) this.#settle(s);
         break;
       case "apply":
-        this.#applyQueue.push({ seq: m.seq, buf: m.buf, terms: m.terms, lastIndex: m.lastIndex });
+        this.#applyQueue.push({ seq: m.seq, buf: m.buf, tags: m.tags, lastIndex: m.lastIndex });
         if (!this.#applying) void this.#drainApplies();
         break;
       case "sm-call":
@@ -317,7 +312,7 @@ export class WorkerNode implements RaftNodeApi {
     this.#applying = true;
     try {
       while (this.#applyQueue.length > 0) {
-        const { seq, buf, terms, lastIndex } = this.#applyQueue.shift()!;
+        const { seq, buf, tags, lastIndex } = this.#applyQueue.shift()!;
         const { keys, items } = unpackBatch(buf);
         for (let i = 0; i < items.length; i++) {
           const index = keys[i]!;
@@ -332,21 +327,11 @@ export class WorkerNode implements RaftNodeApi {
           }
           this.#appliedHere = index;
           // The proposal made here for this entry resolves with apply's result as is (it never crosses threads).
-          // Older indexes left behind (their entries were replaced by internal ones) are dropped: they never apply here.
-          for (const k of this.#proposedAt.keys()) {
-            if (k >= index) break;
-            this.#proposedAt.delete(k);
-          }
-          const p = this.#proposedAt.get(index);
-          if (p !== undefined) {
-            this.#proposedAt.delete(index);
-            const call = this.#calls.get(p.id);
-            // Another term's entry at this index: the driver rejects the proposal (ProposalDroppedError).
-            if (call !== undefined && p.term === terms[i]) {
-              this.#calls.delete(p.id);
-              if (failed === null) call.resolve(result);
-              else call.reject(failed instanceof Error ? failed : new Error(String(failed)));
-            }
+          const call = tags[i] === 0 ? undefined : this.#calls.get(tags[i]!);
+          if (call !== undefined) {
+            this.#calls.delete(tags[i]!);
+            if (failed === null) call.resolve(result);
+            else call.reject(failed instanceof Error ? failed : new Error(String(failed)));
           }
         }
         // Internal entries (no-ops, membership) count as applied too, as in caller mode.
@@ -415,7 +400,6 @@ export class WorkerNode implements RaftNodeApi {
     this.#started = null;
     for (const p of this.#calls.values()) p.reject(err);
     this.#calls.clear();
-    this.#proposedAt.clear();
     this.#outCalls = [];
     this.#outItems = [];
     this.#streams.failAll(err);

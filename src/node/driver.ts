@@ -1,0 +1,696 @@
+/**
+ * `RaftDriver`: one member's consensus loop, wired from the pure core
+ * (`src/raft`) and four seams it is handed — a clock, the durable storage
+ * (on a `FileLayer`), a transport and an applier — so that production
+ * (`./start.ts`) and the seeded simulator (`tests/sim/`) run the same
+ * object. It ticks the core, feeds it what peers send, runs the Ready loop
+ * (`./ready-loop.ts`), keeps the callers' table (`./pending.ts`), and does
+ * snapshots and compaction (`./snapshots.ts`); membership and leadership
+ * calls and status live here too.
+ *
+ * @module
+ */
+import {
+  ClosedError,
+  DiskSpaceError,
+  InvalidArgumentError,
+  MembershipChangeError,
+  NotLeaderError,
+  ProposalDroppedError,
+  RaftError,
+} from "../errors.ts";
+import { decodeMembership } from "../raft/membership-codec.ts";
+import { Raft } from "../raft/raft.ts";
+import type { ConfigState, Entry, Message, MsgSnap, NodeId, RaftConfig, RaftEvent, Ready } from "../raft/types.ts";
+import type { Applier } from "./applier.ts";
+import { type Clock, every } from "./clock.ts";
+import { checkMemberUrl, checkNodeId } from "./identity.ts";
+import { NodeCounters } from "./metrics.ts";
+import { closeNodeStorage, type NodeStorage, restorableSnapshot } from "./node-storage.ts";
+import { PendingTable, type Proposal } from "./pending.ts";
+import { type DriverProbe, ReadyLoop } from "./ready-loop.ts";
+import { Snapshots } from "./snapshots.ts";
+import type { Transport } from "./transport.ts";
+import type { MemberStatus, NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi } from "./types.ts";
+
+/** Tunables of a driver, with their defaults in `DRIVER_DEFAULTS`. */
+export interface DriverTunables {
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly snapshotLogBytes: number;
+  readonly diskFreeBytesMin: number;
+  readonly proposeTimeoutMs: number;
+  readonly membershipTimeoutMs: number;
+  /** Flow control and batching of the core (`RaftConfig`). */
+  readonly raft: Pick<RaftConfig, "preVote" | "checkQuorum" | "maxInflightMsgs" | "maxInflightBytes" | "maxMsgBytes" | "catchUpRoundsMax">;
+}
+
+/** The defaults of `DriverTunables`. */
+export const DRIVER_DEFAULTS: DriverTunables = {
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  snapshotLogBytes: 64 * 1024 * 1024,
+  diskFreeBytesMin: 64 * 1024 * 1024,
+  proposeTimeoutMs: 10_000,
+  membershipTimeoutMs: 120_000,
+  raft: { preVote: true, checkQuorum: true, maxInflightMsgs: 256, maxInflightBytes: 32 * 1024 * 1024, maxMsgBytes: 1024 * 1024, catchUpRoundsMax: 10 },
+};
+
+/** Everything a driver is made of (see the module comment). */
+export interface DriverInit {
+  readonly id: NodeId;
+  readonly url: string;
+  readonly clusterId: string;
+  readonly tunables: DriverTunables;
+  readonly clock: Clock;
+  /** Opened and checked (`openNodeStorage`); the driver closes it. */
+  readonly storage: NodeStorage;
+  /** Built once the driver exists: it reports unreachable peers back to it. */
+  readonly transport: (driver: RaftDriver) => Transport;
+  readonly applier: Applier;
+  readonly logger: (line: string) => void;
+  /** Members known before the log says so (a joining member learns them from the cluster). */
+  readonly knownMembers?: readonly { readonly id: NodeId; readonly url: string }[];
+  /** For status only ("node", "deno", "bun", "sim"). */
+  readonly runtimeName: string;
+  readonly probe?: DriverProbe;
+  /** Runs when the driver closes, after the loop is idle and before the storage closes (the HTTP server). */
+  readonly beforeStorageClose?: () => Promise<void>;
+  /** Runs last when the driver closes (the data-directory lock). */
+  readonly afterClose?: () => Promise<void> | void;
+}
+
+/** A proposal not yet in the log: buffered for the next turn, or waiting for a leader to be known. */
+interface _Buffered {
+  readonly data: Uint8Array;
+  readonly tag: number | null;
+  readonly startMs: number;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: Error) => void;
+}
+
+/** A running member of a Raft cluster (see the module comment). */
+export class RaftDriver implements RaftNodeApi {
+  readonly id: NodeId;
+  readonly url: string;
+  readonly clusterId: string;
+
+  readonly #t: DriverTunables;
+  readonly #clock: Clock;
+  readonly #storage: NodeStorage;
+  readonly #applier: Applier;
+  readonly #logger: (line: string) => void;
+  readonly #init: DriverInit;
+  readonly #counters = new NodeCounters();
+  readonly #pending: PendingTable;
+  readonly #listeners = new Set<(ev: NodeEvent) => void>();
+  readonly #raft: Raft;
+  readonly #loop: ReadyLoop;
+  readonly #snapshots: Snapshots;
+  readonly #transport: Transport;
+  #stopTicks: () => void = () => {};
+
+  /** Invariant: #applied <= the core's commit index; the state machine holds every normal entry <= #applied. */
+  #applied: number;
+  #serving = false;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #fatal: Error | null = null;
+  #diskLow = false;
+  #diskFree = Infinity;
+  #dropsLoggedAtMs = -Infinity;
+  #ticks = 0;
+  #lastLeader: NodeId | null = null;
+  /** Proposals for the next turn. */
+  #proposeBuffer: _Buffered[] = [];
+  /** Proposals that arrived while no leader was known: they wait for one, within the propose timeout. */
+  #awaitingLeader: _Buffered[] = [];
+
+  private constructor(init: DriverInit, applied: number) {
+    this.#init = init;
+    this.id = init.id;
+    this.url = init.url;
+    this.clusterId = init.clusterId;
+    this.#t = init.tunables;
+    this.#clock = init.clock;
+    this.#storage = init.storage;
+    this.#applier = init.applier;
+    this.#logger = init.logger;
+    this.#pending = new PendingTable(this.#counters);
+    const log = init.storage.log;
+    const snapshot = log.snapshotMeta();
+    const configs: ConfigState[] = log.configs().map((c) => ({ index: c.index, members: decodeMembership(c.data) }));
+    this.#applied = Math.max(applied, snapshot.index);
+    this.#raft = new Raft({
+      config: { id: this.id, electionTicks: this.#t.electionTicks, heartbeatTicks: this.#t.heartbeatTicks, randomSeed: (init.clock.randomU32() >>> 0) || 1, ...this.#t.raft },
+      log,
+      hardState: init.storage.state.read(),
+      snapshot,
+      configs,
+      applied: this.#applied,
+    });
+    this.#loop = new ReadyLoop({
+      raft: this.#raft,
+      storage: init.storage,
+      clock: init.clock,
+      counters: this.#counters,
+      probe: init.probe ?? null,
+      beforeTurn: () => this.#flushProposals(),
+      onReady: (rd) => this.#onReady(rd),
+      send: (msgs) => this.#send(msgs),
+      storeSnapshot: (meta) => this.#snapshots.store(meta),
+      restoreSnapshot: (meta) => this.#snapshots.restore(meta),
+      apply: (entries) => this.#apply(entries),
+      beforeAppend: () => this.#checkDisk(),
+      onAppended: (bytes) => this.#snapshots.onAppended(bytes),
+      afterTurn: () => this.#pending.checkWaiters(this.#clock.now()),
+      onFatal: (err) => this.#onFatal(err),
+    }, init.storage.state.read());
+    this.#transport = init.transport(this);
+    this.#snapshots = new Snapshots({
+      storage: init.storage,
+      applier: init.applier,
+      raft: this.#raft,
+      loop: this.#loop,
+      transport: this.#transport,
+      pending: this.#pending,
+      counters: this.#counters,
+      snapshotLogBytes: this.#t.snapshotLogBytes,
+      logger: this.#logger,
+      emit: (ev) => this.#emit(ev),
+      applied: () => this.#applied,
+      restored: (index) => {
+        this.#applied = index;
+        this.#pending.onApplied(index);
+      },
+      closed: () => this.#closed,
+      kick: () => this.#loop.kick(),
+    });
+    for (const m of init.knownMembers ?? []) this.#transport.setUrl(m.id, m.url);
+    this.#updateUrls(this.#raft.status().config);
+  }
+
+  /**
+   * Brings a state machine to what the storage holds and starts the
+   * member: restores the snapshot the log's compaction point depends on
+   * when the state machine is behind it, then ticks.
+   *
+   * @throws InvalidArgumentError when the state machine and the storage cannot be reconciled (said why)
+   */
+  static async create(init: DriverInit): Promise<RaftDriver> {
+    const { storage, applier, logger } = init;
+    const log = storage.log;
+    let applied = await applier.lastApplied();
+    if (!Number.isSafeInteger(applied) || applied < 0) throw new InvalidArgumentError(`The state machine's lastApplied() is ${applied}, not a non-negative integer`);
+    if (applied > log.lastIndex()) {
+      throw new InvalidArgumentError(
+        `The state machine has applied up to ${applied}, but the log in ${storage.dir} ends at ${log.lastIndex()}: ` +
+          "the state machine's data is newer than this member's log (another member's data, or a restored backup); give it data from this member or start it empty",
+      );
+    }
+    const compacted = log.snapshotMeta().index;
+    if (applied < compacted) {
+      const snap = restorableSnapshot(storage);
+      if (snap === null || applier.restore === null) {
+        throw new InvalidArgumentError(
+          `The state machine has applied up to ${applied}, but the log starts after ${compacted} and ` +
+            (applier.restore === null ? "the state machine has no restore()" : "no snapshot agreeing with the log is stored") +
+            ": the state machine's own data is behind what was compacted; restore it, or remove this member's data directory and add it again",
+        );
+      }
+      await applier.restore(snap.meta.index, storage.snapshots.read(snap));
+      applied = snap.meta.index;
+      logger(`restored the state machine from snapshot ${snap.meta.index}`);
+    }
+    const d = new RaftDriver(init, applied);
+    d.#stopTicks = every(init.clock, d.#t.tickMs, () => d.#tick());
+    // A single voter has nobody to wait for: campaign at once rather than after an election timeout.
+    const voters = d.#raft.status().config.members.filter((m) => m.voter);
+    if (voters.length === 1 && voters[0]!.id === d.id) d.#raft.campaign();
+    d.#loop.kick();
+    return d;
+  }
+
+  /** Replays committed entries into the state machine; resolves once they are applied (routes serve from then on). */
+  async replay(): Promise<void> {
+    const commit = this.#storage.state.read().commitIndex;
+    if (this.#applied < commit) {
+      this.#logger(`replaying committed entries ${this.#applied + 1}..${commit} into the state machine`);
+      await new Promise<void>((resolve, reject) => {
+        this.#pending.waitApplied(commit, { resolve, reject });
+        this.#loop.kick();
+      });
+    }
+    this.#serving = true;
+  }
+
+  /** True once `close` was called (or a fatal error stopped the node). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True once the replay is done (user routes answer from then on). */
+  get serving(): boolean {
+    return this.#serving;
+  }
+
+  /** Metrics counters, for the transport and routes that count on the driver's behalf. */
+  get counters(): NodeCounters {
+    return this.#counters;
+  }
+
+  /** The snapshot sink peers stream InstallSnapshot into. */
+  get snapshotSink(): Snapshots["receiver"] {
+    return this.#snapshots.receiver;
+  }
+
+  // ---- Inputs from the transport ----
+
+  /** Messages from a peer (already authenticated and decoded). */
+  receive(msgs: readonly Message[]): void {
+    if (this.#closed) return;
+    this.#counters.rpcsReceived += msgs.length;
+    try {
+      for (const m of msgs) {
+        if (this.#diskLow && m.type === "MsgApp" && m.entries.length > 0) {
+          // Below the free-space minimum a member takes no new entries (the others can still commit);
+          // heartbeats keep it a follower.
+          this.#logDrop(`below the free-space minimum (${this.#diskFree} bytes free, minimum ${this.#t.diskFreeBytesMin}): refusing entries from ${m.from}`);
+          continue;
+        }
+        this.#raft.step(m);
+      }
+    } catch (err) {
+      // The core never throws for peer input; if it did, its state cannot be trusted.
+      this.#onFatal(err);
+      return;
+    }
+    this.#loop.kick();
+  }
+
+  /** A send to `id` failed: stop pipelining to it. */
+  reportUnreachable(id: NodeId): void {
+    if (this.#closed) return;
+    this.#raft.reportUnreachable(id);
+    this.#loop.kick();
+  }
+
+  // ---- Public API ----
+
+  /**
+   * Replicates `data`; resolves with `apply`'s result once committed and
+   * applied here. While no leader is known it waits for one (within the
+   * propose timeout) instead of failing at once. `tag` (worker mode) names
+   * the call on the thread that applies: it settles the proposal itself.
+   */
+  propose(data: Uint8Array, tag: number | null = null): Promise<unknown> {
+    const err = this.#refuseWrite();
+    if (err !== null) return Promise.reject(err);
+    return new Promise((resolve, reject) => {
+      this.#proposeBuffer.push({ data, tag, startMs: this.#clock.now(), resolve, reject });
+      this.#counters.proposals++;
+      if (this.#proposeBuffer.length === 1) this.#loop.kick();
+    });
+  }
+
+  readBarrier(): Promise<void> {
+    if (this.#fatal !== null || this.#closed) return Promise.reject(this.#fatal ?? new ClosedError("The node is closed"));
+    if (this.#raft.status().role !== "leader") return Promise.reject(this.#notLeader());
+    return new Promise((resolve, reject) => {
+      if (this.#pending.addRead({ resolve, reject })) this.#loop.kick();
+    });
+  }
+
+  async addMember(id: NodeId, url: string): Promise<void> {
+    checkNodeId(id);
+    checkMemberUrl(url);
+    this.#checkOpen();
+    const st = this.#raft.status();
+    if (st.role !== "leader") throw this.#notLeader();
+    const existing = st.config.members.find((m) => m.id === id);
+    if (existing !== undefined && existing.url === url && existing.voter) return;
+    if (existing !== undefined && existing.url !== url) {
+      throw new MembershipChangeError(`Member ${id} already exists with URL ${existing.url}; remove it first to change its URL`);
+    }
+    this.#transport.setUrl(id, url);
+    // A learner is caught up and promoted; one already being caught up (a retried join) is waited for.
+    if (this.#raft.catchingUp() !== id) this.#raft.addMember(id, url);
+    this.#loop.kick();
+    await this.#pending.waitFor(`member ${id} to be caught up and promoted to voter`, () => {
+      const s = this.#raft.status();
+      const m = s.config.members.find((x) => x.id === id);
+      return m !== undefined && m.voter && s.commitIndex >= s.config.index;
+    }, (ev) => {
+      if (ev.type === "catch-up-failed" && ev.id === id) return new MembershipChangeError(`Member ${id} could not be added: ${ev.reason}`);
+      // The learner stays in the configuration and the next leader resumes its catch-up: the addition may still complete.
+      if (ev.type === "role" && ev.role !== "leader") return new ProposalDroppedError(`${this.id} lost the leadership while member ${id} was being caught up; the next leader goes on with it, retry to wait for it there`, "unknown");
+      return null;
+    }, this.#clock.now(), this.#t.membershipTimeoutMs);
+  }
+
+  async removeMember(id: NodeId): Promise<void> {
+    this.#checkOpen();
+    const st = this.#raft.status();
+    // Only the leader's view of the membership counts: a follower's may be stale.
+    if (st.role !== "leader") throw this.#notLeader();
+    if (!st.config.members.some((m) => m.id === id)) return;
+    this.#raft.removeMember(id);
+    this.#loop.kick();
+    await this.#pending.waitFor(`the removal of member ${id} to commit`, () => {
+      const s = this.#raft.status();
+      return !s.config.members.some((m) => m.id === id) && (s.commitIndex >= s.config.index || id === this.id);
+    }, () => null, this.#clock.now(), this.#t.membershipTimeoutMs);
+  }
+
+  async transferLeadership(to?: NodeId): Promise<void> {
+    this.#checkOpen();
+    const st = this.#raft.status();
+    if (st.role !== "leader") throw this.#notLeader();
+    let target = to;
+    if (target === undefined) {
+      let best = -1;
+      for (const p of st.progress) {
+        const m = st.config.members.find((x) => x.id === p.id);
+        if (p.id !== this.id && m?.voter && p.matchIndex > best) {
+          best = p.matchIndex;
+          target = p.id;
+        }
+      }
+      if (target === undefined) throw new MembershipChangeError("There is no other voter to transfer leadership to");
+    }
+    if (target === this.id) return;
+    const dest = target;
+    this.#raft.transferLeadership(dest);
+    this.#loop.kick();
+    await this.#pending.waitFor(`member ${dest} to take over leadership`, () => this.#raft.status().leaderId === dest, (ev) =>
+      ev.type === "transfer-aborted" && ev.to === dest ? new RaftError(`Leadership transfer to ${dest} aborted: ${ev.reason}`) : null, this.#clock.now(), this.#t.tickMs * 40);
+  }
+
+  async beginSnapshot(): Promise<number> {
+    this.#checkOpen();
+    return await this.#snapshots.beginSnapshot();
+  }
+
+  async endSnapshot(marker: number): Promise<void> {
+    this.#checkOpen();
+    if (!Number.isSafeInteger(marker) || marker < 0) throw new InvalidArgumentError(`endSnapshot(${marker}): the marker must be an index returned by beginSnapshot()`);
+    await this.#snapshots.compact(marker);
+  }
+
+  status(): NodeStatus {
+    const st = this.#raft.status();
+    const leaderId = st.leaderId;
+    const leaderUrl = leaderId === null ? null : leaderId === this.id ? this.url : (st.config.members.find((m) => m.id === leaderId)?.url ?? this.#transport.url(leaderId) ?? null);
+    const members: MemberStatus[] = st.config.members.map((m) => {
+      const p = st.progress.find((x) => x.id === m.id);
+      const t = this.#snapshots.transfer(m.id);
+      return {
+        id: m.id,
+        url: m.url,
+        voter: m.voter,
+        matchIndex: p?.matchIndex ?? null,
+        lag: p === undefined ? null : Math.max(0, st.lastIndex - p.matchIndex),
+        reachable: p === undefined ? null : m.id === this.id ? true : p.recentActive,
+        snapshotTransfer: t === undefined ? null : { sentBytes: t.sentBytes, totalBytes: t.totalBytes },
+      };
+    });
+    return {
+      id: this.id,
+      url: this.url,
+      clusterId: this.clusterId,
+      role: st.isLearner ? "learner" : st.role,
+      term: st.term,
+      leader: leaderId === null || leaderUrl === null ? null : { id: leaderId, url: leaderUrl },
+      commitIndex: st.commitIndex,
+      lastApplied: this.#applied,
+      lastIndex: st.lastIndex,
+      firstIndex: this.#storage.log.firstIndex(),
+      members,
+      pendingConfigChange: st.config.index > st.commitIndex,
+      runtime: this.#init.runtimeName,
+    };
+  }
+
+  metrics(): NodeMetrics {
+    return this.#counters.snapshot();
+  }
+
+  on(listener: (event: NodeEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Stops ticking, fails what waits (appended proposals: outcome unknown), waits for writes in flight, closes the storage. */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    this.#closed = true;
+    this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#stopTicks();
+    this.#rejectAll(new ClosedError("The node was closed"));
+    await this.#init.beforeStorageClose?.().catch(() => {});
+    if (this.#fatal === null) {
+      await this.#loop.idle();
+      this.#loop.stop();
+      await this.#loop.flushCommitIndex(true).catch(() => {});
+    } else {
+      this.#loop.stop();
+    }
+    this.#transport.close();
+    await this.#snapshots.close();
+    await closeNodeStorage(this.#storage);
+    await this.#init.afterClose?.();
+    this.#emit({ type: "stopped", error: this.#fatal });
+  }
+
+  // ---- The loop's callbacks ----
+
+  #tick(): void {
+    if (this.#closed) return;
+    this.#raft.tick();
+    this.#ticks++;
+    const now = this.#clock.now();
+    this.#pending.expire(now, this.#t.proposeTimeoutMs);
+    if (this.#awaitingLeader.length > 0) this.#expireAwaitingLeader(now);
+    if (this.#ticks % 10 === 0) {
+      this.#checkDisk();
+      void this.#loop.flushCommitIndex(false);
+    }
+    this.#loop.kick();
+  }
+
+  #send(msgs: readonly Message[]): void {
+    let snaps: MsgSnap[] | null = null;
+    for (const m of msgs) if (m.type === "MsgSnap") (snaps ??= []).push(m);
+    if (snaps === null) {
+      this.#transport.send(msgs);
+      return;
+    }
+    const rest = msgs.filter((m) => m.type !== "MsgSnap");
+    if (rest.length > 0) this.#transport.send(rest);
+    for (const m of snaps) this.#snapshots.send(m);
+  }
+
+  #flushProposals(): void {
+    if (this.#awaitingLeader.length > 0 && this.#raft.status().leaderId !== null) {
+      // A leader is known again: the waiting proposals go in (here) or are redirected (there).
+      this.#proposeBuffer = this.#awaitingLeader.concat(this.#proposeBuffer);
+      this.#awaitingLeader = [];
+    }
+    if (this.#proposeBuffer.length > 0) {
+      const batch = this.#proposeBuffer;
+      this.#proposeBuffer = [];
+      const st = this.#raft.status();
+      if (st.role !== "leader" && st.leaderId === null) {
+        for (const p of batch) this.#awaitingLeader.push(p);
+      } else {
+        try {
+          const first = this.#raft.proposeBatch(batch.map((p) => p.data));
+          const term = this.#raft.status().term;
+          for (let i = 0; i < batch.length; i++) {
+            const p = batch[i]!;
+            const proposal: Proposal = { term, startMs: p.startMs, tag: p.tag, resolve: p.resolve, reject: p.reject };
+            this.#pending.addProposal(first + i, proposal);
+          }
+        } catch (err) {
+          const e = err instanceof NotLeaderError ? this.#notLeader() : err as Error;
+          for (const p of batch) p.reject(e);
+          this.#counters.proposalsFailed += batch.length;
+        }
+      }
+    }
+    const readId = this.#pending.takeReadBatch(this.#clock.now());
+    if (readId !== null) {
+      try {
+        this.#raft.readIndex(readId);
+      } catch (err) {
+        this.#pending.failReadRound(readId, err instanceof NotLeaderError ? this.#notLeader() : err as Error);
+      }
+    }
+  }
+
+  #expireAwaitingLeader(now: number): void {
+    const still: _Buffered[] = [];
+    for (const p of this.#awaitingLeader) {
+      if (now - p.startMs < this.#t.proposeTimeoutMs) {
+        still.push(p);
+        continue;
+      }
+      this.#counters.proposalsFailed++;
+      p.reject(new ProposalDroppedError(`No leader was elected within ${this.#t.proposeTimeoutMs} ms; the proposal was not appended`, "not-applied"));
+    }
+    this.#awaitingLeader = still;
+  }
+
+  #onReady(rd: Ready): void {
+    for (const ev of rd.events) this.#onRaftEvent(ev);
+    for (const rs of rd.readStates) this.#pending.confirmRead(rs.requestId, rs.index);
+    if (rd.config !== null) this.#updateUrls(rd.config);
+    if (rd.readStates.length > 0) this.#pending.onApplied(this.#applied);
+  }
+
+  #onRaftEvent(ev: RaftEvent): void {
+    this.#pending.onEvent(ev);
+    switch (ev.type) {
+      case "role": {
+        const learner = this.#raft.status().isLearner;
+        if (ev.leaderId !== this.#lastLeader) {
+          this.#lastLeader = ev.leaderId;
+          if (ev.leaderId !== null) this.#counters.leaderChanges++;
+        }
+        this.#logger(`role ${learner ? "learner" : ev.role}, term ${ev.term}, leader ${ev.leaderId ?? "unknown"}`);
+        // Reads waiting for a leadership confirmation will never get one here.
+        if (ev.role !== "leader") this.#pending.failReadsInFlight(() => this.#notLeader());
+        if (ev.leaderId !== null && this.#awaitingLeader.length > 0) this.#loop.kick();
+        this.#emit({ type: "role", role: learner ? "learner" : ev.role, term: ev.term, leader: ev.leaderId });
+        break;
+      }
+      case "membership":
+        this.#logger(`membership (from index ${ev.config.index}): ${ev.config.members.map((m) => `${m.id}${m.voter ? "" : " (learner)"} ${m.url}`).join(", ")}`);
+        this.#emit({ type: "membership", members: ev.config.members });
+        break;
+      case "catch-up":
+        this.#logger(`catching up ${ev.id}: round ${ev.round}, ${ev.lag} entries behind`);
+        this.#emit({ type: "catch-up", id: ev.id, round: ev.round, lag: ev.lag });
+        break;
+      case "catch-up-failed":
+        this.#logger(`gave up catching up ${ev.id}: ${ev.reason}`);
+        this.#emit({ type: "catch-up-failed", id: ev.id, reason: ev.reason });
+        break;
+      case "transfer-aborted":
+        this.#logger(`leadership transfer to ${ev.to} aborted: ${ev.reason}`);
+        break;
+      case "read-failed":
+        this.#pending.failReadRound(ev.requestId, new NotLeaderError(null, null));
+        break;
+      case "removed":
+        this.#logger("this member was removed from the cluster");
+        this.#emit({ type: "removed" });
+        break;
+    }
+  }
+
+  /** Applies committed entries past #applied; the applier settles the proposals waiting on them. */
+  #apply(entries: readonly Entry[]): void | Promise<void> {
+    let from = 0;
+    while (from < entries.length && entries[from]!.index <= this.#applied) from++;
+    if (from === entries.length) return;
+    const batch = from === 0 ? entries : entries.slice(from);
+    const waiting = this.#pending.takeForEntries(batch);
+    const last = batch[batch.length - 1]!.index;
+    const done = () => {
+      this.#applied = last;
+      this.#pending.onApplied(last);
+    };
+    const p = this.#applier.apply(batch, waiting, (proposal, result, failed) => this.#pending.settle(proposal, this.#clock.now(), result, failed));
+    if (p === undefined) return done();
+    return p.then(done);
+  }
+
+  #updateUrls(config: ConfigState): void {
+    for (const m of config.members) this.#transport.setUrl(m.id, m.url);
+  }
+
+  #onFatal(err: unknown): void {
+    if (this.#fatal !== null) return;
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.#fatal = e;
+    this.#logger(`FATAL: ${e.message}; the node has stopped`);
+    void this.close();
+  }
+
+  // ---- Helpers ----
+
+  #emit(ev: NodeEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(ev);
+      } catch (err) {
+        this.#logger(`event listener threw: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Reads the free space (before each append batch, and every 10 ticks); below the minimum, proposals and new entries are refused. */
+  #checkDisk(): void {
+    const min = this.#t.diskFreeBytesMin;
+    let free: number;
+    try {
+      free = this.#storage.fs.freeBytes(this.#storage.dir);
+    } catch (err) {
+      this.#onFatal(err);
+      return;
+    }
+    this.#diskFree = free;
+    const low = free < min;
+    if (low !== this.#diskLow) {
+      this.#logger(low ? `disk space low (${free} bytes free, minimum ${min}): refusing new proposals and entries` : `disk space is back above the minimum (${free} bytes free): accepting proposals`);
+    }
+    this.#diskLow = low;
+  }
+
+  /** Logs a dropped input at most once a second. */
+  #logDrop(line: string): void {
+    const now = this.#clock.now();
+    if (now - this.#dropsLoggedAtMs < 1000) return;
+    this.#dropsLoggedAtMs = now;
+    this.#logger(line);
+  }
+
+  #refuseWrite(): Error | null {
+    if (this.#fatal !== null) return this.#fatal;
+    if (this.#closed) return new ClosedError("The node is closed");
+    if (this.#diskLow) {
+      return new DiskSpaceError(`Free space in ${this.#storage.dir} is ${this.#diskFree} bytes, below the minimum of ${this.#t.diskFreeBytesMin}; free some space and retry`);
+    }
+    const st = this.#raft.status();
+    if (st.role !== "leader" && st.leaderId !== null) return this.#notLeader();
+    return null;
+  }
+
+  #notLeader(): NotLeaderError {
+    const st = this.#raft.status();
+    const id = st.leaderId;
+    if (id === null || id === this.id) return new NotLeaderError(null, null);
+    const url = st.config.members.find((m) => m.id === id)?.url ?? this.#transport.url(id) ?? null;
+    return new NotLeaderError(id, url);
+  }
+
+  #checkOpen(): void {
+    if (this.#fatal !== null) throw this.#fatal;
+    if (this.#closed) throw new ClosedError("The node is closed");
+  }
+
+  #rejectAll(err: Error): void {
+    for (const p of this.#proposeBuffer) p.reject(err);
+    this.#proposeBuffer = [];
+    for (const p of this.#awaitingLeader) p.reject(err);
+    this.#awaitingLeader = [];
+    this.#pending.failAll(err);
+  }
+}
