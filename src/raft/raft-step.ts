@@ -166,11 +166,15 @@ export abstract class RaftStep extends RaftReplication {
         this.becomeFollower(m.term, fromLeader ? m.from : null);
       }
     } else if (m.term < this.term) {
-      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === "MsgApp" || m.type === "MsgHeartbeat")) {
+      if (m.type === "MsgApp" || m.type === "MsgHeartbeat") {
         // A leader of an older term: this member's term rose while it was
-        // cut off (or the leader is stale). With CheckQuorum/PreVote the
-        // term may not spread through vote requests, so answer with it:
-        // the old leader steps down and a fresh election frees this member.
+        // cut off (or the leader is stale). Answer with it (Figure 2: "reply
+        // false if term < currentTerm"): the old leader steps down and a
+        // fresh election frees this member. Without the answer a member that
+        // cannot campaign (a learner, or one re-added with the data of an
+        // earlier membership) would wait forever at its higher term (found by
+        // the simulator), and with CheckQuorum/PreVote the term may not spread
+        // through vote requests either.
         this.send({
           type: "MsgAppResp", from: this.id, to: m.from, term: this.term, success: false,
           matchIndex: 0, conflictTerm: 0, conflictIndex: 0, lastLogIndex: this.log.lastIndex(),
