@@ -9,17 +9,19 @@
  *    Ready produced meanwhile queues, and the next batch writes them all
  *    with one append and one fdatasync;
  *  - within a batch the writes are ordered, each durable before the next
- *    starts: a snapshot's data into the snapshot store, then the log's reset
- *    to it; then the entries; then the membership file; then the state file.
- *    The state file comes last because its commit index is only true of a
- *    log that holds the entries it counts: written beside a log repair (a
- *    truncation is a new segment, an fdatasync and a directory fsync), a
- *    commit-only write (one pwrite) could reach the disk first, and a crash
- *    there would leave a commit index over entries of an old term that never
- *    committed. etcd writes its hard state after the entries for the same
- *    reason. A term or vote written after the entries is safe: a term found
- *    only in the log is taken up at start, and no vote leaves before the
- *    batch is durable;
+ *    starts: a new term or vote (with the commit index already true of the
+ *    durable log); a snapshot's data into the snapshot store, then the log's
+ *    reset to it; the entries; the membership file; last, the new commit
+ *    index. The term goes first because the entries may truncate ones this
+ *    member acknowledged in the old term: a restart that found them gone
+ *    under the old term would hold less than that term's leader counted
+ *    (found by the simulator). The commit index goes last because it is only
+ *    true of a log that holds the entries it counts: written beside a log
+ *    repair (a truncation is a new segment, an fdatasync and a directory
+ *    fsync), a commit-only write (one pwrite) could reach the disk first, and
+ *    a crash there would leave a commit index over entries of an old term
+ *    that never committed (etcd writes its hard state after the entries for
+ *    the same reason);
  *  - `persistedMessages` (votes, AppendEntries acknowledgements) go out only
  *    once their batch is durable ("saved to stable storage BEFORE messages
  *    are sent");
@@ -45,6 +47,8 @@ import type { NodeStorage } from "./node-storage.ts";
  * calls happen at the moments their names say, synchronously.
  */
 export interface DriverProbe {
+  /** The core was built from the durable state (before the first tick); `status` is its status. */
+  started?(status: RaftStatus): void;
   /** A Ready was taken from the core, before anything is done with it; `status` is the core's right after. */
   ready?(rd: Ready, status: RaftStatus): void;
   /** A write batch is durable: the hard state the state file now holds durably (term and vote; its commit index may be older). */
@@ -265,6 +269,15 @@ export class ReadyLoop {
         if (rd.hardState !== null) hs = rd.hardState;
         if (rd.config !== null) config = rd.config;
       }
+      // A new term or vote goes first, durably: the entries of this batch may truncate ones acknowledged
+      // in the old term, and a restart that finds them gone must not find the old term either. Its commit
+      // index is the one already true of the durable log (this batch's entries are not there yet).
+      if (hs !== null && (hs.term !== this.#written.term || hs.votedFor !== this.#written.votedFor)) {
+        const next: HardState = { term: hs.term, votedFor: hs.votedFor, commitIndex: this.#commitIndex };
+        await state.write(next);
+        this.#written = next;
+        synced = true;
+      }
       if (snapshot !== null) {
         await d.storeSnapshot(snapshot);
         await log.installSnapshot(snapshot);
@@ -280,16 +293,14 @@ export class ReadyLoop {
         synced = true;
       }
       if (hs !== null) {
-        // Everything up to hs.commitIndex is durable in the log now (committed <= lastIndex at ready()).
+        // Everything up to hs.commitIndex is durable in the log now (committed <= lastIndex at ready()):
+        // only now may the state file say so, lazily (losing it means replaying less).
         if (hs.commitIndex > this.#commitIndex) this.#commitIndex = hs.commitIndex;
-        const mustWrite = hs.term !== this.#written.term || hs.votedFor !== this.#written.votedFor;
-        const lazyDue = this.#commitIndex > this.#written.commitIndex && d.clock.now() - this.#commitWrittenAtMs >= _COMMIT_WRITE_INTERVAL_MS;
-        if (mustWrite || lazyDue) {
-          const next: HardState = { term: hs.term, votedFor: hs.votedFor, commitIndex: this.#commitIndex };
+        if (this.#commitIndex > this.#written.commitIndex && d.clock.now() - this.#commitWrittenAtMs >= _COMMIT_WRITE_INTERVAL_MS) {
+          const next: HardState = { ...this.#written, commitIndex: this.#commitIndex };
           await state.write(next);
           this.#written = next;
           this.#commitWrittenAtMs = d.clock.now();
-          if (mustWrite) synced = true;
         }
       }
       if (synced) d.counters.fsyncLatency.observe(d.clock.now() - t0);
