@@ -187,9 +187,11 @@ export class RaftDriver implements RaftNodeApi {
       },
       closed: () => this.#closed,
       kick: () => this.#loop.kick(),
+      fatal: (err) => this.#onFatal(err),
     });
     for (const m of init.knownMembers ?? []) this.#transport.setUrl(m.id, m.url);
     this.#updateUrls(this.#raft.status().config);
+    init.probe?.started?.(this.#raft.status());
   }
 
   /**

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { RaftError } from "../errors.ts";
+import { RaftError, StorageCorruptError, StorageFailedError } from "../errors.ts";
 import type { Raft } from "../raft/raft.ts";
 import type { MsgSnap, NodeId, SnapshotMeta } from "../raft/types.ts";
 import type { IncomingSnapshot, StoredSnapshot } from "../storage/snapshot-store.ts";
@@ -44,6 +44,8 @@ export interface SnapshotsDeps {
   closed(): boolean;
   /** Schedules a turn of the Ready loop. */
   kick(): void;
+  /** A storage operation failed: the node must stop (a failed fsync is never retried). */
+  fatal(err: unknown): void;
 }
 
 /** A snapshot being sent to a follower. */
@@ -63,6 +65,9 @@ export class Snapshots {
   readonly #accepted = new Map<string, IncomingSnapshot>();
   #bytesSinceSnapshot = 0;
   #snapshotting = false;
+  #compactions: Promise<void> = Promise.resolve();
+  /** Indexes of installed snapshots whose restore into the state machine is still queued: never pruned before it runs. */
+  readonly #toRestore = new Set<number>();
 
   constructor(deps: SnapshotsDeps) {
     this.#d = deps;
@@ -82,9 +87,7 @@ export class Snapshots {
     this.#bytesSinceSnapshot += bytes;
     if (this.#bytesSinceSnapshot < d.snapshotLogBytes || d.applier.snapshot === null || d.applier.restore === null || this.#snapshotting) return;
     this.#bytesSinceSnapshot = 0;
-    void this.#builtIn().catch((err) => {
-      if (!d.closed()) d.logger(`built-in snapshot failed: ${(err as Error).message}`);
-    });
+    void this.#builtIn().catch((err) => this.#failed("built-in snapshot", err));
   }
 
   /** Built-in compaction: seal the log, snapshot the state machine to the data directory, drop the log up to it. */
@@ -101,7 +104,7 @@ export class Snapshots {
 
   /** The seed's `beginSnapshot`: seals the log; returns the marker (the state machine's own last id). */
   async beginSnapshot(): Promise<number> {
-    await this.#d.storage.log.beginSnapshot();
+    await this.#d.storage.log.beginSnapshot().catch((err) => this.#storageFailure(err));
     return Math.min(await this.#d.applier.lastApplied(), this.#d.applied());
   }
 
@@ -129,8 +132,19 @@ export class Snapshots {
     });
   }
 
-  /** Drops the log up to `marker` at most: never past what is applied, or what a follower or snapshot transfer still needs. */
-  async compact(marker: number): Promise<void> {
+  /**
+   * Drops the log up to `marker` at most: never past what is applied, or
+   * what a follower or snapshot transfer still needs. Compactions run one
+   * at a time (built-in ones and the seed's `endSnapshot` may overlap), each
+   * deciding its point once the previous one is done.
+   */
+  compact(marker: number): Promise<void> {
+    const run = this.#compactions.then(() => this.#compact(marker)).catch((err) => this.#storageFailure(err));
+    this.#compactions = run.catch(() => {});
+    return run;
+  }
+
+  async #compact(marker: number): Promise<void> {
     const d = this.#d;
     const log = d.storage.log;
     // Never past the state machine's own last id: a restart must find every entry after it in the log.
@@ -141,8 +155,22 @@ export class Snapshots {
     const term = log.term(upTo);
     const membership = d.raft.configAt(upTo).members;
     await log.endSnapshot(upTo, term, membership);
-    await d.storage.snapshots.prune(log.snapshotMeta().index);
+    await d.storage.snapshots.prune(log.snapshotMeta().index, this.#toRestore);
     d.logger(`compacted the log through index ${upTo}`);
+  }
+
+  /** Rethrows `err`, stopping the node first when it is a storage failure. */
+  #storageFailure(err: unknown): never {
+    if (err instanceof StorageFailedError || err instanceof StorageCorruptError) this.#d.fatal(err);
+    throw err;
+  }
+
+  /** A snapshot task failed: a storage failure stops the node; anything else is logged (the core retries). */
+  #failed(what: string, err: unknown): void {
+    const d = this.#d;
+    if (d.closed()) return;
+    if (err instanceof StorageFailedError || err instanceof StorageCorruptError) d.fatal(err);
+    else d.logger(`${what} failed: ${(err as Error).message}`);
   }
 
   // ---- sending ----
@@ -168,7 +196,7 @@ export class Snapshots {
       if (!d.closed()) d.raft.reportSnapshot(msg.to, true);
     })().catch((err) => {
       if (d.closed()) return;
-      d.logger(`snapshot transfer to ${msg.to} failed: ${(err as Error).message}`);
+      this.#failed(`snapshot transfer to ${msg.to}`, err);
       d.raft.reportSnapshot(msg.to, false);
     }).finally(() => {
       this.#transfers.delete(msg.to);
@@ -202,6 +230,7 @@ export class Snapshots {
     const incoming = this.#accepted.get(key);
     if (incoming === undefined) throw new RaftError(`The core installs snapshot ${key}, but no received data for it is held`);
     this.#accepted.delete(key);
+    this.#toRestore.add(meta.index);
     await this.#d.storage.snapshots.adopt(incoming, meta);
   }
 
@@ -214,9 +243,10 @@ export class Snapshots {
       throw new RaftError("A snapshot arrived from the leader but the state machine has no restore(): give it snapshot() and restore() to let members catch up after compaction");
     }
     await d.applier.restore(meta.index, d.storage.snapshots.read(s));
+    this.#toRestore.delete(meta.index);
     d.restored(meta.index);
     d.pending.dropUpTo(meta.index);
-    await d.storage.snapshots.prune(d.storage.log.snapshotMeta().index);
+    await d.storage.snapshots.prune(d.storage.log.snapshotMeta().index, this.#toRestore);
     d.logger(`installed snapshot ${meta.index} (term ${meta.term}) from the leader`);
     d.emit({ type: "snapshot", what: "installed", index: meta.index });
   }

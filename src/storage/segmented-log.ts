@@ -279,7 +279,8 @@ export class SegmentedLog implements LogReader {
   /**
    * Records the compaction point durably FIRST (`marker`, its `term`, the
    * membership as of `marker`), then deletes the sealed segments whose
-   * entries are all <= marker. `firstIndex()` becomes marker + 1; entries
+   * entries are all <= marker. A marker below the compaction point (one
+   * that moved while the call was queued) does nothing. `firstIndex()` becomes marker + 1; entries
    * <= marker that remain in a kept segment are hidden.
    *
    * @throws InvalidArgumentError if marker is outside [firstIndex() - 1, lastIndex()] or `term` is not its term
@@ -287,6 +288,8 @@ export class SegmentedLog implements LogReader {
   endSnapshot(marker: number, term: number, membership: readonly Member[]): Promise<void> {
     return this.#queue.task(async () => {
       const snap = this.#snapshot;
+      // A snapshot installed (or a compaction done) while this call was queued already dropped everything up to the marker.
+      if (Number.isSafeInteger(marker) && marker >= 0 && marker < snap.index) return;
       if (!Number.isSafeInteger(marker) || marker < snap.index || marker > this.#lastIndex) {
         throw new InvalidArgumentError(`endSnapshot(${marker}): the marker must be in [${snap.index}, ${this.#lastIndex}]`);
       }

@@ -243,7 +243,7 @@ export class SnapshotStore {
     let length = 0;
     const file = await this.#fs.open(incoming.path, "read");
     try {
-      const buf = new Uint8Array(SNAPSHOT_READ_CHUNK_BYTES);
+      const buf = new Uint8Array(Math.max(1, Math.min(SNAPSHOT_READ_CHUNK_BYTES, this.#fs.size(file))));
       for (;;) {
         const n = this.#fs.pread(file, buf, length);
         if (n === 0) break;
@@ -280,7 +280,8 @@ export class SnapshotStore {
     let pos = offset;
     try {
       for (;;) {
-        const buf = new Uint8Array(SNAPSHOT_READ_CHUNK_BYTES);
+        // Small snapshots get small buffers (a megabyte each would be most of the cost).
+        const buf = new Uint8Array(Math.max(1, Math.min(SNAPSHOT_READ_CHUNK_BYTES, s.byteLength - pos)));
         const n = this.#fs.pread(file, buf, pos);
         if (n === 0) break;
         if (offset === 0) crc = crc32c(buf, 0, n, crc);
@@ -297,6 +298,7 @@ export class SnapshotStore {
 
   /** Deletes a snapshot: its meta first (the commit point), then its data. */
   async remove(s: StoredSnapshot): Promise<void> {
+    if (!this.#all.includes(s)) return; // removed already (two prunes overlapped)
     const base = path.basename(s.file).slice(0, -".bin".length);
     this.#all = this.#all.filter((x) => x !== s);
     await this.#fs.unlink(path.join(this.dir, `${base}.meta`));
@@ -308,12 +310,12 @@ export class SnapshotStore {
    * Drops what no restart can use: every snapshot below the log's
    * compaction point `compactedIndex` (the log no longer holds the entries
    * between it and the compaction point), and all but the newest `_KEEP`
-   * at or above it.
+   * at or above it; never one at an index in `pinned` (still to be restored).
    */
-  async prune(compactedIndex: number): Promise<void> {
+  async prune(compactedIndex: number, pinned: ReadonlySet<number> = new Set()): Promise<void> {
     const above = this.#all.filter((s) => s.meta.index >= compactedIndex);
     const keep = new Set(above.slice(-_KEEP));
-    for (const s of [...this.#all]) if (!keep.has(s)) await this.remove(s);
+    for (const s of [...this.#all]) if (!keep.has(s) && !pinned.has(s.meta.index)) await this.remove(s);
   }
 }
 
