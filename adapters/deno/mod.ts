@@ -41,11 +41,18 @@ function _tryLock(lockPath: string): (() => void) | null {
 
 function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number): Promise<HttpServer> {
   // `shutdown()` waits for every pending handler, so a handler that never
-  // answers would hold close() forever: on close, pending handlers are
-  // answered with 503 instead.
-  let closing: (r: Response) => void = () => {};
-  const closed = new Promise<Response>((r) => (closing = r));
-  const handle = (req: Request) => Promise.race([app.fetch(req), closed]);
+  // answers would hold close() forever: on close, each pending handler is
+  // answered with a 504 of its own. Not 503: that promises the request was
+  // not applied, and a write waiting for its answer may well have been
+  // (Node and Bun reset such connections, which promises nothing either).
+  let closing: () => void = () => {};
+  const closed = new Promise<void>((r) => (closing = r));
+  const unknown = () =>
+    new Response(JSON.stringify({ error: "The member stopped before it could answer: the outcome is unknown", outcome: "unknown" }), {
+      status: 504,
+      headers: { "content-type": "application/json", connection: "close" },
+    });
+  const handle = (req: Request) => Promise.race([app.fetch(req), closed.then(unknown)]);
   return new Promise((resolve, reject) => {
     try {
       const server = Deno.serve({
@@ -55,7 +62,7 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
           resolve({
             port: addr.port,
             close: async () => {
-              closing(new Response("Server is shutting down", { status: 503 }));
+              closing();
               await server.shutdown();
             },
           }),
