@@ -1,5 +1,7 @@
 /**
- * Command line of the seeded simulator (tests/sim/).
+ * Command line of the seeded simulator (tests/sim/), which runs the
+ * production driver (`src/node/driver.ts`) on simulated disks, network and
+ * time.
  *
  *   npm run sim -- --seed N [--nodes 3|5|7] [--verbose]   one seed (--verbose prints its trace)
  *   npm run sim -- --seeds COUNT [--from FIRST] [--nodes 3|5|7]
@@ -58,9 +60,9 @@ if (nodes !== undefined && ![3, 5, 7].includes(nodes)) {
 if ((seed === undefined) === (count === undefined)) usage(2);
 
 /** Re-runs a failed seed with tracing on and prints the end of the trace. */
-function printTraceTail(s: number, lines: number): void {
+async function printTraceTail(s: number, lines: number): Promise<void> {
   const tail: string[] = [];
-  runSeed({ seed: s, faultTicks, trace: (l) => {
+  await runSeed({ seed: s, faultTicks, trace: (l) => {
     tail.push(l);
     if (tail.length > lines * 2) tail.splice(0, tail.length - lines);
   }, ...(nodes === undefined ? {} : { nodes }) });
@@ -70,9 +72,9 @@ function printTraceTail(s: number, lines: number): void {
 
 const nodesOpt = nodes === undefined ? {} : { nodes };
 if (seed !== undefined) {
-  const r = runSeed({ seed, faultTicks, trace: values.verbose ? (l) => console.log(l) : null, ...nodesOpt });
+  const r = await runSeed({ seed, faultTicks, trace: values.verbose ? (l) => console.log(l) : null, ...nodesOpt });
   if (!r.ok) {
-    if (!values.verbose) printTraceTail(seed, 60);
+    if (!values.verbose) await printTraceTail(seed, 60);
     console.log(r.failure);
     process.exit(1);
   }
@@ -83,16 +85,16 @@ if (seed !== undefined) {
   let ticks = 0;
   const byNodes = new Map<number, number>();
   for (let s = from; s < from + total; s++) {
-    const r = runSeed({ seed: s, faultTicks, ...nodesOpt });
+    const r = await runSeed({ seed: s, faultTicks, ...nodesOpt });
     ticks += r.stats.ticks;
     byNodes.set(r.nodes, (byNodes.get(r.nodes) ?? 0) + 1);
     if (!r.ok) {
-      printTraceTail(s, 60);
+      await printTraceTail(s, 60);
       console.log(r.failure);
       console.log(`${s - from} seeds passed before seed ${s} failed`);
       process.exit(1);
     }
-    if ((s - from + 1) % 1000 === 0) {
+    if ((s - from + 1) % 100 === 0) {
       const secs = (performance.now() - t0) / 1000;
       console.log(`  ${s - from + 1} seeds ok (${((s - from + 1) / secs).toFixed(1)} seeds/s)`);
     }

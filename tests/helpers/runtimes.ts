@@ -33,3 +33,10 @@ export function runCommand(rt: RuntimeName, file: string, args: readonly string[
       return [bin("bun"), [file, ...args]];
   }
 }
+
+/** The runtime running this test. */
+export const CURRENT_RUNTIME: RuntimeName = (globalThis as { Deno?: unknown }).Deno !== undefined
+  ? "deno"
+  : (globalThis as { process?: { versions?: { bun?: string } } }).process?.versions?.bun !== undefined
+  ? "bun"
+  : "node";

@@ -21,8 +21,12 @@
  *    state after each index;
  *  - durable terms never decrease and a node grants its vote in a term to
  *    one candidate only, and only once that vote is durable (across restarts);
- *  - ReadIndex: a read's index covers every write acknowledged before it
- *    began; every read a live node accepted is answered in the end;
+ *  - reads: a read barrier that resolves leaves the state machine at or
+ *    past every write acknowledged (applied anywhere) before the read began;
+ *  - a node never acknowledges an entry it does not durably hold, and a
+ *    restart in the same term still holds every entry it acknowledged;
+ *  - durable terms and votes never go back across restarts (the disk may
+ *    keep more than was reported durable, never less);
  *  - membership (dissertation §4.1, §4.3): the configuration in force is the
  *    last one in the log, a leader changes one voter at a time, only with no
  *    change pending and after committing in its term, and a node reports
@@ -34,7 +38,7 @@
  *
  * @module
  */
-import type { ConfigState, Entry, HardState, Member, Message, NodeId, ReadState, Ready, Role, SnapshotMeta } from "../../src/raft/types.ts";
+import type { ConfigState, Entry, HardState, Member, Message, NodeId, Ready, Role } from "../../src/raft/types.ts";
 import { decodeMembership } from "../../src/raft/membership-codec.ts";
 import { type LogMirror, membersKey } from "./log-mirror.ts";
 import { decodeProposalId, entryId, type SmState } from "./state-machine.ts";
@@ -93,15 +97,6 @@ interface NodeTrack {
   configSeenMirror: readonly Member[] | null;
 }
 
-/** A read in progress, from `readIndex()` to being served. */
-export interface ReadTicket {
-  readonly requestId: number;
-  readonly nodeId: NodeId;
-  readonly beganTick: number;
-  /** The highest log index of a write acknowledged before the read began. */
-  readonly ackedIndexAtBegin: number;
-}
-
 /** Counters for the run summary. */
 export interface CheckStats {
   elections: number;
@@ -136,7 +131,6 @@ export class Checker {
   /** Highest index of a write that some replica has applied (= acknowledged). */
   private ackedIndexMax = 0;
   private readonly nodes = new Map<NodeId, NodeTrack>();
-  private readonly reads = new Map<number, ReadTicket>();
   /** The newest configuration some replica applied (so: committed). */
   private committedConfig: ConfigState | null = null;
   /** Every id that was a member of some committed configuration. */
@@ -192,7 +186,16 @@ export class Checker {
       prev.emitted = hs;
       prev.configSeen = null;
       prev.configSeenMirror = null;
-      if (hs !== prev.durable) this.fail(host.id, "restarted from a HardState other than the last durable one (simulator bug)");
+      // The disk may have kept more than was reported durable (an unsynced write that survived), never less.
+      const d = prev.durable;
+      if (hs.term < d.term || (hs.term === d.term && d.votedFor !== null && hs.votedFor !== d.votedFor)) {
+        this.fail(host.id, `restarted with term ${hs.term} vote ${hs.votedFor ?? "-"}, but term ${d.term} vote ${d.votedFor ?? "-"} was durable`);
+      }
+      prev.durable = hs;
+      // Entries it acknowledged in its current term were counted by that term's leader: a crash must not lose them.
+      if (prev.ackTerm === status.term && host.durableLastIndex() < prev.ackIndex) {
+        this.fail(host.id, `restarted in term ${status.term} holding entries up to ${host.durableLastIndex()}, but it acknowledged ${prev.ackIndex} in that term before the crash`);
+      }
     }
     if (status.term < hs.term) this.fail(host.id, `restarted at term ${status.term} below its durable term ${hs.term}`);
     if (hs.commitIndex > host.durableLastIndex()) {
@@ -382,6 +385,11 @@ export class Checker {
       case "MsgAppResp": {
         if (!msg.success) break;
         const t = this.track(host.id);
+        // An acknowledgement promises entries that are durable here.
+        const held = host.durableLastIndex();
+        if (held >= 0 && msg.matchIndex > held) {
+          this.fail(host.id, `acknowledged index ${msg.matchIndex} to ${msg.to} in term ${msg.term}, but its durable log ends at ${held}`);
+        }
         if (t.ackTerm !== msg.term) {
           t.ackTerm = msg.term;
           t.ackIndex = 0;
@@ -391,8 +399,10 @@ export class Checker {
       }
       case "MsgVoteResp": {
         if (!msg.granted) break;
+        // Durable as this vote, or a later term durable (group commit writes only the newest hard state):
+        // either way no restart can vote again in this term.
         const hs = host.durableHardState();
-        if (hs.term !== msg.term || hs.votedFor !== msg.to) {
+        if (hs.term < msg.term || (hs.term === msg.term && hs.votedFor !== msg.to)) {
           this.fail(host.id, `granted its term-${msg.term} vote to ${msg.to} before it was durable (durable term ${hs.term}, votedFor ${hs.votedFor ?? "nobody"})`);
         }
         const key = `${host.id} ${msg.term}`;
@@ -519,32 +529,30 @@ export class Checker {
     if (h !== s.hash) this.fail(id, `State Machine Safety: state after ${s.index} (${what}) differs from another replica's`);
   }
 
-  /** A snapshot was installed into a replica's state machine. */
-  onSnapshotInstalled(host: HostView, meta: SnapshotMeta, s: SmState): void {
-    if (s.index !== meta.index || s.term !== meta.term) {
-      this.fail(host.id, `installed state at ${s.index}/${s.term} for snapshot ${meta.index}/${meta.term} (simulator bug)`);
-    }
-    this.checkCommittedPair(host.id, meta.index, meta.term, "installed snapshot");
-    this.checkSmState(host.id, s, "snapshot");
-  }
 
   /** Whether the write with this proposal id has been applied somewhere. */
   proposalCommitted(proposalId: number): boolean {
     return this.proposalIndex.has(proposalId);
   }
 
-  /** A client asked `nodeId` for a ReadIndex. */
-  beginRead(nodeId: NodeId, requestId: number): void {
+  /** A client read (a read barrier, then the local state) began at `nodeId`: the writes it must see. */
+  beginClientRead(): number {
     this.stats.readsBegun++;
-    this.reads.set(requestId, { requestId, nodeId, beganTick: this.now, ackedIndexAtBegin: this.ackedIndexMax });
+    return this.ackedIndexMax;
   }
 
-  /** Reads accepted by a node for which `alive` holds and not yet served or failed. */
-  pendingReads(alive: (id: NodeId) => boolean): ReadTicket[] {
-    const out: ReadTicket[] = [];
-    for (const r of this.reads.values()) if (alive(r.nodeId)) out.push(r);
-    return out;
+  /** A client read was served from a state machine at `smIndex`; it must reflect every write acknowledged before it began. */
+  clientReadServed(nodeId: NodeId, ackedAtBegin: number, smIndex: number): void {
+    this.stats.readsServed++;
+    if (smIndex < ackedAtBegin) this.fail(nodeId, `a read barrier resolved with the state machine at ${smIndex}, but a write at ${ackedAtBegin} was acknowledged before the read began`);
   }
+
+  /** A client's propose() resolved: the write at `index` is acknowledged. */
+  onWriteAcked(index: number): void {
+    if (index > this.ackedIndexMax) this.ackedIndexMax = index;
+  }
+
+
 
   /**
    * The core reported its own removal: the configuration at its commit
@@ -558,33 +566,9 @@ export class Checker {
     }
   }
 
-  /** `nodeId` crashed: its reads die with it. */
-  forgetReadsOf(nodeId: NodeId): void {
-    for (const [id, r] of this.reads) if (r.nodeId === nodeId) this.reads.delete(id);
-  }
 
-  /** The read is not going to complete (failed, or its node crashed). */
-  forgetRead(requestId: number): void {
-    this.reads.delete(requestId);
-  }
 
-  /** The core confirmed a ReadIndex. */
-  onReadState(host: HostView, rs: ReadState): void {
-    const r = this.reads.get(rs.requestId);
-    if (r === undefined || r.nodeId !== host.id) this.fail(host.id, `ReadState for request ${rs.requestId} it was not asked for`);
-    if (rs.index < r.ackedIndexAtBegin) {
-      this.fail(host.id, `read ${rs.requestId} (began tick ${r.beganTick}) got read index ${rs.index}, but a write at ${r.ackedIndexAtBegin} was acknowledged before it began`);
-    }
-  }
 
-  /** The read is served from a state machine at `s`. */
-  onReadServed(host: HostView, rs: ReadState, s: SmState): void {
-    const r = this.reads.get(rs.requestId);
-    if (r === undefined) this.fail(host.id, `served unknown read ${rs.requestId}`);
-    if (s.index < rs.index || s.index < r.ackedIndexAtBegin) this.fail(host.id, `read ${rs.requestId} served at ${s.index}, before its read index ${rs.index}`);
-    this.reads.delete(rs.requestId);
-    this.stats.readsServed++;
-  }
 
   /** The end-of-run check: the surviving leader holds the whole committed log. */
   checkFinalLeader(host: HostView, status: RaftStatusLike): void {

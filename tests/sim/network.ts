@@ -3,9 +3,8 @@
  * random delay in whole ticks, and may be dropped, duplicated or reordered;
  * links can be cut in one direction (one-way partitions) or both.
  *
- * Time is the world's tick counter; nothing here knows about wall-clock
- * time. Messages due in the same tick come out in a shuffled order, which
- * together with random delays reorders traffic on every link.
+ * Time is counted in ticks of the world; the caller schedules each
+ * delivery. Random delays reorder traffic on every link.
  *
  * @module
  */
@@ -56,8 +55,6 @@ export class Network {
 
   /** Cut directed links, as "from>to". */
   private readonly cut = new Set<string>();
-  /** Messages by the tick they are due. Invariant: every key > the last tick delivered. */
-  private readonly dueAt = new Map<number, Message[]>();
   private readonly rng: Prng;
 
   constructor(rng: Prng) {
@@ -94,48 +91,29 @@ export class Network {
     return this.cut.size === 0 ? "none" : [...this.cut].sort().join(" ");
   }
 
-  /** Number of messages on the wire. */
-  inFlight(): number {
-    let n = 0;
-    for (const batch of this.dueAt.values()) n += batch.length;
-    return n;
-  }
-
   /**
-   * Puts `msg` on the wire at tick `now`. A cut link refuses it at once
-   * ("blocked", the sender's transport would notice); otherwise it may be
-   * lost silently ("dropped"), or delivered once or twice later.
+   * Puts `msg` on the wire. A cut link refuses it at once ("blocked", the
+   * sender's transport would notice); otherwise it may be lost silently
+   * ("dropped"), or delivered once or twice: `delays` are the delivery
+   * delays in ticks (the caller schedules them, and checks `canReach` again
+   * at delivery: a link cut meanwhile loses it).
    */
-  send(msg: Message, now: number): SendOutcome {
+  send(msg: Message): { outcome: SendOutcome; delays: number[] } {
     this.stats.sent++;
     if (!this.canReach(msg.from, msg.to)) {
       this.stats.blocked++;
-      return "blocked";
+      return { outcome: "blocked", delays: [] };
     }
     if (this.rng.chance(this.faults.dropRate)) {
       this.stats.dropped++;
-      return "dropped";
+      return { outcome: "dropped", delays: [] };
     }
-    this.enqueue(msg, now);
+    const delays = [this.delayTicks()];
     if (this.rng.chance(this.faults.dupRate)) {
       this.stats.duplicated++;
-      this.enqueue(msg, now);
+      delays.push(this.delayTicks());
     }
-    return "sent";
-  }
-
-  /** Takes the messages due at tick `now`, in a random order, dropping those whose link was cut meanwhile. */
-  deliverDue(now: number): Message[] {
-    const batch = this.dueAt.get(now);
-    if (batch === undefined) return [];
-    this.dueAt.delete(now);
-    const out: Message[] = [];
-    for (const msg of batch) {
-      if (this.canReach(msg.from, msg.to)) out.push(msg);
-      else this.stats.blocked++;
-    }
-    this.stats.delivered += out.length;
-    return this.rng.shuffle(out);
+    return { outcome: "sent", delays };
   }
 
   /** Delays in ticks the schedule may draw for out-of-band traffic (snapshot streams). */
@@ -145,10 +123,4 @@ export class Network {
     return this.rng.range(f.delayTicksMin, f.delayTicksMax);
   }
 
-  private enqueue(msg: Message, now: number): void {
-    const at = now + this.delayTicks();
-    const batch = this.dueAt.get(at);
-    if (batch === undefined) this.dueAt.set(at, [msg]);
-    else batch.push(msg);
-  }
 }

@@ -9,11 +9,11 @@
 import { SimViolation } from "./checks.ts";
 import { World, type WorldStats } from "./world.ts";
 
-/** Default lengths, tuned so 2,000 seeds take well under a minute per runtime. */
-export const faultTicksDefault = 500;
-export const livenessTicksMaxDefault = 300;
-/** Simulated time per tick, for reporting only (the core never sees milliseconds). */
-export const tickMs = 10;
+/** Default lengths of the two phases, in ticks. */
+export const faultTicksDefault = 400;
+export const livenessTicksMaxDefault = 400;
+/** Simulated time per tick. */
+export { TICK_MS as tickMs } from "./world.ts";
 
 /** What to run. */
 export interface RunOptions {
@@ -49,7 +49,7 @@ export function replayCommand(seed: number, nodes?: number): string {
 }
 
 /** Runs one seed to the end. */
-export function runSeed(opts: RunOptions): RunResult {
+export async function runSeed(opts: RunOptions): Promise<RunResult> {
   const nodes = opts.nodes ?? nodesForSeed(opts.seed);
   const world = new World({
     seed: opts.seed,
@@ -60,7 +60,7 @@ export function runSeed(opts: RunOptions): RunResult {
   });
   const replay = replayCommand(opts.seed, opts.nodes);
   try {
-    world.run();
+    await world.run();
     return { seed: opts.seed, nodes, ok: true, failure: null, replay, stats: world.stats };
   } catch (err) {
     const what = err instanceof SimViolation ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);

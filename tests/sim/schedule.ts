@@ -32,13 +32,17 @@ export interface Schedule {
    * never replicated, the raw material of the paper's Figure 8.
    */
   leaderTrap: number;
+  /** Probability that one fdatasync or directory fsync fails (the member then stops, as it must). */
+  syncFail: number;
 }
 
 /** Everything a seed draws up front. */
 export interface SeedSettings {
   readonly raftConfig: Omit<RaftConfig, "id" | "randomSeed">;
-  /** Replicas keep their state machine across restarts (RaftInit.applied) instead of rebuilding it from the snapshot. */
+  /** Replicas keep their state machine across restarts (it persists itself) instead of rebuilding it from the snapshot. */
   readonly smPersisted: boolean;
+  /** The driver takes a built-in snapshot and compacts once this many bytes were appended. */
+  readonly snapshotLogBytes: number;
   readonly plan: Schedule;
 }
 
@@ -67,7 +71,7 @@ export function drawSettings(r: Prng): SeedSettings {
   const smPersisted = r.chance(0.3);
   const calm = r.chance(0.15);
   const plan: Schedule = {
-    crash: calm ? 0.001 : r.pick([0.003, 0.01, 0.02, 0.05]),
+    crash: calm ? 0.001 : r.pick([0.003, 0.01, 0.02, 0.04]),
     restart: r.pick([0.03, 0.1, 0.3]),
     partition: calm ? 0 : r.pick([0.005, 0.01, 0.03]),
     heal: r.pick([0.02, 0.05, 0.1]),
@@ -80,6 +84,8 @@ export function drawSettings(r: Prng): SeedSettings {
     clockSkew: r.pick([0, 0.05, 0.2]),
     leaderBias: r.pick([0, 0.5, 0.9]),
     leaderTrap: calm ? 0 : r.pick([0, 0.1, 0.3, 0.6]),
+    syncFail: calm ? 0 : r.pick([0, 0, 0.0005, 0.002]),
   };
-  return { raftConfig, smPersisted, plan };
+  const snapshotLogBytes = r.pick([256, 1024, 4096, 1 << 30]);
+  return { raftConfig, smPersisted, snapshotLogBytes, plan };
 }

@@ -1,25 +1,36 @@
 /**
- * The schedule of one simulated run: a cluster of 3, 5 or 7 cores on a
- * faulty network, ticked in lockstep, with crashes and restarts, partitions,
- * disk latency, membership changes, leadership transfers, compactions,
- * snapshot transfers and clients writing and reading, all drawn from one
- * seed. Then the liveness phase: faults stop, every member restarts, and the
- * cluster must elect a leader and converge within a bounded number of ticks.
+ * The schedule of one simulated run of the production driver: a cluster of
+ * 3, 5 or 7 members (`./host.ts`) on a faulty network, with crashes at any
+ * await and restarts, partitions, slow and failing disks, clock skew,
+ * membership churn (fresh ids, and removed ids re-added with their old
+ * data), leadership transfers, compaction racing replication
+ * (built-in snapshots and the seed's beginSnapshot/endSnapshot), snapshot
+ * streams, and clients writing and reading through the driver's public
+ * calls — all drawn from one seed. Then the liveness phase: faults stop,
+ * every member restarts, and the cluster must elect a leader, finish every
+ * join and converge within a bound.
  *
- * One tick: deliver due messages and snapshot streams, finish due disk
- * writes, tick every core, then draw faults and client operations.
+ * Time is the scheduler's virtual milliseconds; the world's own schedule
+ * runs once a tick (`TICK_MS`), the drivers tick on their own timers.
  *
  * @module
  */
-import { MembershipChangeError, NotLeaderError, ProposalDroppedError } from "../../src/errors.ts";
-import type { Member, Message, MsgSnap, NodeId, RaftConfig } from "../../src/raft/types.ts";
-import { Checker, type ReadTicket } from "./checks.ts";
+import { ClosedError, MembershipChangeError, NotLeaderError, ProposalDroppedError, RaftError, StorageFailedError, TimeoutError } from "../../src/errors.ts";
+import { DRIVER_DEFAULTS, type DriverTunables } from "../../src/node/driver.ts";
+import type { SnapshotChunks } from "../../src/node/transport.ts";
+import type { Member, Message, MsgSnap, NodeId } from "../../src/raft/types.ts";
+import { Checker, SimViolation } from "./checks.ts";
+import { SimHost, type HostWorld } from "./host.ts";
 import { calmFaults, Network } from "./network.ts";
-import { type HostEnv, NodeHost } from "./node-host.ts";
 import { Prng } from "./prng.ts";
+import { drawSettings, netProfiles, type Schedule, type SeedSettings } from "./schedule.ts";
+import { Scheduler } from "./scheduler.ts";
+import type { DiskProfile, DiskStats } from "./sim-disk.ts";
+import { encodeProposal } from "./state-machine.ts";
 import { describeMessage } from "./trace.ts";
-import { drawSettings, netProfiles, type Schedule } from "./schedule.ts";
-import { encodeProposal, type SmState } from "./state-machine.ts";
+
+/** Virtual milliseconds per tick (the drivers' tickMs, the network's delay unit, the world's schedule). */
+export const TICK_MS = 10;
 
 /** What a run is asked to do. */
 export interface WorldOptions {
@@ -38,244 +49,297 @@ export interface WorldOptions {
 export interface WorldStats {
   ticks: number;
   livenessTicks: number;
+  events: number;
   proposals: number;
-  proposalsRefused: number;
+  proposalsAcked: number;
+  proposalsFailed: number;
   reads: number;
   crashes: number;
   restarts: number;
+  fatalStops: number;
   partitions: number;
-  compactions: number;
   snapshotsSent: number;
   snapshotsFailed: number;
-  membershipChanges: number;
-  membershipRefused: number;
+  joins: number;
+  removals: number;
+  readds: number;
   transfers: number;
+  compactions: number;
   elections: number;
   committed: number;
+  diskOps: number;
+  syncFailures: number;
 }
 
-/** A snapshot on its way from a leader to a follower. */
-interface SnapshotStream {
-  readonly from: NodeId;
-  readonly fromIncarnation: number;
-  readonly msg: MsgSnap;
-  readonly content: SmState;
-  readonly dueAt: number;
+/** A client call in flight, checked to settle within its timeout. */
+interface _ClientOp {
+  readonly host: SimHost;
+  readonly incarnation: number;
+  readonly what: string;
+  readonly startMs: number;
+  readonly timeoutMs: number;
 }
+
+/** A member being added: retried at the current leader until it is a voter (what `raft start --join` does). */
+interface _Join {
+  readonly id: NodeId;
+  readonly sinceMs: number;
+  nextTryMs: number;
+}
+
+const _disks: readonly DiskProfile[] = [
+  { writeMsMax: 0, syncMsMax: 0, zeroRate: 1, syncFailRate: 0 },
+  { writeMsMax: 1, syncMsMax: 4, zeroRate: 0.5, syncFailRate: 0 },
+  { writeMsMax: 2, syncMsMax: 15, zeroRate: 0.3, syncFailRate: 0 },
+  { writeMsMax: 3, syncMsMax: 40, zeroRate: 0.1, syncFailRate: 0 },
+];
 
 /** The simulated world of one seed. */
-export class World {
+export class World implements HostWorld {
   readonly opts: WorldOptions;
-  readonly checker: Checker = new Checker();
+  readonly sched = new Scheduler();
+  readonly checker = new Checker();
+  readonly tunables: DriverTunables;
+  readonly diskStats: DiskStats = { ops: 0, syncFailures: 0 };
+  readonly trace: ((line: string) => void) | null;
   readonly stats: WorldStats = {
-    ticks: 0, livenessTicks: 0, proposals: 0, proposalsRefused: 0, reads: 0, crashes: 0, restarts: 0, partitions: 0,
-    compactions: 0, snapshotsSent: 0, snapshotsFailed: 0, membershipChanges: 0, membershipRefused: 0, transfers: 0, elections: 0, committed: 0,
+    ticks: 0, livenessTicks: 0, events: 0, proposals: 0, proposalsAcked: 0, proposalsFailed: 0, reads: 0, crashes: 0, restarts: 0,
+    fatalStops: 0, partitions: 0, snapshotsSent: 0, snapshotsFailed: 0, joins: 0, removals: 0, readds: 0, transfers: 0, compactions: 0,
+    elections: 0, committed: 0, diskOps: 0, syncFailures: 0,
   };
-  private now = 0;
-  private readonly hosts = new Map<NodeId, NodeHost>();
-  private readonly net: Network;
-  private readonly sched: Prng;
-  private readonly client: Prng;
-  private readonly hostRngs: Prng;
-  private readonly raftConfig: Omit<RaftConfig, "id" | "randomSeed">;
-  private readonly plan: Schedule;
-  private readonly env: HostEnv;
-  private streams: SnapshotStream[] = [];
-  private unreachable: { from: NodeId; incarnation: number; to: NodeId }[] = [];
-  private spares: NodeId[] = [];
-  private nextProposalId = 1;
-  private nextReadId = 1;
-  private liveness = false;
-  /** Replicas keep their state machine across restarts (RaftInit.applied) instead of rebuilding it from the snapshot. */
-  private readonly smPersisted: boolean;
+  readonly #hosts = new Map<NodeId, SimHost>();
+  readonly #net: Network;
+  readonly #rng: Prng;
+  readonly #client: Prng;
+  readonly #hostRngs: Prng;
+  readonly #settings: SeedSettings;
+  readonly #plan: Schedule;
+  #failure: unknown = null;
+  #liveness = false;
+  #spares: NodeId[] = [];
+  #nextProposalId = 1;
+  #snapshotSeq = 0;
+  readonly #ops = new Set<_ClientOp>();
+  readonly #joins = new Map<NodeId, _Join>();
   /** Founding members never crash more than this many at once. */
-  private readonly downMax: number;
+  readonly #downMax: number;
 
   constructor(opts: WorldOptions) {
     if (![3, 5, 7].includes(opts.nodes)) throw new RangeError(`nodes must be 3, 5 or 7, got ${opts.nodes}`);
     this.opts = opts;
+    this.trace = opts.trace === null ? null : (line) => opts.trace!(`[${this.sched.now}] ${line}`);
     const root = new Prng(opts.seed);
-    this.net = new Network(root.fork());
-    this.sched = root.fork();
-    this.client = root.fork();
-    this.hostRngs = root.fork();
-    const settings = drawSettings(root.fork());
-    this.raftConfig = settings.raftConfig;
-    this.smPersisted = settings.smPersisted;
-    this.plan = settings.plan;
-    this.downMax = Math.ceil(opts.nodes / 2);
-    this.env = {
-      checker: this.checker,
-      now: () => this.now,
-      send: (from, msg) => this.send(from, msg),
-      trace: opts.trace === null ? null : (line) => this.trace(line),
+    this.#net = new Network(root.fork());
+    this.#rng = root.fork();
+    this.#client = root.fork();
+    this.#hostRngs = root.fork();
+    this.#settings = drawSettings(root.fork());
+    this.#plan = this.#settings.plan;
+    this.#downMax = Math.ceil(opts.nodes / 2) - 1 + (this.#rng.chance(0.5) ? 1 : 0);
+    const rc = this.#settings.raftConfig;
+    this.tunables = {
+      ...DRIVER_DEFAULTS,
+      tickMs: TICK_MS,
+      electionTicks: rc.electionTicks,
+      heartbeatTicks: rc.heartbeatTicks,
+      snapshotLogBytes: this.#settings.snapshotLogBytes,
+      diskFreeBytesMin: 0,
+      proposeTimeoutMs: 300 * TICK_MS,
+      membershipTimeoutMs: 600 * TICK_MS,
+      raft: { preVote: rc.preVote, checkQuorum: rc.checkQuorum, maxInflightMsgs: rc.maxInflightMsgs, maxInflightBytes: rc.maxInflightBytes, maxMsgBytes: rc.maxMsgBytes, catchUpRoundsMax: rc.catchUpRoundsMax },
     };
     const members: Member[] = [];
-    for (let i = 1; i <= opts.nodes; i++) members.push({ id: `n${i}`, url: `sim://n${i}`, voter: true });
-    // Ids are never reused: a removed member stays removed; joiners get fresh ids.
-    for (let i = opts.nodes + 1; i <= opts.nodes + 8; i++) this.spares.push(`n${i}`);
+    for (let i = 1; i <= opts.nodes; i++) members.push({ id: `n${i}`, url: `http://n${i}.sim:7000`, voter: true });
+    for (let i = opts.nodes + 1; i <= opts.nodes + 6; i++) this.#spares.push(`n${i}`);
     this.checker.noteBootstrap({ index: 0, members });
-    for (const m of members) this.addHost(m.id, members);
-    this.trace(`world seed ${opts.seed} nodes ${opts.nodes} config ${JSON.stringify(this.raftConfig)} smPersisted ${this.smPersisted} plan ${JSON.stringify(this.plan)}`);
-    for (const h of this.hosts.values()) h.start();
+    for (const m of members) this.#addHost(m.id, members);
+    this.trace?.(`world seed ${opts.seed} nodes ${opts.nodes} settings ${JSON.stringify(this.#settings)}`);
   }
 
-  private trace(line: string): void {
-    if (this.opts.trace !== null) this.opts.trace(`[${this.now}] ${line}`);
-  }
-
-  private addHost(id: NodeId, bootstrap: readonly Member[]): NodeHost {
-    const rng = this.hostRngs.fork();
-    const h = new NodeHost(id, bootstrap, this.raftConfig, this.env, rng);
-    h.smPersisted = this.smPersisted;
-    // Disks differ: some are fast, some slow enough that several Readys
-    // (and elections) overlap their writes.
-    h.diskLatencyTicksMax = rng.pick([0, 1, 2, 3, 8]);
-    h.diskZeroRate = rng.pick([0.1, 0.3, 0.8]);
-    this.hosts.set(id, h);
+  #addHost(id: NodeId, bootstrap: readonly Member[]): SimHost {
+    const rng = this.#hostRngs.fork();
+    const h = new SimHost(this, id, bootstrap, rng, this.#settings.smPersisted, { ...rng.pick(_disks), syncFailRate: this.#plan.syncFail }, rng.pick([512, 512, 512, 64, 7]));
+    this.#hosts.set(id, h);
     return h;
   }
 
-  /** Runs both phases. Throws a SimViolation (or the core's own error) on failure. */
-  run(): void {
-    for (let i = 0; i < this.opts.faultTicks; i++) {
-      this.tick();
-      this.faults();
-      this.clients();
+  // ---- HostWorld ----
+
+  guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      if (this.#failure === null) this.#failure = err;
     }
-    this.startLiveness();
-    // Elections and catch-up get livenessTicksMax; a replication backlog gets
-    // 4 ticks per entry on top: the slowest flow-control settings (1 message
-    // in flight, 1 entry per message) move one entry per round trip, which
-    // is 2 ticks of network plus up to 2 ticks of disk (measured: ~3.2).
+  }
+
+  send(from: SimHost, owner: object, msg: Message): void {
+    this.guard(() => this.checker.onSend(from, msg));
+    const { outcome, delays } = this.#net.send(msg);
+    if (outcome === "blocked" && msg.type === "MsgApp" && this.#rng.chance(0.5)) {
+      // The sender's transport notices a refused connection.
+      this.sched.after(TICK_MS, () => from.driver?.reportUnreachable(msg.to), owner);
+    }
+    for (const d of delays) {
+      this.sched.after(d * TICK_MS + this.#rng.range(0, TICK_MS - 1), () => {
+        const h = this.#hosts.get(msg.to);
+        if (h === undefined || h.driver === null || h.retired || !this.#net.canReach(msg.from, msg.to)) return;
+        if (this.trace !== null) this.trace(`deliver ${describeMessage(msg)}`);
+        this.#net.stats.delivered++;
+        h.driver.receive([msg]);
+      });
+    }
+  }
+
+  async sendSnapshot(from: SimHost, owner: object, msg: MsgSnap, chunks: SnapshotChunks): Promise<void> {
+    this.guard(() => this.checker.onSend(from, msg));
+    this.stats.snapshotsSent++;
+    const parts: Uint8Array[] = [];
+    for await (const c of chunks(0)) parts.push(c.slice());
+    await this.#sleep(owner, this.#net.delayTicks() * TICK_MS + this.#rng.range(0, 5 * TICK_MS));
+    const target = this.#hosts.get(msg.to);
+    const lost = !this.#liveness && this.#rng.chance(this.#net.faults.dropRate * 2 + 0.02);
+    if (target === undefined || target.driver === null || target.retired || !this.#net.canReach(msg.from, msg.to) || !this.#net.canReach(msg.to, msg.from) || lost) {
+      this.stats.snapshotsFailed++;
+      throw new RaftError(`simulated snapshot transfer to ${msg.to} failed`);
+    }
+    const sink = target.driver.snapshotSink;
+    const id = `sim-${++this.#snapshotSeq}`;
+    this.trace?.(`${from.id}: snapshot ${msg.snapshot.index}/${msg.snapshot.term} to ${msg.to} arrives`);
+    // The receiver may crash meanwhile (its disk then never answers): the sender's request times out.
+    await this.#within(owner, 50 * TICK_MS, (async () => {
+      let offset = await sink.begin(msg.from, id, msg);
+      for (const p of parts) {
+        if (offset >= p.length) {
+          offset -= p.length;
+          continue;
+        }
+        const rest = offset === 0 ? p : p.subarray(offset);
+        await sink.write(msg.from, id, sink.receivedOffset(msg.from, id) ?? 0, rest);
+        offset = 0;
+      }
+      await sink.finish(msg.from, id, parts.reduce((n, p) => n + p.length, 0));
+    })());
+  }
+
+  stoppedFatally(host: SimHost, err: Error): void {
+    this.trace?.(`${host.id}: stopped: ${err.message}`);
+    this.stats.fatalStops++;
+    // The process is gone (a failed fsync, a full disk): what it did not sync may be lost.
+    host.crash();
+    if (!/EIO: simulated/.test(err.message)) {
+      this.guard(() => this.checker.fail(host.id, `stopped on an error the simulation did not inject: ${err.stack ?? err.message}`));
+    }
+  }
+
+  #sleep(owner: object, ms: number): Promise<void> {
+    return new Promise((resolve) => this.sched.after(ms, resolve, owner));
+  }
+
+  /** `p`, or a rejection after `ms` (owned by `owner`: a dead sender never wakes). */
+  #within<T>(owner: object, ms: number, p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      this.sched.after(ms, () => {
+        if (done) return;
+        done = true;
+        reject(new RaftError("simulated request timed out"));
+      }, owner);
+      p.then((v) => {
+        if (done) return;
+        done = true;
+        resolve(v);
+      }, (e) => {
+        if (done) return;
+        done = true;
+        reject(e);
+      });
+    });
+  }
+
+  // ---- The run ----
+
+  /** Runs both phases. Throws a SimViolation (or an unexpected error) on failure. */
+  async run(): Promise<void> {
+    for (const h of this.#hosts.values()) void h.start([]);
+    await this.#advance();
+    for (let i = 0; i < this.opts.faultTicks; i++) {
+      this.#faults();
+      this.#clients();
+      await this.#tick();
+    }
+    this.#startLiveness();
     let last = 0;
     let applied = Number.MAX_SAFE_INTEGER;
-    for (const h of this.running()) {
+    for (const h of this.#running()) {
       last = Math.max(last, h.mirror.lastIndex());
-      applied = Math.min(applied, h.sm.current().index);
+      applied = Math.min(applied, h.sm.current.index);
     }
-    const bound = this.opts.livenessTicksMax + 4 * Math.max(0, last - applied);
+    // Elections and catch-up get livenessTicksMax; a replication backlog gets 4 ticks per entry on top
+    // (the slowest flow control moves one entry per round trip), and so does each pending join.
+    const bound = this.opts.livenessTicksMax + 4 * Math.max(0, last - applied) * (1 + this.#joins.size);
     for (let i = 0; i < bound; i++) {
-      this.tick();
       this.stats.livenessTicks++;
-      this.retireRemoved();
-      if (this.converged()) {
-        this.finish();
+      this.#retireRemoved();
+      this.#restartDown();
+      this.#driveJoins();
+      if (this.#converged()) {
+        await this.#finish();
         return;
       }
+      await this.#tick();
     }
     this.checker.fail(null, `Liveness: no convergence within ${bound} ticks after the faults stopped:\n${this.describe()}`);
+  }
+
+  /** One world tick: the drivers' timers, deliveries and disk completions due in it. */
+  async #tick(): Promise<void> {
+    this.stats.ticks++;
+    await this.#advance();
+    this.#checkClientOps();
+  }
+
+  async #advance(): Promise<void> {
+    const until = (this.stats.ticks + 1) * TICK_MS;
+    await this.sched.runUntil(until);
+    this.checker.now = this.stats.ticks;
+    this.stats.events = this.sched.events;
+    if (this.#failure !== null) throw this.#failure;
   }
 
   /** One line per host: its role, term, log and apply positions. */
   describe(): string {
     const lines: string[] = [];
-    for (const h of this.hosts.values()) {
+    for (const h of this.#hosts.values()) {
       const st = h.lastStatus();
-      if (st === null) {
-        lines.push(`  ${h.id}: down${h.retired ? " (retired)" : ""}`);
+      if (st === null || h.driver === null) {
+        lines.push(`  ${h.id}: ${h.starting ? "starting" : "down"}${h.retired ? " (retired)" : ""}`);
         continue;
       }
       lines.push(
-        `  ${h.id}: ${st.role} term ${st.term} leader ${st.leaderId ?? "-"} last ${st.lastIndex} commit ${st.commitIndex} applied ${h.sm.current().index}` +
+        `  ${h.id}: ${st.role} term ${st.term} leader ${st.leaderId ?? "-"} last ${st.lastIndex} commit ${st.commitIndex} applied ${h.sm.current.index}` +
           ` config@${st.config.index} ${st.config.members.map((m) => (m.voter ? m.id : `${m.id}~`)).join(",")}${h.retired ? " (retired)" : ""}` +
           (st.role === "leader" ? ` progress ${st.progress.map((p) => `${p.id}:${p.state}/${p.matchIndex}/${p.nextIndex}`).join(" ")}` : ""),
       );
     }
-    lines.push(`  network cuts: ${this.net.describeCuts()}; in flight ${this.net.inFlight()}; snapshot streams ${this.streams.length}`);
+    lines.push(`  network cuts: ${this.#net.describeCuts()}; joins pending: ${[...this.#joins.keys()].join(",") || "none"}; client ops ${this.#ops.size}`);
     return lines.join("\n");
   }
 
-  private tick(): void {
-    this.now++;
-    this.stats.ticks++;
-    this.checker.now = this.now;
-    if (this.unreachable.length > 0) {
-      const batch = this.unreachable;
-      this.unreachable = [];
-      for (const u of batch) {
-        const h = this.hosts.get(u.from);
-        if (h === undefined || !h.alive || h.incarnation !== u.incarnation) continue;
-        h.core().reportUnreachable(u.to);
-        h.pump();
-      }
-    }
-    for (const msg of this.net.deliverDue(this.now)) {
-      const h = this.hosts.get(msg.to);
-      if (h === undefined || !h.alive || h.retired) continue;
-      if (this.opts.trace !== null) this.trace(`deliver ${describeMessage(msg)}`);
-      h.step(msg);
-    }
-    this.deliverStreams();
-    for (const h of this.hosts.values()) h.flush();
-    for (const h of this.hosts.values()) {
-      if (!h.alive || h.retired) continue;
-      if (!this.liveness && this.sched.chance(this.plan.clockSkew)) continue;
-      h.tick();
-    }
-  }
-
-  /** Routes a message leaving a host: MsgSnap goes over a snapshot stream, the rest over the network. */
-  private send(from: NodeHost, msg: Message): void {
-    this.checker.onSend(from, msg);
-    if (msg.type === "MsgSnap") {
-      const content = from.contentAt(msg.snapshot.index);
-      if (content === undefined) {
-        this.checker.fail(from.id, `sent MsgSnap at ${msg.snapshot.index}, which its state machine cannot produce (applied ${from.sm.current().index}, snapshot ${from.durableSnapshot().index})`);
-      }
-      if (content.term !== msg.snapshot.term) this.checker.fail(from.id, `MsgSnap at ${msg.snapshot.index} says term ${msg.snapshot.term}, the applied entry has term ${content.term}`);
-      this.stats.snapshotsSent++;
-      const dueAt = this.now + this.net.delayTicks() + this.sched.range(0, 5);
-      this.streams.push({ from: from.id, fromIncarnation: from.incarnation, msg, content, dueAt });
-      this.trace(`${from.id}: snapshot ${msg.snapshot.index}/${msg.snapshot.term} to ${msg.to} streaming until ${dueAt}`);
-      return;
-    }
-    const outcome = this.net.send(msg, this.now);
-    if (outcome === "blocked" && msg.type === "MsgApp" && this.sched.chance(0.5)) {
-      this.unreachable.push({ from: from.id, incarnation: from.incarnation, to: msg.to });
-    }
-  }
-
-  private deliverStreams(): void {
-    if (this.streams.length === 0) return;
-    const due = this.streams.filter((s) => s.dueAt <= this.now);
-    if (due.length === 0) return;
-    this.streams = this.streams.filter((s) => s.dueAt > this.now);
-    for (const s of due) {
-      const leader = this.hosts.get(s.from);
-      if (leader === undefined || !leader.alive || leader.incarnation !== s.fromIncarnation) continue;
-      const to = s.msg.to;
-      const target = this.hosts.get(to);
-      const lost = !this.liveness && this.sched.chance(this.net.faults.dropRate * 2 + 0.02);
-      if (target === undefined || !target.alive || target.retired || !this.net.canReach(s.from, to) || !this.net.canReach(to, s.from) || lost) {
-        this.stats.snapshotsFailed++;
-        this.trace(`${s.from}: snapshot ${s.msg.snapshot.index} to ${to} failed`);
-        leader.core().reportSnapshot(to, false);
-        leader.pump();
-        continue;
-      }
-      this.trace(`${to}: snapshot ${s.msg.snapshot.index}/${s.msg.snapshot.term} from ${s.from} received`);
-      target.receiveSnapshot(s.content);
-      target.step(s.msg);
-      leader.core().reportSnapshot(to, true);
-      leader.pump();
-    }
-  }
-
   /** Alive, non-retired hosts. */
-  private running(): NodeHost[] {
-    const out: NodeHost[] = [];
-    for (const h of this.hosts.values()) if (h.alive && !h.retired) out.push(h);
+  #running(): SimHost[] {
+    const out: SimHost[] = [];
+    for (const h of this.#hosts.values()) if (h.alive && !h.retired) out.push(h);
     return out;
   }
 
   /** The alive leader with the highest term, if any. */
-  private leader(): NodeHost | null {
-    let best: NodeHost | null = null;
+  #leader(): SimHost | null {
+    let best: SimHost | null = null;
     let bestTerm = -1;
-    for (const h of this.hosts.values()) {
+    for (const h of this.#hosts.values()) {
       const st = h.lastStatus();
-      if (st !== null && !h.retired && st.role === "leader" && st.term > bestTerm) {
+      if (h.alive && !h.retired && st !== null && st.role === "leader" && st.term > bestTerm) {
         best = h;
         bestTerm = st.term;
       }
@@ -283,298 +347,380 @@ export class World {
     return best;
   }
 
-  /** Where a client sends its request: usually the leader, sometimes anyone. */
-  private target(): NodeHost | null {
-    const l = this.leader();
-    // A client with a stale view talks to a deposed leader that does not
-    // know it yet: the case ReadIndex's heartbeat round exists for (§6.4).
-    const stale = this.running().filter((h) => h !== l && h.lastStatus()?.role === "leader");
-    if (stale.length > 0 && this.client.chance(0.5)) return this.client.pick(stale);
-    if (l !== null && this.client.chance(0.95)) return l;
-    // Without a known leader a real client backs off; try only now and then.
-    if (l === null && !this.client.chance(0.2)) return null;
-    const r = this.running();
-    return r.length === 0 ? null : this.client.pick(r);
+  /** Where a client sends its request: usually the leader, sometimes a stale leader or anyone. */
+  #target(): SimHost | null {
+    const l = this.#leader();
+    const stale = this.#running().filter((h) => h !== l && h.lastStatus()?.role === "leader");
+    if (stale.length > 0 && this.#client.chance(0.5)) return this.#client.pick(stale);
+    if (l !== null && this.#client.chance(0.9)) return l;
+    const r = this.#running();
+    return r.length === 0 ? null : this.#client.pick(r);
   }
 
-  /** Highest term whose leader the trap has considered. */
-  private trapTerm = 0;
-  /** Scheduled crashes: host id -> tick. */
-  private crashAt = new Map<NodeId, number>();
+  // ---- Client calls through the driver's API ----
 
-  private crashHost(h: NodeHost, why: string): void {
-    this.trace(`fault: crash ${h.id}${why}`);
-    h.crash(this.sched.chance(0.3));
+  #track(host: SimHost, what: string, timeoutMs: number, p: Promise<unknown>, onOk: (v: unknown) => void, onErr: (e: unknown) => void): void {
+    const op: _ClientOp = { host, incarnation: host.incarnation, what, startMs: this.sched.now, timeoutMs };
+    this.#ops.add(op);
+    p.then((v) => {
+      this.#ops.delete(op);
+      this.guard(() => onOk(v));
+    }, (e) => {
+      this.#ops.delete(op);
+      this.trace?.(`${host.id}: ${what} failed: ${(e as Error).message}`);
+      this.guard(() => onErr(e));
+    });
+  }
+
+  /** Every call settles within its timeout (plus a tick of slack), unless its member died meanwhile. */
+  #checkClientOps(): void {
+    const now = this.sched.now;
+    for (const op of this.#ops) {
+      if (op.host.incarnation !== op.incarnation || !op.host.alive) {
+        this.#ops.delete(op); // died with its process
+        continue;
+      }
+      if (now - op.startMs > op.timeoutMs + 5 * TICK_MS) {
+        this.checker.fail(op.host.id, `${op.what} (called at ${op.startMs} ms) has not settled after ${now - op.startMs} ms; its timeout is ${op.timeoutMs} ms`);
+      }
+    }
+  }
+
+  /** Refusals a client must be ready for; anything else (an invalid argument, a bug) fails the run. */
+  #expected(e: unknown): void {
+    if (e instanceof NotLeaderError || e instanceof ProposalDroppedError || e instanceof MembershipChangeError || e instanceof TimeoutError || e instanceof ClosedError) return;
+    // An injected disk failure reaches the call that was waiting on it (the member stops).
+    if (e instanceof StorageFailedError && /EIO: simulated/.test(e.message)) return;
+    throw e;
+  }
+
+  #propose(h: SimHost): void {
+    const d = h.driver;
+    if (d === null) return;
+    const pid = this.#nextProposalId++;
+    this.stats.proposals++;
+    const data = encodeProposal(pid, this.#client.u32(), this.#client.pick([0, 0, 8, 40, 200]));
+    this.#track(h, `propose ${pid}`, this.tunables.proposeTimeoutMs, d.propose(data), (index) => {
+      this.stats.proposalsAcked++;
+      this.checker.onWriteAcked(index as number);
+    }, (e) => {
+      this.stats.proposalsFailed++;
+      this.#expected(e);
+    });
+  }
+
+  #read(h: SimHost): void {
+    const d = h.driver;
+    if (d === null) return;
+    this.stats.reads++;
+    const ackedAtBegin = this.checker.beginClientRead();
+    this.#track(h, "readBarrier", this.tunables.proposeTimeoutMs, d.readBarrier(), () => {
+      this.checker.clientReadServed(h.id, ackedAtBegin, h.sm.current.index);
+    }, (e) => this.#expected(e));
+  }
+
+  #clients(): void {
+    const rng = this.#client;
+    if (rng.chance(this.#plan.propose)) {
+      const h = this.#target();
+      if (h !== null) {
+        const n = rng.chance(0.2) ? rng.range(2, 6) : 1;
+        for (let i = 0; i < n; i++) this.#propose(h);
+      }
+    }
+    if (rng.chance(this.#plan.read)) {
+      const h = this.#target();
+      if (h !== null) this.#read(h);
+    }
+  }
+
+  // ---- Faults ----
+
+  #crash(h: SimHost, why: string): void {
+    this.trace?.(`fault: crash ${h.id}${why}`);
+    h.crash();
     this.stats.crashes++;
   }
 
-  private leaderTrap(): void {
-    const rng = this.sched;
-    for (const [id, at] of this.crashAt) {
-      if (at > this.now) continue;
-      this.crashAt.delete(id);
-      const h = this.hosts.get(id);
-      if (h !== undefined && h.alive && !h.retired) this.crashHost(h, " (trapped leader)");
-    }
-    const l = this.leader();
-    const st = l === null ? null : l.lastStatus();
-    if (l === null || st === null || st.term <= this.trapTerm) return;
-    this.trapTerm = st.term;
-    if (!rng.chance(this.plan.leaderTrap)) return;
-    const others = [...this.hosts.keys()].filter((x) => x !== l.id);
-    switch (rng.int(4)) {
-      case 0:
-        this.net.split([l.id], others);
-        this.trace(`fault: trap: isolate new leader ${l.id}`);
-        break;
-      case 1:
-        for (const o of others) if (rng.chance(0.7)) this.net.cutOneWay(l.id, o);
-        this.trace(`fault: trap: cut most links from new leader ${l.id}: ${this.net.describeCuts()}`);
-        break;
-      case 2:
-        this.crashHost(l, " (trap: new leader)");
-        break;
-      default:
-        this.crashAt.set(l.id, this.now + rng.range(1, 6));
-        break;
+  #restart(h: SimHost): void {
+    this.trace?.(`fault: restart ${h.id}`);
+    this.stats.restarts++;
+    void h.start(this.#knownMembers());
+  }
+
+  #knownMembers(): { id: NodeId; url: string }[] {
+    return [...this.#hosts.values()].map((h) => ({ id: h.id, url: h.url }));
+  }
+
+  /** Highest term whose leader the trap has considered. */
+  #trapTerm = 0;
+
+  #leaderTrap(): void {
+    const l = this.#leader();
+    const st = l?.lastStatus() ?? null;
+    if (l === null || st === null || st.term <= this.#trapTerm) return;
+    this.#trapTerm = st.term;
+    if (!this.#rng.chance(this.#plan.leaderTrap)) return;
+    const others = [...this.#hosts.keys()].filter((x) => x !== l.id);
+    if (this.#rng.chance(0.5)) {
+      this.#net.split([l.id], others);
+      this.trace?.(`fault: trap: isolate new leader ${l.id}`);
+    } else {
+      const delay = this.#rng.range(0, 3 * TICK_MS);
+      this.sched.after(delay, () => {
+        if (l.alive) this.#crash(l, " (trap: new leader)");
+      });
     }
   }
 
-  private faults(): void {
-    const rng = this.sched;
-    const p = this.plan;
-    this.leaderTrap();
+  #faults(): void {
+    const rng = this.#rng;
+    const p = this.#plan;
+    this.#leaderTrap();
     if (rng.chance(p.crash)) {
-      const alive = this.running();
-      const down = [...this.hosts.values()].filter((h) => !h.alive && !h.retired).length;
-      if (alive.length > 0 && down < this.downMax) {
-        // Leaders are the interesting victims (Figure 8 needs a leader dying mid-replication).
-        const l = this.leader();
-        const h = l !== null && l.alive && rng.chance(p.leaderBias) ? l : rng.pick(alive);
-        this.crashHost(h, "");
+      const alive = this.#running();
+      const down = [...this.#hosts.values()].filter((h) => !h.alive && !h.retired && h.incarnation > 0).length;
+      if (alive.length > 0 && down < this.#downMax) {
+        const l = this.#leader();
+        const h = l !== null && rng.chance(p.leaderBias) ? l : rng.pick(alive);
+        // Anywhere inside the next tick: between any two of its awaits.
+        this.sched.after(rng.range(0, TICK_MS - 1), () => {
+          if (h.alive || h.starting) this.#crash(h, "");
+        });
       }
     }
-    for (const h of this.hosts.values()) {
-      if (!h.alive && !h.retired && h.incarnation > 0 && rng.chance(p.restart)) {
-        this.trace(`fault: restart ${h.id}`);
-        h.start();
-        this.stats.restarts++;
-      }
+    for (const h of this.#hosts.values()) {
+      if (!h.alive && !h.starting && !h.retired && h.incarnation > 0 && rng.chance(p.restart)) this.#restart(h);
     }
-    if (rng.chance(p.partition)) this.partition();
+    if (rng.chance(p.partition)) this.#partition();
     if (rng.chance(p.heal)) {
-      this.net.heal();
-      this.trace("fault: heal network");
+      this.#net.heal();
+      this.trace?.("fault: heal network");
     }
     if (rng.chance(p.netChange)) {
-      this.net.faults = { ...rng.pick(netProfiles) };
-      this.trace(`fault: network ${JSON.stringify(this.net.faults)}`);
+      this.#net.faults = { ...rng.pick(netProfiles) };
+      this.trace?.(`fault: network ${JSON.stringify(this.#net.faults)}`);
     }
     if (rng.chance(0.005)) {
-      const h = rng.pick([...this.hosts.values()]);
-      h.diskLatencyTicksMax = rng.pick([0, 1, 3, 8]);
-      h.diskZeroRate = rng.pick([0.1, 0.3, 0.8]);
-      this.trace(`fault: ${h.id} disk latency up to ${h.diskLatencyTicksMax} ticks`);
+      const h = rng.pick([...this.#hosts.values()]);
+      h.profile = { ...rng.pick(_disks), syncFailRate: p.syncFail };
+      this.trace?.(`fault: ${h.id} disk ${JSON.stringify(h.profile)}`);
     }
-    if (rng.chance(p.compact)) this.compact();
-    if (rng.chance(p.membership)) this.changeMembership();
-    if (rng.chance(p.transfer)) this.transfer();
+    if (rng.chance(p.clockSkew)) {
+      const h = rng.pick([...this.#hosts.values()]);
+      h.clockRate = rng.pick([1, 1, 1.3, 2]);
+    }
+    if (rng.chance(p.compact)) this.#compact();
+    if (rng.chance(p.membership)) this.#changeMembership();
+    if (rng.chance(p.transfer)) this.#transfer();
+    this.#driveJoins();
   }
 
-  private partition(): void {
-    const rng = this.sched;
-    const ids = [...this.hosts.keys()];
+  #partition(): void {
+    const rng = this.#rng;
+    const ids = [...this.#hosts.keys()];
     const kind = rng.int(3);
     this.stats.partitions++;
     if (kind === 0) {
-      const l = this.leader();
-      const a = l !== null && rng.chance(this.plan.leaderBias) ? l.id : rng.pick(ids);
-      this.net.split([a], ids.filter((x) => x !== a));
-      this.trace(`fault: isolate ${a}`);
+      const l = this.#leader();
+      const a = l !== null && rng.chance(this.#plan.leaderBias) ? l.id : rng.pick(ids);
+      this.#net.split([a], ids.filter((x) => x !== a));
+      this.trace?.(`fault: isolate ${a}`);
     } else if (kind === 1) {
       const shuffled = rng.shuffle([...ids]);
       const cut = rng.range(1, shuffled.length - 1);
-      this.net.split(shuffled.slice(0, cut), shuffled.slice(cut));
-      this.trace(`fault: split ${shuffled.slice(0, cut).join(",")} | ${shuffled.slice(cut).join(",")}`);
+      this.#net.split(shuffled.slice(0, cut), shuffled.slice(cut));
+      this.trace?.(`fault: split ${shuffled.slice(0, cut).join(",")} | ${shuffled.slice(cut).join(",")}`);
     } else {
       const n = rng.range(1, 3);
       for (let i = 0; i < n; i++) {
         const a = rng.pick(ids);
         const b = rng.pick(ids);
-        if (a !== b) this.net.cutOneWay(a, b);
+        if (a !== b) this.#net.cutOneWay(a, b);
       }
-      this.trace(`fault: one-way cuts ${this.net.describeCuts()}`);
+      this.trace?.(`fault: one-way cuts ${this.#net.describeCuts()}`);
     }
   }
 
-  private compact(): void {
-    const alive = this.running();
+  /** The seed's beginSnapshot/endSnapshot on a persisted state machine (built-in snapshots run by themselves). */
+  #compact(): void {
+    const alive = this.#running().filter((h) => h.sm.persisted);
     if (alive.length === 0) return;
-    const h = this.sched.pick(alive);
-    const lo = h.durableSnapshot().index + 1;
-    // The core's contract: compact only below compactionFloor() (never past what it saw applied,
-    // and on a leader never what a follower still needs).
-    const hi = Math.min(h.sm.current().index, h.core().compactionFloor() - 1);
-    if (hi < lo) return;
-    const at = this.sched.chance(0.5) ? hi : this.sched.range(lo, hi);
-    if (h.compact(at)) this.stats.compactions++;
+    const h = this.#rng.pick(alive);
+    const d = h.driver!;
+    this.stats.compactions++;
+    this.#track(h, "beginSnapshot/endSnapshot", 100 * TICK_MS, (async () => {
+      const marker = await d.beginSnapshot();
+      h.sm.flushed = h.sm.current; // the state machine persisted itself through (at least) the marker
+      await d.endSnapshot(marker);
+    })(), () => {}, (e) => this.#expected(e));
   }
 
-  private changeMembership(): void {
-    const l = this.leader();
-    if (l === null || !l.alive) return;
-    const rng = this.sched;
-    const st = l.core().status();
+  #changeMembership(): void {
+    const l = this.#leader();
+    const d = l?.driver ?? null;
+    if (l === null || d === null) return;
+    const st = l.lastStatus()!;
     const voters = st.config.members.filter((m) => m.voter);
-    const kind = rng.int(10);
-    try {
-      if (kind < 5 && this.spares.length > 0) {
-        const id = this.spares.shift() as NodeId;
-        const h = this.addHost(id, []);
-        h.start();
-        this.trace(`op: ${l.id} addMember ${id}`);
-        l.core().addMember(id, h.url);
+    const rng = this.#rng;
+    const removed = this.#removedIds();
+    // Operators add members one or two at a time: each join waits for the previous catch-up anyway.
+    if (rng.chance(0.5) && this.#joins.size < 2 && (this.#spares.length > 0 || removed.length > 0)) {
+      let id: NodeId;
+      let h: SimHost;
+      if (removed.length > 0 && (this.#spares.length === 0 || rng.chance(0.5))) {
+        id = rng.pick(removed);
+        h = this.#hosts.get(id)!;
+        if (h.alive || h.starting) h.crash();
+        h.retired = false;
+        // Re-added with its old data. Never wiped: a member id must not lose its durable state (its
+        // term, its vote, its log), or a stale candidate whose configuration still counts that id as a
+        // voter can collect from the wiped member a vote the old one would have refused (the simulator
+        // found exactly that: a Leader Completeness violation). A wiped machine joins under a new id.
+        this.stats.readds++;
+        this.trace?.(`op: re-add ${id}`);
       } else {
-        const candidates = st.config.members.filter((m) => !m.voter || voters.length > 2);
-        if (candidates.length === 0) return;
-        const m = rng.pick(candidates);
-        this.trace(`op: ${l.id} removeMember ${m.id}`);
-        l.core().removeMember(m.id);
+        id = this.#spares.shift()!;
+        h = this.#addHost(id, []);
+        this.trace?.(`op: add ${id}`);
       }
-      this.stats.membershipChanges++;
-    } catch (err) {
-      if (!(err instanceof MembershipChangeError || err instanceof NotLeaderError || err instanceof ProposalDroppedError)) throw err;
-      this.stats.membershipRefused++;
-      this.trace(`op refused: ${(err as Error).message}`);
+      this.stats.joins++;
+      void h.start(this.#knownMembers());
+      this.#joins.set(id, { id, sinceMs: this.sched.now, nextTryMs: this.sched.now });
+      this.#driveJoins();
+    } else {
+      const candidates = st.config.members.filter((m) => !m.voter || voters.length > 2);
+      if (candidates.length === 0) return;
+      const m = rng.pick(candidates);
+      this.stats.removals++;
+      this.trace?.(`op: ${l.id} removeMember ${m.id}`);
+      // A join of that id in progress ends once the removal is done (refused, it goes on).
+      this.#track(l, `removeMember ${m.id}`, this.tunables.membershipTimeoutMs, d.removeMember(m.id), () => this.#joins.delete(m.id), (e) => this.#expected(e));
     }
-    l.pump();
   }
 
-  private transfer(): void {
-    const l = this.leader();
-    if (l === null) return;
-    const voters = l.core().status().config.members.filter((m) => m.voter && m.id !== l.id);
+  /** Retries every pending join at the current leader, as a joining member's `requestAdd` does. */
+  #driveJoins(): void {
+    const l = this.#leader();
+    for (const j of this.#joins.values()) {
+      const h = this.#hosts.get(j.id)!;
+      const st = l?.lastStatus() ?? null;
+      if (st !== null && st.config.members.some((m) => m.id === j.id && m.voter) && st.commitIndex >= st.config.index) {
+        this.#joins.delete(j.id);
+        continue;
+      }
+      if (l === null || l.driver === null || this.sched.now < j.nextTryMs || h.retired) continue;
+      j.nextTryMs = this.sched.now + 20 * TICK_MS;
+      this.trace?.(`op: ${l.id} addMember ${j.id}`);
+      this.#track(l, `addMember ${j.id}`, this.tunables.membershipTimeoutMs, l.driver.addMember(j.id, h.url), () => {}, (e) => this.#expected(e));
+    }
+  }
+
+  #transfer(): void {
+    const l = this.#leader();
+    const d = l?.driver ?? null;
+    if (l === null || d === null) return;
+    const voters = l.lastStatus()!.config.members.filter((m) => m.voter && m.id !== l.id);
     if (voters.length === 0) return;
-    const to = this.sched.pick(voters).id;
-    this.trace(`op: ${l.id} transferLeadership ${to}`);
-    try {
-      l.core().transferLeadership(to);
-      this.stats.transfers++;
-    } catch (err) {
-      if (!(err instanceof NotLeaderError || err instanceof ProposalDroppedError || err instanceof MembershipChangeError)) throw err;
-      this.trace(`op refused: ${(err as Error).message}`);
-    }
-    l.pump();
+    const to = this.#rng.pick(voters).id;
+    this.stats.transfers++;
+    this.trace?.(`op: ${l.id} transferLeadership ${to}`);
+    this.#track(l, `transferLeadership ${to}`, 60 * TICK_MS, d.transferLeadership(to), () => {}, (e) => {
+      if (e instanceof Error && /aborted|transfer/i.test(e.message)) return;
+      this.#expected(e);
+    });
   }
 
-  private clients(): void {
-    const rng = this.client;
-    if (rng.chance(this.plan.propose)) {
-      const h = this.target();
-      if (h !== null) this.propose(h, rng.chance(0.2) ? rng.range(2, 6) : 1);
+  // ---- Liveness ----
+
+  #startLiveness(): void {
+    this.#liveness = true;
+    this.trace?.("liveness: faults stop, network heals, every member restarts");
+    this.#net.heal();
+    this.#net.faults = { ...calmFaults };
+    for (const h of this.#hosts.values()) {
+      h.profile = { ...h.profile, syncFailRate: 0, syncMsMax: Math.min(h.profile.syncMsMax, 4) };
+      h.clockRate = 1;
     }
-    if (rng.chance(this.plan.read)) {
-      const h = this.target();
-      if (h !== null) {
-        const id = this.nextReadId++;
-        try {
-          h.core().readIndex(id);
-          this.checker.beginRead(h.id, id);
-          this.stats.reads++;
-        } catch (err) {
-          if (!(err instanceof NotLeaderError || err instanceof ProposalDroppedError)) throw err;
-        }
-        h.pump();
-      }
-    }
+    this.#restartDown();
   }
 
-  /** Proposes `count` fresh writes at `h`. @returns whether the core took them */
-  private propose(h: NodeHost, count: number): boolean {
-    const rng = this.client;
-    const batch: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) batch.push(encodeProposal(this.nextProposalId++, rng.u32(), rng.pick([0, 0, 8, 40, 200])));
-    let ok = false;
-    try {
-      const index = batch.length === 1 ? h.core().propose(batch[0] as Uint8Array) : h.core().proposeBatch(batch);
-      this.stats.proposals += batch.length;
-      if (this.opts.trace !== null) this.trace(`client: ${h.id} took ${batch.length} write(s) ending at ${index}`);
-      ok = true;
-    } catch (err) {
-      if (!(err instanceof NotLeaderError || err instanceof ProposalDroppedError)) throw err;
-      this.stats.proposalsRefused += batch.length;
+  #restartDown(): void {
+    for (const h of this.#hosts.values()) {
+      if (!h.alive && !h.starting && !h.retired && h.incarnation > 0) this.#restart(h);
     }
-    h.pump();
-    return ok;
-  }
-
-  private startLiveness(): void {
-    this.liveness = true;
-    this.trace("liveness: faults stop, network heals, every member restarts");
-    this.net.heal();
-    this.net.faults = { ...calmFaults };
-    for (const h of this.hosts.values()) {
-      h.diskLatencyTicksMax = Math.min(h.diskLatencyTicksMax, 2);
-      if (!h.alive && !h.retired && h.incarnation > 0) {
-        h.start();
-        this.stats.restarts++;
-      }
-    }
-    this.retireRemoved();
   }
 
   /** An operator stops members that a committed configuration removed (dissertation §4.2.3's disruptive servers). */
-  private retireRemoved(): void {
+  #retireRemoved(): void {
     const cfg = this.checker.latestCommittedConfig();
     if (cfg === null) return;
-    for (const h of this.hosts.values()) {
-      if (h.retired || !this.checker.wasMember(h.id) || cfg.members.some((m) => m.id === h.id)) continue;
-      this.trace(`${h.id}: retired (not in committed config @${cfg.index})`);
-      h.crash();
+    // Not while a leader's configuration (committed or not yet) still holds it.
+    const wanted = this.#leader()?.lastStatus()?.config.members ?? [];
+    for (const h of this.#hosts.values()) {
+      if (h.retired || this.#joins.has(h.id) || !this.checker.wasMember(h.id) || cfg.members.some((m) => m.id === h.id) || wanted.some((m) => m.id === h.id)) continue;
+      this.trace?.(`${h.id}: retired (not in committed config @${cfg.index})`);
+      if (h.alive || h.starting) h.crash();
       h.retired = true;
     }
   }
 
-  private markerProposedAt = -1;
+  /** Members a committed configuration removed (and not being added again): they may be added again. */
+  #removedIds(): NodeId[] {
+    const cfg = this.checker.latestCommittedConfig();
+    if (cfg === null) return [];
+    return [...this.#hosts.keys()].filter((id) => this.checker.wasMember(id) && !this.#joins.has(id) && !cfg.members.some((m) => m.id === id));
+  }
+
+  #markerProposedAtMs = -Infinity;
+  #markerIndex = -1;
 
   /**
    * Converged: one leader whose last entry is of its term and committed, a
-   * fresh write committed, and every member alive, following it and applied
-   * up to its last index.
+   * fresh write acknowledged, no join pending and no learner left, and every
+   * member alive, following it and applied up to its last index.
    */
-  private converged(): boolean {
-    const l = this.leader();
-    if (l === null) return false;
+  #converged(): boolean {
+    const l = this.#leader();
+    if (l === null || this.#joins.size > 0) return false;
     const st = l.lastStatus();
     if (st === null || st.commitIndex !== st.lastIndex || l.mirror.term(st.lastIndex) !== st.term) return false;
-    if (this.markerProposedAt < 0 || this.now - this.markerProposedAt > 30) {
-      if (this.propose(l, 1)) this.markerProposedAt = this.now;
+    if (st.config.members.some((m) => !m.voter)) return false;
+    if (this.#markerIndex < 0) {
+      if (this.sched.now - this.#markerProposedAtMs > 30 * TICK_MS && l.driver !== null) {
+        this.#markerProposedAtMs = this.sched.now;
+        this.#track(l, "marker propose", this.tunables.proposeTimeoutMs, l.driver.propose(encodeProposal(this.#nextProposalId++, 7, 0)), (index) => {
+          this.#markerIndex = index as number;
+          this.checker.onWriteAcked(index as number);
+        }, (e) => this.#expected(e));
+      }
       return false;
     }
+    if (st.commitIndex < this.#markerIndex) return false;
     for (const m of st.config.members) {
-      const h = this.hosts.get(m.id);
+      const h = this.#hosts.get(m.id);
       if (h === undefined || !h.alive) return false;
       const s = h.lastStatus();
-      if (s === null || s.term !== st.term || s.leaderId !== l.id || s.commitIndex !== st.lastIndex || h.sm.current().index !== st.lastIndex) return false;
+      if (s === null || s.term !== st.term || s.leaderId !== l.id || s.commitIndex !== st.lastIndex || h.sm.current.index !== st.lastIndex) return false;
     }
-    const marker = this.nextProposalId - 1;
-    return this.checker.proposalCommitted(marker);
+    return true;
   }
 
-  private finish(): void {
-    const l = this.leader() as NodeHost;
-    this.checker.checkFinalLeader(l, l.lastStatus() as NonNullable<ReturnType<NodeHost["lastStatus"]>>);
-    // Every read a live node accepted is answered: a ReadState (then served)
-    // or a "read-failed" event. A few more ticks let the last rounds finish.
-    const alive = (id: NodeId): boolean => this.hosts.get(id)?.alive === true;
-    for (let i = 0; i < 50 && this.checker.pendingReads(alive).length > 0; i++) this.tick();
-    const stuck = this.checker.pendingReads(alive);
-    if (stuck.length > 0) {
-      const r = stuck[0] as ReadTicket;
-      this.checker.fail(r.nodeId, `read ${r.requestId} (began tick ${r.beganTick}) was never answered: no ReadState, no "read-failed" (${stuck.length} such reads)\n${this.describe()}`);
+  async #finish(): Promise<void> {
+    const l = this.#leader()!;
+    this.checker.checkFinalLeader(l, l.lastStatus()!);
+    // Every call a live member accepted settles within its timeout (#checkClientOps fails an overdue one).
+    while (this.#ops.size > 0) await this.#tick();
+    if (this.#ops.size > 0) {
+      const op = [...this.#ops][0]!;
+      this.checker.fail(op.host.id, `${op.what} (called at ${op.startMs} ms) never settled\n${this.describe()}`);
     }
     this.stats.elections = this.checker.stats.elections;
     this.stats.committed = this.checker.committedMax();
-    this.trace(`converged after ${this.stats.livenessTicks} liveness ticks: leader ${l.id}\n${this.describe()}`);
+    this.stats.diskOps = this.diskStats.ops;
+    this.stats.syncFailures = this.diskStats.syncFailures;
+    this.trace?.(`converged after ${this.stats.livenessTicks} liveness ticks: leader ${l.id}\n${this.describe()}`);
   }
 }
+
+export { SimViolation };
