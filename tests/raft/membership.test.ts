@@ -91,6 +91,23 @@ describe("membership changes", () => {
     assert.equal(eventsOf(net.node("n2"), "catch-up-failed").length, 0);
   });
 
+  it("a caught-up learner is not promoted while a leadership transfer is in progress (§3.10); it is once the transfer ends", () => {
+    const net = new Net(["n1", "n2", "n3"]);
+    net.elect("n1");
+    net.add("n4");
+    net.cut("n1", "n2"); // n2 cannot catch up: the transfer to it stays in progress
+    net.propose("n1", "x");
+    net.raft("n1").addMember("n4", "http://n4");
+    net.raft("n1").transferLeadership("n2");
+    net.stabilize();
+    assert.equal(net.raft("n1").status().transferee, "n2");
+    assert.deepEqual(ids(net.node("n1")), ["n1", "n2", "n3", "n4(learner)"], "no promotion during the transfer");
+    net.tick(25, ["n1", "n3", "n4"]); // the transfer times out (an election timeout) and is aborted
+    assert.equal(net.raft("n1").status().transferee, null);
+    net.stabilize();
+    assert.deepEqual(ids(net.node("n1")), ["n1", "n2", "n3", "n4"], "promoted once the transfer ended");
+  });
+
   it("removing a follower: it learns of it and cannot disrupt afterwards", () => {
     const net = new Net(["n1", "n2", "n3"], { checkQuorum: true, preVote: true });
     net.elect("n1");
