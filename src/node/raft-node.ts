@@ -360,6 +360,7 @@ export class RaftDriver implements RaftNodeApi {
       }
       routed = true;
       await node.#replay(hs.commitIndex);
+      await node.#maybeAwaitSoleLeadership();
       if (joinInfo !== null) await joinCluster.requestAdd(rt, joinInfo, id, url, opts.secret ?? null, logger, () => node!.#closed);
       return node;
     } catch (err) {
@@ -437,6 +438,25 @@ export class RaftDriver implements RaftNodeApi {
     const voters = this.#raft.status().config.members.filter((m) => m.voter);
     if (voters.length === 1 && voters[0]!.id === this.id) this.#raft.campaign();
     this.#loop.kick();
+  }
+
+  /**
+   * The only voter of its configuration campaigned in #init and leads as soon
+   * as its vote is durable (one loop turn): start() resolves once it does, so
+   * a proposal made right after start() is accepted instead of failing with
+   * NotLeaderError. Bounded by an election timeout; past it start() resolves
+   * anyway, and proposals say NotLeaderError until it leads.
+   */
+  async #maybeAwaitSoleLeadership(): Promise<void> {
+    const voters = this.#raft.status().config.members.filter((m) => m.voter);
+    if (voters.length !== 1 || voters[0]!.id !== this.id) return;
+    const timeoutMs = this.#tickMs * (this.#opts.electionTicks ?? _DEFAULTS.electionTicks);
+    try {
+      await this.#waitFor("this sole voter to lead", () => this.#raft.status().role === "leader", () => null, timeoutMs);
+    } catch (err) {
+      if (!(err instanceof TimeoutError)) throw err;
+      this.#logger(`not leading ${timeoutMs} ms after start although the only voter; proposals fail with NotLeaderError until it does`);
+    }
   }
 
   /** Replays committed entries into the state machine before serving user routes. */
