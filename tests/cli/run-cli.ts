@@ -26,11 +26,11 @@ export interface CliRun {
   readonly cmd: string;
 }
 
-/** Runs `raft ARGS` to completion (killed after `timeoutMs`). */
-export function runCli(args: readonly string[], opts: { rt?: RuntimeName; timeoutMs?: number; cwd?: string } = {}): Promise<CliRun> {
+/** Runs `raft ARGS` to completion (killed after `timeoutMs`), with `env` added to this process's environment. */
+export function runCli(args: readonly string[], opts: { rt?: RuntimeName; timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {}): Promise<CliRun> {
   const [cmd, argv] = runCommand(opts.rt ?? RUNTIME, CLI, args);
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: opts.cwd ?? REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(cmd, argv, { cwd: opts.cwd ?? REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1", ...opts.env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
