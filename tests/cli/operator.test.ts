@@ -91,16 +91,25 @@ describe(`raft CLI on ${RUNTIME}: what operators meet first`, () => {
   it("RAFT_CLUSTER stands in for --cluster, and --cluster wins over it", async () => {
     const env = { RAFT_CLUSTER: url() };
     ok(await runCli(["put", "greeting", "hello"], { env }));
-    assert.equal(ok(await runCli(["get", "greeting"], { env })).stdout, "hello");
     const [dead] = await freePorts(1);
-    assert.equal(ok(await runCli(["get", "greeting", "--cluster", url()], { env: { RAFT_CLUSTER: `http://127.0.0.1:${dead}` } })).stdout, "hello");
-    const wrong = ok(await runCli(["get", "greeting", "--timeout", "2"], { env: { RAFT_CLUSTER: `http://127.0.0.1:${dead}` } }), 1);
-    assert.equal(wrong.stderr, `raft: Cannot reach the cluster (http://127.0.0.1:${dead}: connection refused)\n`, wrong.cmd);
+    const deadEnv = { RAFT_CLUSTER: `http://127.0.0.1:${dead}` };
+    const [got, flagWins, wrong] = (await pool(3, [
+      () => runCli(["get", "greeting"], { env }),
+      () => runCli(["get", "greeting", "--cluster", url()], { env: deadEnv }),
+      () => runCli(["get", "greeting", "--timeout", "2"], { env: deadEnv }),
+    ])) as [CliRun, CliRun, CliRun];
+    assert.equal(ok(got).stdout, "hello");
+    assert.equal(ok(flagWins).stdout, "hello");
+    assert.equal(ok(wrong, 1).stderr, `raft: Cannot reach the cluster (http://127.0.0.1:${dead}: connection refused)\n`, wrong.cmd);
   });
 
   it("--cluster HOST:PORT without a scheme means http://HOST:PORT", async () => {
-    ok(await runCli(["put", "bare", "yes", "--cluster", `127.0.0.1:${port}`]));
-    assert.equal(ok(await runCli(["get", "bare", "--cluster", `localhost:${port}`])).stdout, "yes");
+    const [put, get] = (await pool(2, [
+      () => runCli(["put", "bare", "yes", "--cluster", `127.0.0.1:${port}`]),
+      () => runCli(["get", "greeting", "--cluster", `localhost:${port}`]),
+    ])) as [CliRun, CliRun];
+    assert.match(ok(put).stdout, /^OK \(index \d+\)\n$/);
+    assert.equal(ok(get).stdout, "hello");
   });
 
   it("raft members prints a header row; raft members --json prints the leader and the members", async () => {
