@@ -3,7 +3,9 @@
  * (`start`), prepares data directories for a static cluster (`bootstrap`),
  * and talks to a running cluster over its HTTP API (`status`, `members`,
  * `transfer`, `leave`, `put`, `get`, `del`, `cas`). It parses, calls, and
- * prints; the protocol lives in src/.
+ * prints; the protocol lives in src/. Client commands find the cluster in
+ * `--cluster`, else in the `RAFT_CLUSTER` environment variable, else at
+ * http://127.0.0.1:7000.
  *
  * Exit codes: 0 success; 1 the operation failed (cluster unreachable, a
  * refusal, no leader for `status`); 2 bad usage (unknown command or flag,
@@ -20,14 +22,19 @@ import { ApiClient, replyMessage } from "./src/api/client.ts";
 import type { ClientResponse } from "./src/api/client.ts";
 import { KEY_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX_DEFAULT } from "./src/api/kv-routes.ts";
 import { formatStatus, gatherStatus, statusFetcher, statusJson } from "./src/api/status-report.ts";
-import { checkBaseUrl, checkHostPort, checkMemberId, isLoopbackHost } from "./src/api/validate.ts";
+import { formatTable } from "./src/api/status-report.ts";
+import { checkBaseUrl, checkHostPort, checkMemberAddress, checkMemberId, isLoopbackHost } from "./src/api/validate.ts";
 import { InvalidArgumentError } from "./src/errors.ts";
 import type { RaftNode } from "./src/node/raft-node.ts";
 import type { RaftNodeOptions } from "./src/node/types.ts";
 import type { Member } from "./src/raft/types.ts";
+import { VERSION } from "./src/version.ts";
 
 const DEFAULT_CLUSTER = "http://127.0.0.1:7000";
-const CLIENT_FLAGS = `  --cluster URL[,URL...]  any member(s) of the cluster (default ${DEFAULT_CLUSTER})
+/** The environment variable that stands in for --cluster (as ETCDCTL_ENDPOINTS does for etcdctl). */
+const CLUSTER_ENV = "RAFT_CLUSTER";
+const CLIENT_FLAGS = `  --cluster URL[,URL...]  any member(s) of the cluster; HOST:PORT means http://HOST:PORT
+                          (default: $${CLUSTER_ENV}, else ${DEFAULT_CLUSTER})
   --secret-file FILE      the cluster's shared secret (sent as a bearer token)
   --timeout SECONDS       give up after this long, retries included`;
 
@@ -41,7 +48,8 @@ commands:
   members     list, add or remove members
   transfer    hand leadership to another member
   leave       remove the member at --cluster from its cluster, cleanly
-  put, get, del, cas   write, read and delete keys`,
+  put, get, del, cas   write, read and delete keys
+  version     print the version (also: raft --version)`,
   start: `usage: raft start --id ID --data DIR --listen HOST:PORT [--advertise URL] [--bootstrap | --join URL[,URL...]]
                   [--secret-file FILE] [--insecure] [--log-format text|json]
        raft start --data DIR              (restart with the saved identity and address)
@@ -51,7 +59,9 @@ commands:
   --listen HOST:PORT    where to listen for peers and clients
   --advertise URL       the URL others use to reach it (default http://HOST:PORT)
   --bootstrap           start a new single-member cluster (ignored if DIR already holds one)
-  --join URL[,URL...]   ask a running cluster (any member) to add this member; retries until it answers
+  --join URL[,URL...]   ask a running cluster (any member; HOST:PORT means http://HOST:PORT) to add this
+                        member; retries while none answers (10 minutes at most), stops at once on a server
+                        that is not a raft member
   --secret-file FILE    shared secret: clients need it as a bearer token, peers sign RPCs with it
   --insecure            allow listening on a non-loopback address without a secret
   --log-format FORMAT   text (default) or json, one line per event on stderr
@@ -69,9 +79,11 @@ Asks every member for its status and prints a table; says what is wrong, if anyt
 Exit code 0 only when a leader is known.
   --json                  machine-readable output
 ${CLIENT_FLAGS}`,
-  members: `usage: raft members [list] [client options]
+  members: `usage: raft members [list] [--json] [client options]
        raft members add ID URL [client options]    (waits until it is caught up and promoted)
        raft members remove ID [client options]
+
+  --json                  list as JSON: {"leader": {"id", "url"} | null, "members": [{"id", "url", "voter"}]}
 ${CLIENT_FLAGS}`,
   transfer: `usage: raft transfer [ID] [client options]
 
@@ -158,13 +170,22 @@ function positiveNumber(cmd: string, flag: string, v: string | undefined, fallba
   return n;
 }
 
-function clientFor(cmd: string, v: Values, defaultTimeoutS = 10): ApiClient {
+/** The members to talk to: --cluster, else $RAFT_CLUSTER, else the default; each a URL or HOST:PORT. */
+function clusterUrls(cmd: string, v: Values): string[] {
+  const flag = str(v, "cluster");
+  const env = process.env[CLUSTER_ENV]?.trim();
+  const [list, what] = flag !== undefined ? [flag, "--cluster URL"] : env !== undefined && env !== "" ? [env, `${CLUSTER_ENV} URL`] : [DEFAULT_CLUSTER, "URL"];
   const urls: string[] = [];
-  for (const u of (str(v, "cluster") ?? DEFAULT_CLUSTER).split(",")) {
-    const c = checkBaseUrl(u.trim(), "--cluster URL");
+  for (const u of list.split(",")) {
+    const c = checkMemberAddress(u.trim(), what);
     if (!c.ok) throw usageError(cmd, c.error);
     urls.push(c.value);
   }
+  return urls;
+}
+
+function clientFor(cmd: string, v: Values, defaultTimeoutS = 10): ApiClient {
+  const urls = clusterUrls(cmd, v);
   const timeoutMs = positiveNumber(cmd, "timeout", str(v, "timeout"), defaultTimeoutS) * 1000;
   return new ApiClient({ urls, secret: readSecret(cmd, str(v, "secret-file")), timeoutMs });
 }
@@ -248,7 +269,7 @@ async function cmdStatus(args: readonly string[]): Promise<number> {
   if (p === null) return help("status");
   const client = clientFor("status", p.values, 3);
   const timeoutMs = positiveNumber("status", "timeout", str(p.values, "timeout"), 3) * 1000;
-  const urls = (str(p.values, "cluster") ?? DEFAULT_CLUSTER).split(",").map((u) => u.trim());
+  const urls = clusterUrls("status", p.values);
   const g = await gatherStatus(statusFetcher((url) => client.getJson(url, timeoutMs)), urls);
   if ("unreachable" in g) throw new CliExit(1, g.unreachable);
   const out = p.values.json === true ? JSON.stringify(statusJson(g.report), null, 2) + "\n" : formatStatus(g.report);
@@ -257,7 +278,7 @@ async function cmdStatus(args: readonly string[]): Promise<number> {
 }
 
 async function cmdMembers(args: readonly string[]): Promise<number> {
-  const p = parse("members", args, CLIENT_OPTIONS, [0, 3]);
+  const p = parse("members", args, { ...CLIENT_OPTIONS, json: { type: "boolean" } }, [0, 3]);
   if (p === null) return help("members");
   const [sub = "list", ...rest] = p.positionals;
   let r;
@@ -280,9 +301,14 @@ async function cmdMembers(args: readonly string[]): Promise<number> {
     throw usageError("members", `Unknown subcommand ${JSON.stringify(sub)} (use list, add or remove)`);
   }
   if (!r.ok || r.res.status !== 200) throw failed(`members ${sub}`, r);
-  const body = jsonOf(r.res) as { leader?: { id: string } | null; members?: Member[] };
-  const lines = (body.members ?? []).map((m) => `${m.id.padEnd(12)} ${m.url.padEnd(28)} ${m.voter ? "voter" : "learner"}${body.leader?.id === m.id ? "  (leader)" : ""}`);
-  await writeOut(process.stdout, lines.join("\n") + "\n");
+  const body = jsonOf(r.res) as { leader?: { id: string; url: string } | null; members?: Member[] };
+  const members = (body.members ?? []).map((m) => ({ id: m.id, url: m.url, voter: m.voter }));
+  if (p.values.json === true) {
+    await writeOut(process.stdout, JSON.stringify({ leader: body.leader ?? null, members }, null, 2) + "\n");
+    return 0;
+  }
+  const rows = members.map((m) => [m.id, m.url, m.voter ? "voter" : "learner", body.leader?.id === m.id ? "yes" : "no"]);
+  await writeOut(process.stdout, formatTable(["ID", "URL", "KIND", "LEADER"], rows) + "\n");
   return 0;
 }
 
@@ -305,7 +331,7 @@ async function cmdLeave(args: readonly string[]): Promise<number> {
   const p = parse("leave", args, CLIENT_OPTIONS, [0, 0]);
   if (p === null) return help("leave");
   const client = clientFor("leave", p.values, 60);
-  const base = (str(p.values, "cluster") ?? DEFAULT_CLUSTER).split(",")[0]!.trim();
+  const base = clusterUrls("leave", p.values)[0]!;
   const st = await client.getJson(`${base.replace(/\/+$/, "")}/status`, 5000);
   if (!st.ok) throw new CliExit(1, `Cannot reach the member at ${base}: ${st.error}`);
   const self = st.value as { id?: unknown; role?: unknown; members?: Member[] };
@@ -422,7 +448,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   if (advertise !== undefined && !advertise.ok) throw usageError("start", advertise.error);
   const join: string[] = [];
   for (const u of (str(v, "join") ?? "").split(",").filter((s) => s.trim() !== "")) {
-    const c = checkBaseUrl(u.trim(), "--join URL");
+    const c = checkMemberAddress(u.trim(), "--join URL");
     if (!c.ok) throw usageError("start", c.error);
     join.push(c.value);
   }
@@ -522,6 +548,10 @@ async function main(argv: readonly string[]): Promise<number | null> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined) throw usageError("raft", "Missing command");
   if (cmd === "--help" || cmd === "-h" || cmd === "help") return help(rest[0] !== undefined && USAGE[rest[0]] !== undefined ? rest[0] : "raft");
+  if (cmd === "--version" || cmd === "version") {
+    await writeOut(process.stdout, `raft ${VERSION}\n`);
+    return 0;
+  }
   const run = COMMANDS[cmd];
   if (run === undefined) throw usageError("raft", `Unknown command ${JSON.stringify(cmd)}`);
   return await run(rest);

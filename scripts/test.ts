@@ -1,7 +1,9 @@
 /**
- * `npm test`: type-checks, then runs the whole suite on Node, Deno and Bun in
- * turn, printing each runtime's own output and a closing summary. Fails if
- * any step fails. `npm test -- node` (or deno, bun) runs one runtime only.
+ * `npm test`: type-checks, builds dist/ (the compiled package, which the
+ * install round trip in tests/install.test.ts packs), then runs the whole
+ * suite on Node, Deno and Bun in turn, printing each runtime's own output and
+ * a closing summary. Fails if any step fails. `npm test -- node` (or deno,
+ * bun) runs one runtime only (after the type-check and the build).
  *
  * @module
  */
@@ -13,6 +15,8 @@ interface Step {
   readonly script: string;
   /** Pulls passed/failed counts out of the runner's output. */
   readonly count: (out: string) => { passed: number; failed: number } | null;
+  /** Runs even when `npm test -- RUNTIME` picks one runtime. */
+  readonly always?: boolean;
 }
 
 const lastInt = (out: string, re: RegExp): number | null => {
@@ -22,7 +26,8 @@ const lastInt = (out: string, re: RegExp): number | null => {
 };
 
 const steps: Step[] = [
-  { name: "typecheck", script: "check", count: () => null },
+  { name: "typecheck", script: "check", count: () => null, always: true },
+  { name: "build", script: "build", count: () => null, always: true },
   {
     name: "node",
     script: "test:node",
@@ -75,7 +80,7 @@ let passed = 0;
 let failed = 0;
 let bad = false;
 for (const step of steps) {
-  if (only.length > 0 && step.name !== "typecheck" && !only.includes(step.name)) continue;
+  if (only.length > 0 && step.always !== true && !only.includes(step.name)) continue;
   const t0 = performance.now();
   console.log(`\n==== ${step.name} (npm run ${step.script})`);
   const { code, out } = await run(step);

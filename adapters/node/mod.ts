@@ -1,7 +1,8 @@
 /**
  * The Node adapter: `flock` through koffi (libc), `@hono/node-server`,
  * a `node:http` keep-alive client (Node 20's `fetch` measured 5-8x slower on
- * this path), and `worker_threads`.
+ * this path), and `worker_threads` (with tsx's loader only for a `.ts`
+ * worker module, that is when running from a checkout's sources).
  *
  * @module
  */
@@ -75,7 +76,10 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
 }
 
 function _startWorker(moduleUrl: URL): WorkerHandle {
-  const worker = new Worker(new URL("./worker-bootstrap.mjs", import.meta.url), { workerData: { moduleUrl: moduleUrl.href } });
+  // Compiled JavaScript (the npm package) runs as is; TypeScript (a checkout) through tsx's loader.
+  const worker = moduleUrl.pathname.endsWith(".ts")
+    ? new Worker(new URL("./worker-bootstrap.mjs", import.meta.url), { workerData: { moduleUrl: moduleUrl.href } })
+    : new Worker(moduleUrl);
   const onError: ((e: Error) => void)[] = [];
   let terminated = false;
   let failed = false;

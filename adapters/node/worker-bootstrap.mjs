@@ -1,5 +1,6 @@
 /**
- * Entry point of every Node worker: registers tsx's TypeScript loader in the
+ * Entry point of a Node worker whose module is TypeScript (run from a
+ * checkout; compiled workers start directly): registers tsx's loader in the
  * worker (Node 20 does not carry the parent's `--import` hooks into workers;
  * measured: "Unknown file extension .ts"), then loads the real module.
  *

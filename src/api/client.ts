@@ -12,9 +12,17 @@
  * - A member that cannot be reached is skipped for the next URL given; when
  *   none of them answers at all, the call fails at once (no waiting out the
  *   timeout against a cluster that is down).
+ * - An answer without the member header (`CLUSTER_ID_HEADER`) comes from
+ *   some other web server: the URL "is not a raft member", said in those
+ *   words, rather than read as "key not found" or printed as an HTML page.
+ *   (A starting member answers 503 with `Retry-After` before its routes are
+ *   mounted: that one is retried like any 503.)
+ * - Network errors read the same on every runtime (`describeNetworkError`).
  *
  * @module
  */
+import { describeNetworkError } from "../transport/network-error.ts";
+import { CLUSTER_ID_HEADER } from "./http.ts";
 
 /** Where and how to reach the cluster. */
 export interface ClientOptions {
@@ -35,13 +43,16 @@ export interface ClientResponse {
   readonly url: string;
 }
 
-/** A call's outcome: an answer, or why there was none. */
+/** A call's outcome: an answer, or why there was none (`notMember`: every URL tried is some other web server). */
 export type ClientResult =
   | { readonly ok: true; readonly res: ClientResponse }
-  | { readonly ok: false; readonly error: string };
+  | { readonly ok: false; readonly error: string; readonly notMember?: true };
 
 /** Redirects went round in circles (private: `call` turns it into a result). */
 class _RedirectLoop extends Error {}
+
+/** The URL answered, but not as a raft member (private: `call` and `getJson` turn it into a result). */
+class _NotMember extends Error {}
 
 /** Statuses that mean "try again" (503: nothing was applied; 504: outcome unknown, the key makes a retry safe). */
 const _RETRY_STATUSES = new Set([503, 504]);
@@ -50,16 +61,13 @@ const _HOPS_MAX = 5;
 /** Pause between rounds over every URL: short, since 503 promises a retry may come at once. */
 const _RETRY_PAUSE_MS = 200;
 
-function _describe(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = (err as { cause?: unknown }).cause;
-    const code = typeof cause === "object" && cause !== null ? (cause as { code?: unknown }).code : undefined;
-    if (err.name === "TimeoutError" || err.name === "AbortError") return "no answer in time";
-    if (typeof code === "string") return code === "ECONNREFUSED" ? "connection refused" : code;
-    if (cause instanceof Error) return cause.message;
-    return /connection refused/i.test(err.message) ? "connection refused" : err.message;
-  }
-  return String(err);
+/** Throws `_NotMember` for an answer that no member would give (see the module comment). */
+function _checkMember(method: string, base: string, target: string, res: Response): void {
+  if (res.headers.has(CLUSTER_ID_HEADER)) return;
+  if (res.status === 503 && res.headers.has("retry-after")) return;
+  const type = res.headers.get("content-type")?.split(";")[0]?.trim();
+  const path = new URL(target).pathname;
+  throw new _NotMember(`${base} is not a raft member: ${method} ${path} answered HTTP ${res.status}${type === undefined || type === "" ? "" : ` (${type})`}, without the ${CLUSTER_ID_HEADER} header of a member`);
 }
 
 /** A text rendering of a reply body: its `error` field if it is one, else the text. */
@@ -88,6 +96,7 @@ export class ApiClient {
       if (body !== undefined) init.body = body as Uint8Array<ArrayBuffer>;
       const res = await fetch(target, init);
       const bytes = new Uint8Array(await res.arrayBuffer());
+      _checkMember(method, new URL(target).origin, target, res);
       const location = res.headers.get("location");
       if (_REDIRECT_STATUSES.has(res.status) && location !== null) {
         if (hop >= _HOPS_MAX) throw new _RedirectLoop(`More than ${_HOPS_MAX} redirects (the last from ${target} to ${location}); the members disagree on who leads, retry shortly`);
@@ -109,6 +118,7 @@ export class ApiClient {
     if (this._opts.secret !== null) headers.authorization = `Bearer ${this._opts.secret}`;
     let last: ClientResponse | null = null;
     const errors = new Map<string, string>();
+    const notMembers = new Map<string, string>();
     for (;;) {
       let answered = false;
       for (const base of this._opts.urls) {
@@ -119,7 +129,8 @@ export class ApiClient {
           answered = true;
         } catch (err) {
           if (err instanceof _RedirectLoop) return { ok: false, error: err.message };
-          errors.set(base, _describe(err));
+          if (err instanceof _NotMember) notMembers.set(base, err.message);
+          else errors.set(base, describeNetworkError(err));
         }
         if (Date.now() >= deadline) break;
       }
@@ -129,12 +140,13 @@ export class ApiClient {
       await new Promise((r) => setTimeout(r, _RETRY_PAUSE_MS));
     }
     if (last !== null) return { ok: true, res: last };
-    const detail = [...errors].map(([u, e]) => `${u}: ${e}`).join("; ");
+    if (errors.size === 0 && notMembers.size > 0) return { ok: false, error: [...notMembers.values()].join("; "), notMember: true };
+    const detail = [...[...errors].map(([u, e]) => `${u}: ${e}`), ...notMembers.values()].join("; ");
     return { ok: false, error: `Cannot reach the cluster (${detail || "no answer in time"})` };
   }
 
   /** GET a JSON document from one specific URL, without retries (for status polls). */
-  async getJson(url: string, timeoutMs: number): Promise<{ ok: true; value: unknown; status: number } | { ok: false; error: string }> {
+  async getJson(url: string, timeoutMs: number): Promise<{ ok: true; value: unknown; status: number } | { ok: false; error: string; notMember?: true }> {
     try {
       const headers: Record<string, string> = this._opts.secret === null ? {} : { authorization: `Bearer ${this._opts.secret}` };
       const res = await this._once("GET", url, undefined, headers, Date.now() + timeoutMs);
@@ -144,7 +156,8 @@ export class ApiClient {
         return { ok: false, error: `answered ${res.status} with a body that is not JSON` };
       }
     } catch (err) {
-      return { ok: false, error: _describe(err) };
+      if (err instanceof _NotMember) return { ok: false, error: err.message, notMember: true };
+      return { ok: false, error: describeNetworkError(err) };
     }
   }
 }

@@ -18,6 +18,13 @@ import {
 } from "../errors.ts";
 import { readBodyLimited } from "../transport/read-body.ts";
 
+/**
+ * The header on every answer of a member's client API, carrying its cluster
+ * id (as etcd's `X-Etcd-Cluster-ID`): what tells a raft member from any
+ * other web server at that URL.
+ */
+export const CLUSTER_ID_HEADER = "x-raft-cluster-id";
+
 /** Whether the failed operation may have changed the replicated state. */
 export type OperationKind = "write" | "read";
 

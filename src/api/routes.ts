@@ -15,6 +15,7 @@ import type { RaftNodeApi } from "../node/types.ts";
 import type { KvStateMachine } from "../kv/state-machine.ts";
 import { bearerAuth } from "./auth.ts";
 import { clusterRoutes } from "./cluster-routes.ts";
+import { CLUSTER_ID_HEADER } from "./http.ts";
 import { kvRoutes } from "./kv-routes.ts";
 import type { KvRouteOptions } from "./kv-routes.ts";
 import { metricsRoute } from "./metrics.ts";
@@ -30,6 +31,13 @@ export interface ApiOptions extends KvRouteOptions {
 
 /** Mounts the client API (KV, status, cluster, metrics) on a member's Hono app. */
 export function apiRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts: ApiOptions = {}): void {
+  // First, so that refusals (401, 404, 405) carry it too. The id never changes; read once it is known.
+  let clusterId: string | null = null;
+  app.use("*", async (c, next) => {
+    await next();
+    clusterId ??= node.status().clusterId;
+    c.header(CLUSTER_ID_HEADER, clusterId);
+  });
   if (opts.secret !== undefined) {
     const auth = bearerAuth(opts.secret);
     app.use("/kv", auth);

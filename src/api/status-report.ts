@@ -36,8 +36,8 @@ export interface ClusterReport {
 /** A member further behind than this "cannot keep up". */
 export const LAG_ENTRIES_WARN = 1000;
 
-/** Fetches one member's `/status`: the body, or why not. */
-export type StatusFetcher = (baseUrl: string) => Promise<{ ok: true; value: StatusBody } | { ok: false; error: string }>;
+/** Fetches one member's `/status`: the body, or why not (`notMember`: the error already names the URL: it is some other server). */
+export type StatusFetcher = (baseUrl: string) => Promise<{ ok: true; value: StatusBody } | { ok: false; error: string; notMember?: true }>;
 
 function _isStatus(v: unknown): v is StatusBody {
   const s = v as StatusBody;
@@ -45,7 +45,7 @@ function _isStatus(v: unknown): v is StatusBody {
 }
 
 /** Wraps a JSON fetcher into a `StatusFetcher` that checks the shape. */
-export function statusFetcher(getJson: (url: string) => Promise<{ ok: true; value: unknown; status: number } | { ok: false; error: string }>): StatusFetcher {
+export function statusFetcher(getJson: (url: string) => Promise<{ ok: true; value: unknown; status: number } | { ok: false; error: string; notMember?: true }>): StatusFetcher {
   return async (base) => {
     const r = await getJson(base.replace(/\/+$/, "") + "/status");
     if (!r.ok) return r;
@@ -78,7 +78,7 @@ function _progress(m: StatusMember | undefined): string {
  * its status, and builds the report. Null if no member answered at all.
  */
 export async function gatherStatus(fetchStatus: StatusFetcher, entryUrls: readonly string[]): Promise<{ report: ClusterReport } | { unreachable: string }> {
-  const answers = new Map<string, { ok: true; value: StatusBody } | { ok: false; error: string }>();
+  const answers = new Map<string, Awaited<ReturnType<StatusFetcher>>>();
   const ask = async (url: string) => {
     const key = url.replace(/\/+$/, "");
     let a = answers.get(key);
@@ -90,15 +90,17 @@ export async function gatherStatus(fetchStatus: StatusFetcher, entryUrls: readon
   };
   let first: StatusBody | null = null;
   const errors: string[] = [];
+  let notMembers = 0;
   for (const url of entryUrls) {
     const a = await ask(url);
     if (a.ok) {
       first = a.value;
       break;
     }
-    errors.push(`${url}: ${a.error}`);
+    if (a.notMember === true) notMembers++;
+    errors.push(a.notMember === true ? a.error : `${url}: ${a.error}`);
   }
-  if (first === null) return { unreachable: `Cannot reach the cluster (${errors.join("; ")})` };
+  if (first === null) return { unreachable: notMembers === errors.length ? errors.join("; ") : `Cannot reach the cluster (${errors.join("; ")})` };
 
   // The leader's member list is authoritative; ask it if the entry member knows it.
   let membersFrom = first;
@@ -165,8 +167,8 @@ function _diagnose(rows: readonly MemberRow[], leader: ClusterReport["leader"], 
   return problems;
 }
 
-/** Renders rows as aligned columns. */
-function _table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+/** Renders rows as aligned columns under a header row (as `raft status` and `raft members` print them). */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
   return [line(header), ...rows.map(line)].join("\n");
@@ -192,7 +194,7 @@ export function formatStatus(report: ClusterReport): string {
       r.progress,
     ];
   });
-  const table = _table(["ID", "URL", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "REACHABLE", "PROGRESS"], rows);
+  const table = formatTable(["ID", "URL", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "REACHABLE", "PROGRESS"], rows);
   const problems = report.problems.length === 0 ? "" : "\n\nproblems:\n" + report.problems.map((p) => `  - ${p}`).join("\n");
   return `${head}\n\n${table}${problems}\n`;
 }

@@ -32,13 +32,30 @@ export function checkBaseUrl(url: unknown, what = "URL"): Checked<string> {
   } catch {
     return { ok: false, error: `Malformed ${what} ${JSON.stringify(url)}: expected something like http://127.0.0.1:7000` };
   }
-  if (u.protocol !== "http:" && u.protocol !== "https:") return { ok: false, error: `Malformed ${what} ${JSON.stringify(url)}: only http:// and https:// are supported` };
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    // new URL("localhost:7000") parses, with "localhost:" as its scheme.
+    if (!url.includes("://") && checkHostPort(url).ok) return { ok: false, error: `Malformed ${what} ${JSON.stringify(url)}: no scheme; write http://${url}` };
+    return { ok: false, error: `Malformed ${what} ${JSON.stringify(url)}: only http:// and https:// are supported` };
+  }
   if (u.hostname === "") return { ok: false, error: `Malformed ${what} ${JSON.stringify(url)}: no host` };
   if (u.username !== "" || u.password !== "") return { ok: false, error: `Malformed ${what} ${JSON.stringify(url)}: credentials do not belong in the URL (use --secret-file)` };
   if (u.search !== "" || u.hash !== "" || (u.pathname !== "/" && u.pathname !== "")) {
     return { ok: false, error: `Malformed ${what} ${JSON.stringify(url)}: give only scheme, host and port (no path, query or fragment)` };
   }
   return { ok: true, value: `${u.protocol}//${u.host}` };
+}
+
+/**
+ * A member to talk to, as operators type it: a base URL (`checkBaseUrl`), or
+ * a bare `HOST:PORT`, understood as `http://HOST:PORT` (as etcdctl takes
+ * `--endpoints localhost:2379`).
+ */
+export function checkMemberAddress(addr: unknown, what = "URL"): Checked<string> {
+  if (typeof addr === "string" && !addr.includes("://")) {
+    const hp = checkHostPort(addr);
+    if (hp.ok) return checkBaseUrl(`http://${addr}`, what);
+  }
+  return checkBaseUrl(addr, what);
 }
 
 /** A listen address `HOST:PORT` (`[::1]:7000` for IPv6). Port 0 picks a free port. */

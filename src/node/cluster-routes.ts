@@ -15,6 +15,7 @@ import type { RuntimeAdapter } from "../../adapters/types.ts";
 import { InvalidArgumentError, MembershipChangeError, NotLeaderError, RaftError } from "../errors.ts";
 import type { Member } from "../raft/types.ts";
 import { timingSafeEqual } from "../transport/auth.ts";
+import { describeNetworkError } from "../transport/network-error.ts";
 import type { RaftNodeApi } from "./types.ts";
 
 /** Path of the cluster information route. */
@@ -89,29 +90,62 @@ export function nodeRoutes(app: Hono, opts: { getNode: () => RaftNodeApi & { clu
 
 const _sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The body of a `GET /raft/v1/info` answer, or null if it is not one. */
+function _clusterInfo(body: Uint8Array): ClusterInfo | null {
+  try {
+    const info = JSON.parse(new TextDecoder().decode(body)) as ClusterInfo;
+    return typeof info === "object" && info !== null && typeof info.clusterId === "string" && Array.isArray(info.members) ? info : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The client side of joining a running cluster. */
 export const joinCluster = {
-  /** Asks the given members for the cluster's id and members, retrying (for up to 10 minutes) until one answers. */
+  /**
+   * Asks the given members for the cluster's id and members, retrying (for
+   * up to 10 minutes) while none answers or they are starting (503). A URL
+   * that answers anything else is some other web server: it is not asked
+   * again, and once every URL is one, joining fails at once, naming them.
+   *
+   * @throws RaftError when every URL is not a raft member, or none answered in time
+   */
   async info(rt: RuntimeAdapter, urls: readonly string[], secret: Uint8Array | null, logger: (line: string) => void): Promise<ClusterInfo> {
     const http = rt.httpClient();
+    const notMembers = new Map<string, string>();
+    const unreachable = new Map<string, string>();
     try {
       const deadline = Date.now() + 600_000;
       for (let attempt = 0; ; attempt++) {
         for (const base of urls) {
+          if (notMembers.has(base)) continue;
           try {
             const headers: Record<string, string> = secret === null ? {} : { authorization: `Bearer ${new TextDecoder().decode(secret)}` };
             const res = await http.request({ method: "GET", url: `${base.replace(/\/$/, "")}${INFO_PATH}`, headers, timeoutMs: 5000 });
+            unreachable.delete(base);
             if (res.status === 200) {
-              const info = JSON.parse(new TextDecoder().decode(res.body)) as ClusterInfo;
-              if (typeof info.clusterId !== "string" || !Array.isArray(info.members)) throw new Error("malformed answer");
-              return info;
+              const info = _clusterInfo(res.body);
+              if (info !== null) return info;
+            } else if (res.status === 503) {
+              logger(`join: ${base} answered 503 (starting?); retrying`);
+              continue;
             }
-            logger(`join: ${base} answered ${res.status}; retrying`);
+            const type = res.headers["content-type"]?.split(";")[0]?.trim();
+            const why = `${base} is not a raft member: GET ${INFO_PATH} answered HTTP ${res.status}${type === undefined || type === "" ? "" : ` (${type})`}` +
+              (res.status === 200 ? " without cluster information" : "");
+            notMembers.set(base, why);
+            logger(`join: ${why}`);
           } catch (err) {
-            if (attempt % 10 === 0) logger(`join: ${base} is not reachable (${(err as Error).message}); retrying`);
+            const why = describeNetworkError(err);
+            unreachable.set(base, why);
+            if (attempt % 10 === 0) logger(`join: ${base} is not reachable (${why}); retrying`);
           }
         }
-        if (Date.now() > deadline) throw new RaftError(`None of ${urls.join(", ")} answered for 10 minutes; is the cluster running?`);
+        if (notMembers.size === urls.length) throw new RaftError(`Cannot join: ${[...notMembers.values()].join("; ")}`);
+        if (Date.now() > deadline) {
+          const detail = [...[...unreachable].map(([u, e]) => `${u}: ${e}`), ...notMembers.values()].join("; ");
+          throw new RaftError(`None of ${urls.join(", ")} answered as a raft member for 10 minutes (${detail}); is the cluster running?`);
+        }
         await _sleep(Math.min(2000, 200 * (attempt + 1)));
       }
     } finally {
@@ -157,7 +191,7 @@ export const joinCluster = {
             }
           } catch (err) {
             if (err instanceof InvalidArgumentError) throw err;
-            logger(`join: ${target} failed (${(err as Error).message}); retrying`);
+            logger(`join: ${target} failed (${describeNetworkError(err)}); retrying`);
           }
           if (closed()) return;
         }

@@ -18,6 +18,7 @@ import {
   NotLeaderError,
   ProposalDroppedError,
   RaftError,
+  TimeoutError,
 } from "../errors.ts";
 import { decodeMembership } from "../raft/membership-codec.ts";
 import { Raft } from "../raft/raft.ts";
@@ -246,6 +247,25 @@ export class RaftDriver implements RaftNodeApi {
       });
     }
     this.#serving = true;
+  }
+
+  /**
+   * The only voter of its configuration campaigned at create and leads as
+   * soon as its vote is durable (a loop turn or two): `start` waits for that,
+   * so the README's first proposal right after `start` is accepted at once.
+   * Bounded by an election timeout; proposals made before it leads wait for
+   * a leader anyway (see `propose`).
+   */
+  async awaitSoleLeadership(): Promise<void> {
+    const voters = this.#raft.status().config.members.filter((m) => m.voter);
+    if (voters.length !== 1 || voters[0]!.id !== this.id) return;
+    const timeoutMs = this.#t.tickMs * this.#t.electionTicks;
+    try {
+      await this.#pending.waitFor("this sole voter to lead", () => this.#raft.status().role === "leader", () => null, this.#clock.now(), timeoutMs);
+    } catch (err) {
+      if (!(err instanceof TimeoutError)) throw err;
+      this.#logger(`not leading ${timeoutMs} ms after start although the only voter; proposals wait for a leader`);
+    }
   }
 
   /** True once `close` was called (or a fatal error stopped the node). */

@@ -215,6 +215,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     }
     routed = true;
     await d.replay();
+    await d.awaitSoleLeadership();
     if (joinInfo !== null) await joinCluster.requestAdd(rt, joinInfo, id, url, opts.secret ?? null, logger, () => d.closed);
     return d;
   } catch (err) {

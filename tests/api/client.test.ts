@@ -1,8 +1,9 @@
 /**
  * Tests of the CLI's HTTP client (`ApiClient`) against a real local server
  * on this runtime: 307s followed with the same method and body (at most 5),
- * 503 retried, 504 retried until the deadline, the bearer secret sent, and
- * an unreachable cluster reported at once rather than after the timeout.
+ * 503 retried, 504 retried until the deadline, the bearer secret sent, an
+ * unreachable cluster reported at once rather than after the timeout, and a
+ * server that is not a member (no member header) named as such.
  *
  * @module
  */
@@ -12,16 +13,24 @@ import { Hono } from "hono";
 import { runtime } from "../../adapters/mod.ts";
 import type { HttpServer } from "../../adapters/types.ts";
 import { ApiClient, replyMessage } from "../../src/api/client.ts";
+import { CLUSTER_ID_HEADER } from "../../src/api/http.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 describe("ApiClient", () => {
   let server: HttpServer;
+  let other: HttpServer;
   let base = "";
+  let otherBase = "";
   let flaky = 0;
   const seen: string[] = [];
 
   before(async () => {
     const app = new Hono();
+    // What apiRoutes does on a member.
+    app.use("*", async (c, next) => {
+      await next();
+      c.header(CLUSTER_ID_HEADER, "c0ffee");
+    });
     app.put("/hop/:n", async (c) => {
       const n = Number(c.req.param("n"));
       if (n > 0) return c.body(null, 307, { location: `/hop/${n - 1}` });
@@ -34,10 +43,17 @@ describe("ApiClient", () => {
     app.get("/unknown", (c) => c.json({ error: "The write's outcome is unknown" }, 504));
     server = await runtime.serve(app, "127.0.0.1", 0);
     base = `http://127.0.0.1:${server.port}`;
+    // Some other web server.
+    const web = new Hono();
+    web.get("/starting", (c) => c.text("Member is starting; retry shortly\n", 503, { "Retry-After": "1" }));
+    web.all("*", (c) => c.html("<html><body>Not here</body></html>", 404));
+    other = await runtime.serve(web, "127.0.0.1", 0);
+    otherBase = `http://127.0.0.1:${other.port}`;
   });
 
   after(async () => {
     await server.close();
+    await other.close();
   });
 
   it("follows up to 5 redirects, resending the method, the body and the secret", async () => {
@@ -85,5 +101,23 @@ describe("ApiClient", () => {
     assert.ok(!none.ok);
     assert.match(none.error, /^Cannot reach the cluster \(http:\/\/127\.0\.0\.1:\d+: /);
     assert.ok(Date.now() - started < 30_000, "did not wait out the 60 s timeout");
+  });
+
+  it("names a URL that answers without the member header as not a raft member, and tries the next URL", async () => {
+    const alone = await new ApiClient({ urls: [otherBase], secret: null, timeoutMs: 5000 }).call("GET", "/kv/k");
+    assert.ok(!alone.ok);
+    assert.equal(alone.notMember, true);
+    assert.equal(alone.error, `${otherBase} is not a raft member: GET /kv/k answered HTTP 404 (text/html), without the ${CLUSTER_ID_HEADER} header of a member`);
+    const json = await new ApiClient({ urls: [otherBase], secret: null, timeoutMs: 5000 }).getJson(`${otherBase}/status`, 5000);
+    assert.deepEqual(json, { ok: false, notMember: true, error: `${otherBase} is not a raft member: GET /status answered HTTP 404 (text/html), without the ${CLUSTER_ID_HEADER} header of a member` });
+    const viaNext = await new ApiClient({ urls: [otherBase, base], secret: null, timeoutMs: 5000 }).call("GET", "/hop-get");
+    assert.ok(viaNext.ok);
+    assert.equal(new TextDecoder().decode(viaNext.res.body), "there");
+  });
+
+  it("retries a 503 with Retry-After even without the member header (a member still mounting its routes)", async () => {
+    const r = await new ApiClient({ urls: [otherBase], secret: null, timeoutMs: 700 }).call("GET", "/starting");
+    assert.ok(r.ok);
+    assert.equal(r.res.status, 503);
   });
 });

@@ -125,4 +125,15 @@ describe("gatherStatus() and formatStatus()", () => {
     assert.ok("unreachable" in g);
     assert.match(g.unreachable, /^Cannot reach the cluster \(http:\/\/127\.0\.0\.1:7001: connection refused; http:\/\/127\.0\.0\.1:7002: connection refused\)$/);
   });
+
+  it("only servers that are not raft members: their own errors, each naming its URL, not 'cannot reach'", async () => {
+    const notMember: StatusFetcher = (base) => Promise.resolve({ ok: false, notMember: true, error: `${base} is not a raft member: GET /status answered HTTP 404 (text/html)` });
+    const g = await gatherStatus(notMember, [url("n1"), url("n2")]);
+    assert.ok("unreachable" in g);
+    assert.equal(g.unreachable, `${url("n1")} is not a raft member: GET /status answered HTTP 404 (text/html); ${url("n2")} is not a raft member: GET /status answered HTTP 404 (text/html)`);
+    const mixed: StatusFetcher = (base) => base === url("n1") ? notMember(base) : Promise.resolve({ ok: false, error: "connection refused" });
+    const m = await gatherStatus(mixed, [url("n1"), url("n2")]);
+    assert.ok("unreachable" in m);
+    assert.equal(m.unreachable, `Cannot reach the cluster (${url("n1")} is not a raft member: GET /status answered HTTP 404 (text/html); ${url("n2")}: connection refused)`);
+  });
 });

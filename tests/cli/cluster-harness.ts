@@ -11,11 +11,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
-import { REPO_ROOT, runCommand } from "../helpers/runtimes.ts";
+import { REPO_ROOT } from "../helpers/runtimes.ts";
 import type { RuntimeName } from "../helpers/runtimes.ts";
 import { exited, trackExit, waitFor } from "../helpers/wait.ts";
 import { freePorts } from "../helpers/ports.ts";
-import { CLI } from "./run-cli.ts";
+import { cliCommand } from "./run-cli.ts";
 
 /** One member process (and its data directory, which outlives restarts). */
 export class MemberProcess {
@@ -33,7 +33,7 @@ export class MemberProcess {
   /** Starts `raft start ARGS`. */
   start(args: readonly string[]): void {
     if (this.child !== null) throw new Error(`member ${this.id} is already running`);
-    const [cmd, argv] = runCommand(this.rt, CLI, ["start", ...args]);
+    const [cmd, argv] = cliCommand(this.rt, ["start", ...args]);
     const child = trackExit(spawn(cmd, argv, { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NO_COLOR: "1" } }));
     this.log.push(`--- ${this.rt}: raft start ${args.join(" ")}`);
     let partial = "";

@@ -187,7 +187,7 @@ describe(`raft cluster end to end on ${RUNTIME}`, () => {
     assert.equal(await n2.waitExit(), 0);
     await waitFor("n1 alone and leading", async () => (await voters(n1)).join() === "n1" && (await n1.status())?.role === "leader");
     const members = cliOk(await runCli(["members", "--cluster", n1.url]));
-    assert.match(members.stdout, /^n1 +http:\/\/127\.0\.0\.1:\d+ +voter +\(leader\)\n$/);
+    assert.match(members.stdout, /^ID +URL +KIND +LEADER\nn1 +http:\/\/127\.0\.0\.1:\d+ +voter +yes\n$/);
   }));
 
   it("restarts with the first start's command line (--bootstrap is ignored) and keeps the data", step(async () => {

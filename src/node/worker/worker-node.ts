@@ -39,6 +39,14 @@ interface _Pending {
   readonly reject: (e: Error) => void;
 }
 
+/**
+ * The worker's module, beside this one: `worker-main.js` once compiled
+ * (dist/, what the npm package ships), `worker-main.ts` run from source.
+ */
+function _workerMainUrl(): URL {
+  return new URL(import.meta.url.endsWith(".ts") ? "./worker-main.ts" : "./worker-main.js", import.meta.url);
+}
+
 /** A node whose consensus loop runs in a worker thread (see the module comment). */
 export class WorkerNode implements RaftNodeApi {
   #id = "";
@@ -100,7 +108,7 @@ export class WorkerNode implements RaftNodeApi {
     let node: WorkerNode | null = null;
     try {
       const applied = await opts.stateMachine.lastApplied();
-      const worker = rt.startWorker(new URL("./worker-main.ts", import.meta.url));
+      const worker = rt.startWorker(_workerMainUrl());
       node = new WorkerNode(opts, lock, worker, applied);
       const started = new Promise<unknown>((resolve, reject) => (node!.#started = { resolve, reject }));
       const options: Record<string, unknown> = { ...opts, dataDir };
