@@ -64,6 +64,7 @@ export function statusBody(s: NodeStatus, catchUp: ReadonlyMap<NodeId, CatchUpPr
       lag: m.lag,
       reachable: m.reachable,
       snapshotTransfer: m.snapshotTransfer,
+      lastHeardAtMs: m.lastHeardAtMs,
       catchUp: catchUp.get(m.id) ?? null,
     })),
     pendingConfigChange: s.pendingConfigChange,

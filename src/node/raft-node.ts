@@ -197,6 +197,8 @@ export class RaftDriver implements RaftNodeApi {
   readonly #listeners = new Set<(ev: NodeEvent) => void>();
   readonly #transfers = new Map<NodeId, { sentBytes: number; totalBytes: number | null; index: number }>();
   #lastLeader: NodeId | null = null;
+  /** When a peer message last arrived from each member (wall clock, for status() only). */
+  readonly #heardAtMs = new Map<NodeId, number>();
   readonly #applyBatch: NonNullable<DriverHooks["applyBatch"]> | null;
 
   private constructor(
@@ -337,7 +339,7 @@ export class RaftDriver implements RaftNodeApi {
         nodeId: id,
         secret: opts.secret ?? null,
         maxBodyBytes: opts.maxRpcBytes ?? _DEFAULTS.maxRpcBytes,
-        onMessages: (_from, msgs) => getNode().#onMessages(msgs),
+        onMessages: (from, msgs) => getNode().#onMessages(from, msgs),
         snapshotSink: {
           begin: (f, s, m) => getNode().#receiver.begin(f, s, m),
           receivedOffset: (f, s) => getNode().#receiver.receivedOffset(f, s),
@@ -568,6 +570,7 @@ export class RaftDriver implements RaftNodeApi {
         lag: p === undefined ? null : Math.max(0, st.lastIndex - p.matchIndex),
         reachable: p === undefined ? null : m.id === this.id ? true : p.recentActive,
         snapshotTransfer: t === undefined ? null : { sentBytes: t.sentBytes, totalBytes: t.totalBytes },
+        lastHeardAtMs: this.#heardAtMs.get(m.id) ?? null,
       };
     });
     return {
@@ -599,6 +602,7 @@ export class RaftDriver implements RaftNodeApi {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#emit({ type: "closing" });
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#rejectAll(new ClosedError("The node was closed"));
     if (this.#server !== null) await this.#server.close().catch(() => {});
@@ -621,8 +625,9 @@ export class RaftDriver implements RaftNodeApi {
 
   // ---- The loop's callbacks ----
 
-  #onMessages(msgs: readonly import("../raft/types.ts").Message[]): void {
+  #onMessages(from: NodeId, msgs: readonly import("../raft/types.ts").Message[]): void {
     if (this.#closed) return;
+    this.#heardAtMs.set(from, Date.now());
     this.#counters.rpcsReceived += msgs.length;
     for (const m of msgs) this.#raft.step(m);
     this.#loop.kick();

@@ -17,6 +17,7 @@ import type { NodeEvent, RaftNodeOptions, SnapshotSource, StateMachine } from ".
 import {
   type CallOp,
   ChunkStreams,
+  chunksBody,
   decodeError,
   encodeError,
   type FromWorker,
@@ -271,7 +272,8 @@ parent.onMessage((raw) => {
       const r = httpCalls.get(m.id);
       httpCalls.delete(m.id);
       const empty = m.status === 101 || m.status === 204 || m.status === 205 || m.status === 304;
-      r?.(new Response(empty ? null : m.body, { status: m.status, headers: m.headers as [string, string][] }));
+      const body = empty ? null : m.stream !== null ? chunksBody(streams.open(m.stream)) : m.body;
+      r?.(new Response(body, { status: m.status, headers: m.headers as [string, string][] }));
       break;
     }
     case "fault":
