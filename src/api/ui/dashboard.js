@@ -293,7 +293,11 @@
         bars.push(bar("catch-up", done / r.leaderLastIndex, m.catchUp && m.catchUp.failed ? "catch-up failed: " + m.catchUp.failed : "catching up: " + round + done + " of " + r.leaderLastIndex + " entries"));
       } else {
         const e = recentCatchUp(m.id);
-        if (e !== null) bars.push(bar("catch-up", m.voter ? 1 : 0.5, m.voter ? "caught up and promoted (" + e.text.replace(/^catching up \S+: /, "") + ")" : e.text));
+        if (e !== null) {
+          // Our own timeline's words (src/api/ui/timeline.ts): "catching up ID: round N ended L entries behind".
+          const round = /round (\d+)/.exec(e.text);
+          bars.push(bar("catch-up", m.voter ? 1 : 0.5, m.voter ? "caught up" + (round ? " in round " + round[1] : "") + ", promoted to voter" : e.text));
+        }
       }
       const canTransfer = r.leader !== null && !isLeader && m.voter && m.role !== "down";
       return el("article", { class: "card", "data-member": m.id, "data-role": role },
