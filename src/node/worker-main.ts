@@ -188,6 +188,7 @@ function _dispatch(d: RaftDriver, op: CallOp, args: readonly unknown[], data: Ui
 async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
   const o = init.options as unknown as RaftNodeOptions;
   const lock: DirLock = { dir: o.dataDir, release() {} };
+  let startReturned = false;
   const opts: RaftNodeOptions = {
     ...o,
     stateMachine: proxyStateMachine(init.hasSnapshot, init.hasRestore),
@@ -196,6 +197,15 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
       // The driver is usable from here on (routes may call it while it replays or joins).
       const d = node as RaftDriver;
       driver = d;
+      // Forward events from here on, not only once start() returns: a join's events (membership, role) come before.
+      d.on((ev: NodeEvent) => {
+        // Before start() returned, a stop is reported as start-failed instead.
+        if (ev.type === "stopped" && !startReturned) return;
+        const error = ev.type === "stopped" && ev.error !== null ? encodeError(ev.error) : null;
+        const event = ev.type === "stopped" ? { type: "stopped", error: null } : ev;
+        const st = ev.type === "stopped" ? { status: null, metrics: null } : snapshotState();
+        post({ t: "event", event, error, status: st.status, metrics: st.metrics });
+      });
       const st = snapshotState();
       post({ t: "identity", id: d.id, url: d.url, clusterId: d.clusterId, status: st.status, metrics: st.metrics });
       if (!init.hasRoutes) return;
@@ -229,12 +239,7 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
     throw err;
   }
   driver = d;
-  d.on((ev: NodeEvent) => {
-    const error = ev.type === "stopped" && ev.error !== null ? encodeError(ev.error) : null;
-    const event = ev.type === "stopped" ? { type: "stopped", error: null } : ev;
-    const st = ev.type === "stopped" ? { status: null, metrics: null } : snapshotState();
-    post({ t: "event", event, error, status: st.status, metrics: st.metrics });
-  });
+  startReturned = true;
   d.on((ev) => {
     if (ev.type === "stopped") clearInterval(timer);
   });
