@@ -503,6 +503,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   }
   const st = node.status();
   log.line(`member ${node.id} serving the KV store at ${node.url} (cluster ${st.clusterId}, data ${path.resolve(dataDir)}, runtime ${st.runtime})`);
+  log.line(`dashboard: ${node.url}/ui`);
 
   let stopping = false;
   const stop = async (code: number, why: string) => {

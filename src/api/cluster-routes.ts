@@ -64,6 +64,7 @@ export function statusBody(s: NodeStatus, catchUp: ReadonlyMap<NodeId, CatchUpPr
       lag: m.lag,
       reachable: m.reachable,
       snapshotTransfer: m.snapshotTransfer,
+      lastHeardAtMs: m.lastHeardAtMs,
       catchUp: catchUp.get(m.id) ?? null,
     })),
     pendingConfigChange: s.pendingConfigChange,
@@ -124,8 +125,8 @@ function _redirectUnlessLeader(c: Context, node: RaftNodeApi): Response | null {
   return failureReply(c, new NotLeaderError(s.leader?.id ?? null, s.leader?.url ?? null), "read");
 }
 
-/** Mounts `/status` and the `/cluster/...` routes. */
-export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOptions = {}): void {
+/** Mounts `/status` and the `/cluster/...` routes; returns the function behind `/status` (for the event stream). */
+export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOptions = {}): { status: () => StatusBody } {
   // Catch-up progress comes only as events: remember the latest per member.
   const catchUp = new Map<NodeId, CatchUpProgress>();
   node.on((e) => {
@@ -141,7 +142,8 @@ export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOp
     return { leader: s.leader, members: s.members.map((m) => ({ id: m.id, url: m.url, voter: m.voter })) };
   };
 
-  app.get("/status", (c) => c.json(statusBody(node.status(), catchUp, opts.statusExtra?.() ?? {})));
+  const status = () => statusBody(node.status(), catchUp, opts.statusExtra?.() ?? {});
+  app.get("/status", (c) => c.json(status()));
 
   app.get("/cluster/members", (c) => c.json(members()));
 
@@ -201,4 +203,5 @@ export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOp
     }
     return json({ leader: node.status().leader });
   });
+  return { status };
 }

@@ -1,7 +1,8 @@
 /**
  * Everything a member serves to clients and operators, beside the peer RPC
- * routes: the KV store, `/status`, `/cluster/...` and `/metrics`. Mount it
- * through `RaftNodeOptions.routes`:
+ * routes: the KV store, `/status`, `/cluster/...`, `/metrics`, and the
+ * dashboard (`/ui`, fed by `/events`). Mount it through
+ * `RaftNodeOptions.routes`:
  *
  * ```ts
  * const kv = new KvStateMachine();
@@ -15,22 +16,38 @@ import type { RaftNodeApi } from "../node/types.ts";
 import type { KvStateMachine } from "../kv/state-machine.ts";
 import { bearerAuth } from "./auth.ts";
 import { clusterRoutes } from "./cluster-routes.ts";
+import { memberCors } from "./cors.ts";
+import { eventsRoute } from "./events.ts";
+import type { EventHub, EventStreamOptions } from "./events.ts";
 import { CLUSTER_ID_HEADER } from "./http.ts";
 import { kvRoutes } from "./kv-routes.ts";
 import type { KvRouteOptions } from "./kv-routes.ts";
 import { metricsRoute } from "./metrics.ts";
+import { uiRoute } from "./ui/page.ts";
 
 /** Options of `apiRoutes`. */
 export interface ApiOptions extends KvRouteOptions {
   /**
    * With a secret, every route but `/status` and `/metrics` needs
-   * `Authorization: Bearer <secret>` (the secret's UTF-8 text).
+   * `Authorization: Bearer <secret>` (the secret's UTF-8 text), or HTTP
+   * Basic with the secret as the password (how a browser gives it to `/ui`).
    */
   readonly secret?: Uint8Array;
+  /** The pace of `/events` (tests make it quicker). */
+  readonly eventStream?: Omit<EventStreamOptions, "localStatus" | "secret">;
 }
 
-/** Mounts the client API (KV, status, cluster, metrics) on a member's Hono app. */
-export function apiRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts: ApiOptions = {}): void {
+/** The client routes, each behind the member-origin CORS rules. */
+const _CLIENT_PATHS = ["/kv", "/kv/*", "/cluster/*", "/status", "/metrics", "/events", "/ui"];
+
+/** What `apiRoutes` mounted that a caller may want to look at. */
+export interface MountedApi {
+  /** The state behind `/events` (its subscriber count, for tests and diagnostics). */
+  readonly events: EventHub;
+}
+
+/** Mounts the client API (KV, status, cluster, metrics, dashboard) on a member's Hono app. */
+export function apiRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts: ApiOptions = {}): MountedApi {
   // First, so that refusals (401, 404, 405) carry it too. The id never changes; read once it is known.
   let clusterId: string | null = null;
   app.use("*", async (c, next) => {
@@ -38,16 +55,24 @@ export function apiRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts
     clusterId ??= node.status().clusterId;
     c.header(CLUSTER_ID_HEADER, clusterId);
   });
+  const cors = memberCors(node);
+  for (const p of _CLIENT_PATHS) app.use(p, cors);
   if (opts.secret !== undefined) {
     const auth = bearerAuth(opts.secret);
     app.use("/kv", auth);
     app.use("/kv/*", auth);
     app.use("/cluster/*", auth);
+    app.use("/events", auth);
+    app.use("/ui", bearerAuth(opts.secret, { browser: true }));
   }
-  clusterRoutes(app, node, { statusExtra: () => ({ kv: { keys: kv.size, idempotencyKeys: kv.idempotencyKeys } }) });
+  const secretText = opts.secret === undefined ? null : new TextDecoder().decode(opts.secret);
+  const { status } = clusterRoutes(app, node, { statusExtra: () => ({ kv: { keys: kv.size, idempotencyKeys: kv.idempotencyKeys } }) });
   kvRoutes(app, node, kv, opts);
   metricsRoute(app, node, () => ({
     kv_keys: { help: "Keys in the KV store.", value: kv.size },
     kv_idempotency_keys: { help: "Idempotency keys remembered for exactly-once retries.", value: kv.idempotencyKeys },
   }));
+  const events = eventsRoute(app, node, { ...opts.eventStream, localStatus: status, secret: secretText });
+  uiRoute(app, { secret: secretText });
+  return { events };
 }

@@ -21,6 +21,8 @@ export interface MemberRow {
   readonly lag: number | null;
   /** Snapshot or catch-up progress, in words; "" if none. */
   readonly progress: string;
+  /** The leader's view of this member (match index, lag, reachability, catch-up, snapshot transfer); null without a leader. */
+  readonly leaderView: StatusMember | null;
 }
 
 /** The cluster as `raft status` shows it. */
@@ -126,7 +128,7 @@ export async function gatherStatus(fetchStatus: StatusFetcher, entryUrls: readon
     const a = answers.get(m.url.replace(/\/+$/, ""))!;
     const inLeader = leaderStatus?.members.find((x) => x.id === m.id);
     const lag = inLeader?.lag ?? (a.ok ? Math.max(0, maxCommit - a.value.commitIndex) : null);
-    return { id: m.id, url: m.url, voter: m.voter, status: a.ok ? a.value : null, error: a.ok ? null : a.error, lag, progress: _progress(inLeader ?? m) };
+    return { id: m.id, url: m.url, voter: m.voter, status: a.ok ? a.value : null, error: a.ok ? null : a.error, lag, progress: _progress(inLeader ?? m), leaderView: inLeader ?? null };
   });
 
   return { report: { clusterId: first.clusterId ?? null, leader, rows, problems: _diagnose(rows, leader, leaderStatus) } };

@@ -15,6 +15,8 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): () => void;
   /** A random unsigned 32-bit integer (seeds the core's PRNG). */
   randomU32(): number;
+  /** Wall-clock milliseconds since the epoch, for what status reports to people (never for decisions). */
+  wallMs(): number;
 }
 
 /** The real clock: `performance.now`, `setTimeout`, `crypto.getRandomValues`. */
@@ -25,6 +27,7 @@ export const systemClock: Clock = {
     return () => clearTimeout(t);
   },
   randomU32: () => crypto.getRandomValues(new Uint32Array(1))[0]!,
+  wallMs: () => Date.now(),
 };
 
 /** Calls `fn` every `ms` milliseconds on `clock` until the returned function is called. */

@@ -124,6 +124,8 @@ export class RaftDriver implements RaftNodeApi {
   #dropsLoggedAtMs = -Infinity;
   #ticks = 0;
   #lastLeader: NodeId | null = null;
+  /** When a peer message last arrived from each member (wall clock, for status only). */
+  readonly #heardAtMs = new Map<NodeId, number>();
   /** Proposals for the next turn. */
   #proposeBuffer: _Buffered[] = [];
   /** Proposals that arrived while no leader was known: they wait for one, within the propose timeout. */
@@ -290,10 +292,11 @@ export class RaftDriver implements RaftNodeApi {
 
   // ---- Inputs from the transport ----
 
-  /** Messages from a peer (already authenticated and decoded). */
+  /** Messages from one peer (already authenticated and decoded; all from the same sender). */
   receive(msgs: readonly Message[]): void {
-    if (this.#closed) return;
+    if (this.#closed || msgs.length === 0) return;
     this.#counters.rpcsReceived += msgs.length;
+    this.#heardAtMs.set(msgs[0]!.from, this.#clock.wallMs());
     try {
       for (const m of msgs) {
         if (this.#diskLow && m.type === "MsgApp" && m.entries.length > 0) {
@@ -436,6 +439,7 @@ export class RaftDriver implements RaftNodeApi {
         lag: p === undefined ? null : Math.max(0, st.lastIndex - p.matchIndex),
         reachable: p === undefined ? null : m.id === this.id ? true : p.recentActive,
         snapshotTransfer: t === undefined ? null : { sentBytes: t.sentBytes, totalBytes: t.totalBytes },
+        lastHeardAtMs: this.#heardAtMs.get(m.id) ?? null,
       };
     });
     return {
@@ -473,6 +477,7 @@ export class RaftDriver implements RaftNodeApi {
   }
 
   async #close(): Promise<void> {
+    this.#emit({ type: "closing" });
     this.#stopTicks();
     this.#rejectAll(new ClosedError("The node was closed"));
     await this.#init.beforeStorageClose?.().catch(() => {});

@@ -113,6 +113,8 @@ export interface MemberStatus extends Member {
   readonly reachable: boolean | null;
   /** A snapshot being sent to it: bytes sent so far and the total, when known. */
   readonly snapshotTransfer: { readonly sentBytes: number; readonly totalBytes: number | null } | null;
+  /** When this node last received a peer message from it (wall clock, ms since the epoch); null if never, and for itself. */
+  readonly lastHeardAtMs: number | null;
 }
 
 /** A point-in-time picture of a node. */
@@ -165,6 +167,8 @@ export type NodeEvent =
   | { readonly type: "catch-up-failed"; readonly id: NodeId; readonly reason: string }
   | { readonly type: "snapshot"; readonly what: "taken" | "sent" | "installed"; readonly index: number; readonly peer?: NodeId }
   | { readonly type: "removed" }
+  /** `close()` was called: the node stops serving and writing (long-lived responses, such as event streams, should end now). */
+  | { readonly type: "closing" }
   | { readonly type: "stopped"; readonly error: Error | null };
 
 /** What a running node offers (what `routes` and the KV service program against). */

@@ -126,7 +126,7 @@ export class FakeNode implements RaftNodeApi {
       lastApplied: this._kv.lastApplied(),
       lastIndex: this._index,
       firstIndex: 1,
-      members: this.members.map((m) => ({ ...m, matchIndex: leading ? this._index : null, lag: leading ? 0 : null, reachable: leading ? true : null, snapshotTransfer: null })),
+      members: this.members.map((m) => ({ ...m, matchIndex: leading ? this._index : null, lag: leading ? 0 : null, reachable: leading ? true : null, snapshotTransfer: null, lastHeardAtMs: null })),
       pendingConfigChange: false,
       runtime: "fake",
     };

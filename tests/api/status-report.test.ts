@@ -15,7 +15,7 @@ import type { StatusFetcher } from "../../src/api/status-report.ts";
 const url = (id: string) => `http://127.0.0.1:700${id.slice(1)}`;
 
 function member(id: string, over: Partial<StatusMember> = {}): StatusMember {
-  return { id, url: url(id), voter: true, matchIndex: null, lag: null, reachable: null, snapshotTransfer: null, catchUp: null, ...over };
+  return { id, url: url(id), voter: true, matchIndex: null, lag: null, reachable: null, snapshotTransfer: null, lastHeardAtMs: null, catchUp: null, ...over };
 }
 
 function status(id: string, over: Partial<StatusBody> = {}): StatusBody {

@@ -18,7 +18,7 @@ import type { Message, MsgSnap } from "../../src/raft/types.ts";
 import type { FileLayer } from "../../src/storage/file-layer.ts";
 
 /** A clock whose timers never fire: the test drives the driver by messages alone. */
-export const stillClock: Clock = { now: () => 0, setTimer: () => () => {}, randomU32: () => 7 };
+export const stillClock: Clock = { now: () => 0, setTimer: () => () => {}, randomU32: () => 7, wallMs: () => 0 };
 
 /** Records every message the driver sends. */
 export class RecordingTransport implements Transport {

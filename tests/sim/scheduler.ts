@@ -86,6 +86,7 @@ export class Scheduler {
       now: () => this.now,
       setTimer: (ms, fn) => this.after(Math.max(0, Math.round(ms * rate())), fn, owner),
       randomU32: () => rng.u32(),
+      wallMs: () => this.now,
     };
   }
 

@@ -148,7 +148,8 @@ export type ToWorker =
   | { readonly t: "calls"; readonly calls: readonly WireCall[]; readonly buf: ArrayBuffer | null }
   | { readonly t: "applied"; readonly seq: number }
   | { readonly t: "sm-reply"; readonly id: number; readonly ok: boolean; readonly value: unknown }
-  | { readonly t: "http-reply"; readonly id: number; readonly status: number; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer }
+  /** `stream`: the body is a live stream (an event stream) offered through `ChunkStreams`, not `body`. */
+  | { readonly t: "http-reply"; readonly id: number; readonly status: number; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer; readonly stream: number | null }
   | StreamMessage
   | { readonly t: "fault"; readonly kind: "throw" };
 
@@ -178,6 +179,8 @@ export type FromWorker =
 /** Pull-based chunk streams, either direction: one chunk per pull, so a slow reader holds the writer back. */
 export type StreamMessage =
   | { readonly t: "pull"; readonly stream: number }
+  /** The reader stopped early: the source is ended (`return()`) and forgotten. */
+  | { readonly t: "cancel"; readonly stream: number }
   | { readonly t: "chunk"; readonly stream: number; readonly chunk: ArrayBuffer | null; readonly error: EncodedError | null };
 
 /** Largest chunk a stream sends at once (small source chunks are coalesced up to it). */
@@ -190,7 +193,8 @@ const _CHUNK_BYTES_MAX = 1024 * 1024;
  */
 export class ChunkStreams {
   readonly #post: (m: StreamMessage, transfer?: ArrayBuffer[]) => void;
-  readonly #sources = new Map<number, AsyncIterator<Uint8Array>>();
+  /** `live` sources send each chunk as soon as it is produced (no coalescing): event streams. */
+  readonly #sources = new Map<number, { readonly it: AsyncIterator<Uint8Array>; readonly live: boolean }>();
   readonly #readers = new Map<number, (m: { chunk: ArrayBuffer | null; error: EncodedError | null }) => void>();
   #nextId = 1;
 
@@ -199,9 +203,9 @@ export class ChunkStreams {
   }
 
   /** Registers `chunks` for the other side to pull; returns its stream id. */
-  offer(chunks: AsyncIterable<Uint8Array>): number {
+  offer(chunks: AsyncIterable<Uint8Array>, live = false): number {
     const id = this.#nextId++;
-    this.#sources.set(id, chunks[Symbol.asyncIterator]());
+    this.#sources.set(id, { it: chunks[Symbol.asyncIterator](), live });
     return id;
   }
 
@@ -212,13 +216,22 @@ export class ChunkStreams {
         this.#readers.set(id, resolve);
         this.#post({ t: "pull", stream: id });
       });
+    let ended = false;
     return {
       [Symbol.asyncIterator]: () => ({
         next: async (): Promise<IteratorResult<Uint8Array>> => {
           const { chunk, error } = await pull();
           if (error !== null) throw decodeError(error);
-          if (chunk === null) return { done: true, value: undefined };
+          if (chunk === null) {
+            ended = true;
+            return { done: true, value: undefined };
+          }
           return { done: false, value: new Uint8Array(chunk) };
+        },
+        return: (): Promise<IteratorResult<Uint8Array>> => {
+          if (!ended) this.#post({ t: "cancel", stream: id });
+          ended = true;
+          return Promise.resolve({ done: true, value: undefined });
         },
       }),
     };
@@ -228,6 +241,13 @@ export class ChunkStreams {
   handle(m: { t: string }): boolean {
     if (m.t === "pull") {
       void this.#serve((m as unknown as { stream: number }).stream);
+      return true;
+    }
+    if (m.t === "cancel") {
+      const id = (m as unknown as { stream: number }).stream;
+      const s = this.#sources.get(id);
+      this.#sources.delete(id);
+      void s?.it.return?.().catch(() => {});
       return true;
     }
     if (m.t === "chunk") {
@@ -247,16 +267,17 @@ export class ChunkStreams {
   }
 
   async #serve(id: number): Promise<void> {
-    const it = this.#sources.get(id);
-    if (it === undefined) {
+    const source = this.#sources.get(id);
+    if (source === undefined) {
       this.#post({ t: "chunk", stream: id, chunk: null, error: encodeError(new RaftError(`Unknown stream ${id}`)) });
       return;
     }
+    const it = source.it;
     try {
       const parts: Uint8Array[] = [];
       let bytes = 0;
       let done = false;
-      while (bytes < _CHUNK_BYTES_MAX) {
+      while (bytes < _CHUNK_BYTES_MAX && (!source.live || parts.length === 0)) {
         const r = await it.next();
         if (r.done === true) {
           done = true;
@@ -282,4 +303,40 @@ export class ChunkStreams {
       this.#post({ t: "chunk", stream: id, chunk: null, error: encodeError(err) });
     }
   }
+}
+
+/** The chunks of a response body, for `ChunkStreams.offer`; ending the iteration early cancels the body. */
+export function bodyChunks(body: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
+  const reader = body.getReader();
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: async (): Promise<IteratorResult<Uint8Array>> => {
+        const r = await reader.read();
+        return r.done ? { done: true, value: undefined } : { done: false, value: r.value };
+      },
+      return: async (): Promise<IteratorResult<Uint8Array>> => {
+        await reader.cancel().catch(() => {});
+        return { done: true, value: undefined };
+      },
+    }),
+  };
+}
+
+/** A response body that reads `chunks` as it is read; cancelling it ends the iteration (and so the source). */
+export function chunksBody(chunks: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
+  const it = chunks[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const r = await it.next();
+        if (r.done === true) controller.close();
+        else controller.enqueue(r.value);
+      } catch (err) {
+        controller.error(err);
+      }
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  }, { highWaterMark: 0 });
 }

@@ -18,6 +18,7 @@ import type { NodeEvent, RaftNodeOptions } from "../types.ts";
 import { remoteApplier } from "./remote-applier.ts";
 import {
   type CallOp,
+  chunksBody,
   ChunkStreams,
   decodeError,
   encodeError,
@@ -130,6 +131,7 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
   const lock: DirLock = { dir: o.dataDir, release() {} };
   const remote = remoteApplier({ post, smCall, streams }, { snapshot: init.hasSnapshot, restore: init.hasRestore });
   ackApply = remote.acked;
+  let startReturned = false;
   const opts: RaftNodeOptions = {
     ...o,
     stateMachine: { apply: () => undefined, lastApplied: () => 0 }, // unused: the remote applier stands in
@@ -138,6 +140,15 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
       // The driver is usable from here on (routes may call it while it replays or joins).
       const d = node as RaftDriver;
       driver = d;
+      // Forward events from here on, not only once start returns: a join's events (membership, role) come before.
+      d.on((ev: NodeEvent) => {
+        // Before start returned, a stop is reported as start-failed instead.
+        if (ev.type === "stopped" && !startReturned) return;
+        const error = ev.type === "stopped" && ev.error !== null ? encodeError(ev.error) : null;
+        const event = ev.type === "stopped" ? { type: "stopped", error: null } : ev;
+        const st = ev.type === "stopped" ? { status: null, metrics: null } : snapshotState();
+        post({ t: "event", event, error, status: st.status, metrics: st.metrics });
+      });
       const st = snapshotState();
       post({ t: "identity", id: d.id, url: d.url, clusterId: d.clusterId, status: st.status, metrics: st.metrics });
       if (!init.hasRoutes) return;
@@ -171,11 +182,8 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
     throw err;
   }
   driver = d;
-  d.on((ev: NodeEvent) => {
-    const error = ev.type === "stopped" && ev.error !== null ? encodeError(ev.error) : null;
-    const event = ev.type === "stopped" ? { type: "stopped", error: null } : ev;
-    const st = ev.type === "stopped" ? { status: null, metrics: null } : snapshotState();
-    post({ t: "event", event, error, status: st.status, metrics: st.metrics });
+  startReturned = true;
+  d.on((ev) => {
     if (ev.type === "stopped") clearInterval(timer);
   });
   post({ t: "started", status: d.status(), metrics: d.metrics() });
@@ -211,7 +219,8 @@ parent.onMessage((raw) => {
       const r = httpCalls.get(m.id);
       httpCalls.delete(m.id);
       const empty = m.status === 101 || m.status === 204 || m.status === 205 || m.status === 304;
-      r?.(new Response(empty ? null : m.body, { status: m.status, headers: m.headers as [string, string][] }));
+      const body = empty ? null : m.stream !== null ? chunksBody(streams.open(m.stream)) : m.body;
+      r?.(new Response(body, { status: m.status, headers: m.headers as [string, string][] }));
       break;
     }
     case "fault":

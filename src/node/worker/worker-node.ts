@@ -21,6 +21,7 @@ import { assert } from "../../raft/assert.ts";
 import type { NodeId } from "../../raft/types.ts";
 import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine } from "../types.ts";
 import {
+  bodyChunks,
   type CallOp,
   ChunkStreams,
   decodeError,
@@ -184,6 +185,7 @@ export class WorkerNode implements RaftNodeApi {
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing;
     if (this.#dead !== null) return Promise.resolve();
+    this.#emit({ type: "closing" });
     this.#closing = (async () => {
       try {
         await this.#call("close", [], null, true);
@@ -293,7 +295,9 @@ export class WorkerNode implements RaftNodeApi {
         if (m.status !== null) this.#status = m.status as NodeStatus;
         if (m.metrics !== null) this.#metrics = m.metrics as NodeMetrics;
         const ev = m.event as NodeEvent;
-        if (ev.type === "stopped") {
+        if (ev.type === "closing") {
+          // Already emitted here when close() was called.
+        } else if (ev.type === "stopped") {
           // The driver stopped by itself (a fatal storage error): the node is over.
           if (this.#closing === null) void this.#die(m.error === null ? new ClosedError("The node stopped") : decodeError(m.error));
         } else {
@@ -375,20 +379,23 @@ export class WorkerNode implements RaftNodeApi {
     let status = 500;
     let headers: [string, string][] = [];
     let body = new ArrayBuffer(0);
+    let stream: number | null = null;
     try {
       const app = this.#userApp;
       if (app === null) throw new RaftError("No routes are mounted");
       const res = await app.fetch(new Request(m.url, { method: m.method, headers: m.headers as [string, string][], ...(m.body === null ? {} : { body: m.body }) }));
       status = res.status;
       res.headers.forEach((v, k) => headers.push([k, v]));
-      body = await res.arrayBuffer();
+      // An event stream never ends by itself: its chunks cross as they are written.
+      if (res.body !== null && (res.headers.get("content-type") ?? "").startsWith("text/event-stream")) stream = this.#streams.offer(bodyChunks(res.body), true);
+      else body = await res.arrayBuffer();
     } catch (err) {
       status = 500;
       headers = [["content-type", "text/plain; charset=UTF-8"]];
       body = new TextEncoder().encode(`Internal error in a route: ${(err as Error).message}\n`).buffer as ArrayBuffer;
       this.#logger(`route ${m.method} ${m.url} threw: ${(err as Error).message}`);
     }
-    this.#post({ t: "http-reply", id: m.id, status, headers, body }, [body]);
+    this.#post({ t: "http-reply", id: m.id, status, headers, body, stream }, [body]);
   }
 
   // ---- The end ----
