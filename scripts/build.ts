@@ -5,7 +5,9 @@
  * `rewriteRelativeImportExtensions` turns the sources' `./x.ts` imports into
  * `./x.js`.
  *
- * Two steps around tsc:
+ * Three steps around tsc:
+ * - Non-TypeScript files the modules read at run time (the dashboard's
+ *   `.css` and `.js`) are copied beside the compiled modules.
  * - tsc keeps `.ts` in the specifiers of the declarations it emits
  *   (microsoft/TypeScript#61037); TypeScript 5+ resolves them, but older
  *   checkers and editors do not, so they are rewritten to `.js` here.
@@ -47,6 +49,13 @@ const r = spawnSync(process.execPath, [tsc, "-p", path.join(root, "tsconfig.buil
 if (r.status !== 0) {
   fs.rmSync(next, { recursive: true, force: true });
   process.exit(r.status ?? 1);
+}
+// Files the modules read at run time (the dashboard's stylesheet and script) go beside them.
+for (const file of _walk(path.join(root, "src"))) {
+  if (!/\.(css|js)$/.test(file)) continue;
+  const to = path.join(next, path.relative(root, file));
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  fs.copyFileSync(file, to);
 }
 const left: string[] = [];
 for (const file of _walk(next)) {

@@ -96,9 +96,9 @@ function plain(rt: RuntimeName, file: string, args: readonly string[] = []): [st
 describe(`the npm package, packed and installed into an empty project, on ${RUNTIME}`, () => {
   it("ships the compiled modules with their declarations, bin/raft, README and LICENSE, and nothing of the checkout", { skip }, () => {
     const p = installed!;
-    const allowed = /^(dist\/.+\.(js|d\.ts)|bin\/raft|README\.md|LICENSE|package\.json)$/;
+    const allowed = /^(dist\/.+\.(js|d\.ts|css)|bin\/raft|README\.md|LICENSE|package\.json)$/;
     assert.deepEqual(p.files.filter((f) => !allowed.test(f)), [], "files outside dist/*.js|*.d.ts, bin/raft, README.md, LICENSE");
-    for (const f of ["dist/mod.js", "dist/mod.d.ts", "dist/cli.js", "dist/src/node/worker-main.js", "bin/raft", "LICENSE", "README.md"]) {
+    for (const f of ["dist/mod.js", "dist/mod.d.ts", "dist/cli.js", "dist/src/node/worker/worker-main.js", "dist/src/api/ui/dashboard.css", "dist/src/api/ui/dashboard.js", "bin/raft", "LICENSE", "README.md"]) {
       assert.ok(p.files.includes(f), `${f} is not in the tarball`);
     }
     const root = path.join(p.app, "node_modules", "raft-ts");
@@ -197,7 +197,7 @@ describe(`the npm package, packed and installed into an empty project, on ${RUNT
     const out = r.stdout + r.stderr;
     assert.doesNotMatch(out, /\b(warning|error)(\[[a-z-]+\])?:/, why(r));
     const files = [...out.matchAll(/file:\/\/\S+/g)].map((m) => path.relative(REPO_ROOT, new URL(m[0]).pathname));
-    assert.ok(files.includes("mod.ts") && files.includes("LICENSE") && files.includes("src/node/worker-main.ts"), why(r));
+    assert.ok(files.includes("mod.ts") && files.includes("LICENSE") && files.includes("src/node/worker/worker-main.ts"), why(r));
     assert.deepEqual(files.filter((f) => /^(tests|bench|scripts|\.ci|dist|node_modules)\//.test(f)), [], why(r));
   });
 });

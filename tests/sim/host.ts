@@ -136,12 +136,15 @@ export class SimHost implements HostView {
       if (w.sched.isDead(owner)) return;
       this.#storage = storage;
       this.#resetMirror(storage);
+      const alive = (fn: () => void) => {
+        if (!w.sched.isDead(owner)) w.guard(fn);
+      };
       const probe: DriverProbe = {
-        started: (st) => w.guard(() => {
+        started: (st) => alive(() => {
           this.#status = st;
           w.checker.onStart(this, st);
         }),
-        ready: (rd, st) => w.guard(() => {
+        ready: (rd, st) => alive(() => {
           this.stats.readys++;
           w.checker.onReady(this, rd, st);
           if (rd.snapshot !== null) this.mirror.reset(rd.snapshot.index, rd.snapshot.term, rd.snapshot.membership);
@@ -151,7 +154,7 @@ export class SimHost implements HostView {
           w.checker.observe(this, st);
           if (w.trace !== null) this.#traceReady(rd, st);
         }),
-        persisted: (hs) => w.guard(() => {
+        persisted: (hs) => alive(() => {
           w.checker.onDurableHardState(this, hs);
           this.#durable = hs;
         }),
@@ -165,7 +168,7 @@ export class SimHost implements HostView {
         clock: w.sched.clock(owner, this.#rng.fork(), () => this.clockRate),
         storage,
         transport: () => transport,
-        applier: this.sm.applier(),
+        applier: this.sm.applier(() => w.sched.isDead(owner)),
         logger,
         knownMembers,
         runtimeName: "sim",

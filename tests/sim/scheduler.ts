@@ -22,6 +22,8 @@ interface _Event {
   readonly seq: number;
   readonly owner: object | null;
   readonly fn: () => void;
+  /** Runs alone, after everything before it has settled (a crash must not land inside a microtask chain). */
+  readonly barrier: boolean;
   cancelled: boolean;
 }
 
@@ -42,8 +44,8 @@ export class Scheduler {
   readonly #dead = new WeakSet<object>();
 
   /** Runs `fn` at virtual time `at` (not before now). */
-  at(at: number, fn: () => void, owner: object | null = null): () => void {
-    const ev: _Event = { at: Math.max(at, this.now), seq: this.#seq++, owner, fn, cancelled: false };
+  at(at: number, fn: () => void, owner: object | null = null, barrier = false): () => void {
+    const ev: _Event = { at: Math.max(at, this.now), seq: this.#seq++, owner, fn, barrier, cancelled: false };
     this.#push(ev);
     return () => {
       ev.cancelled = true;
@@ -53,6 +55,11 @@ export class Scheduler {
   /** Runs `fn` after `ms` virtual milliseconds. */
   after(ms: number, fn: () => void, owner: object | null = null): () => void {
     return this.at(this.now + ms, fn, owner);
+  }
+
+  /** Runs `fn` after `ms`, alone: whatever ran before it has settled (crashes are these). */
+  afterAlone(ms: number, fn: () => void): () => void {
+    return this.at(this.now + ms, fn, null, true);
   }
 
   /** Voids every pending and future event of `owner`. */
@@ -68,14 +75,23 @@ export class Scheduler {
   /** Runs events in time order until the queue is empty or the next one is after `until`; microtasks drain after each. */
   async runUntil(until: number): Promise<void> {
     for (;;) {
-      const ev = this.#heap[0];
-      if (ev === undefined || ev.at > until) break;
-      this.#pop();
-      if (ev.cancelled || (ev.owner !== null && this.#dead.has(ev.owner))) continue;
-      this.now = ev.at;
-      this.events++;
-      ev.fn();
-      await drainMicrotasks();
+      const first = this.#heap[0];
+      if (first === undefined || first.at > until) break;
+      // Everything due at this instant runs, in order, before the microtasks drain: they happen
+      // "at once" (one macrotask turn per instant, not per event; the turn is most of the cost).
+      this.now = first.at;
+      let ran = false;
+      for (;;) {
+        const ev = this.#heap[0];
+        if (ev === undefined || ev.at !== this.now || (ev.barrier && ran)) break;
+        this.#pop();
+        if (ev.cancelled || (ev.owner !== null && this.#dead.has(ev.owner))) continue;
+        this.events++;
+        ev.fn();
+        ran = true;
+        if (ev.barrier) break;
+      }
+      if (ran) await drainMicrotasks();
     }
     this.now = Math.max(this.now, until);
   }

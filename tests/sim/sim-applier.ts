@@ -67,10 +67,11 @@ export class SimStateMachineApplier {
     this.current = this.persisted ? this.flushed : emptySm;
   }
 
-  /** The production seam for one incarnation. */
-  applier(): Applier {
+  /** The production seam for one incarnation (`dead()`: it crashed, and a dead process applies nothing). */
+  applier(dead: () => boolean): Applier {
     return {
       apply: (entries: readonly Entry[], waiting, settle) => {
+        if (dead()) return new Promise<void>(() => {});
         for (let i = 0; i < entries.length; i++) {
           const e = entries[i]!;
           const cur = this.current;
@@ -96,6 +97,7 @@ export class SimStateMachineApplier {
         return { index: s.index, chunks: (async function* () { yield encodeSm(s); })() };
       },
       restore: async (index, chunks) => {
+        if (dead()) return new Promise<void>(() => {});
         const parts: Uint8Array[] = [];
         for await (const c of chunks) parts.push(c.slice());
         const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

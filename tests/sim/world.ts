@@ -174,6 +174,7 @@ export class World implements HostWorld {
   }
 
   send(from: SimHost, owner: object, msg: Message): void {
+    if (this.sched.isDead(owner)) return; // a dead process sends nothing (its crash must have come between two events)
     this.guard(() => this.checker.onSend(from, msg));
     const { outcome, delays } = this.#net.send(msg);
     if (outcome === "blocked" && msg.type === "MsgApp" && this.#rng.chance(0.5)) {
@@ -467,7 +468,7 @@ export class World implements HostWorld {
       this.trace?.(`fault: trap: isolate new leader ${l.id}`);
     } else {
       const delay = this.#rng.range(0, 3 * TICK_MS);
-      this.sched.after(delay, () => {
+      this.sched.afterAlone(delay, () => {
         if (l.alive) this.#crash(l, " (trap: new leader)");
       });
     }
@@ -484,7 +485,7 @@ export class World implements HostWorld {
         const l = this.#leader();
         const h = l !== null && rng.chance(p.leaderBias) ? l : rng.pick(alive);
         // Anywhere inside the next tick: between any two of its awaits.
-        this.sched.after(rng.range(0, TICK_MS - 1), () => {
+        this.sched.afterAlone(rng.range(0, TICK_MS - 1), () => {
           if (h.alive || h.starting) this.#crash(h, "");
         });
       }
