@@ -23,13 +23,19 @@ import { formatStatus, gatherStatus, statusFetcher, statusJson } from "./src/api
 import { checkBaseUrl, checkHostPort, checkMemberId, isLoopbackHost } from "./src/api/validate.ts";
 import { InvalidArgumentError } from "./src/errors.ts";
 import type { RaftNode } from "./src/node/raft-node-handle.ts";
-import type { RaftNodeOptions } from "./src/node/types.ts";
+import type { TlsClientOptions } from "./adapters/types.ts";
+import type { NodeIdentity, TlsFiles } from "./src/node/identity.ts";
+import { readPemFile } from "./src/node/tls-files.ts";
+import type { RaftNodeOptions, TlsOptions } from "./src/node/types.ts";
 import type { Member } from "./src/raft/types.ts";
 
 const DEFAULT_CLUSTER = "http://127.0.0.1:7000";
 const CLIENT_FLAGS = `  --cluster URL[,URL...]  any member(s) of the cluster (default ${DEFAULT_CLUSTER})
   --secret-file FILE      the cluster's shared secret (sent as a bearer token)
-  --timeout SECONDS       give up after this long, retries included`;
+  --timeout SECONDS       give up after this long, retries included
+  --cacert FILE           trust members' certificates signed by this CA (https:// URLs)
+  --cert FILE, --key FILE present this client certificate (members with --client-cert-auth)
+  --insecure-skip-tls-verify  do not check members' certificates (for tests only)`;
 
 const USAGE: Record<string, string> = {
   raft: `usage: raft COMMAND [options]   (raft COMMAND --help for details)
@@ -44,6 +50,7 @@ commands:
   put, get, del, cas   write, read and delete keys`,
   start: `usage: raft start --id ID --data DIR --listen HOST:PORT [--advertise URL] [--bootstrap | --join URL[,URL...]]
                   [--secret-file FILE] [--insecure] [--log-format text|json]
+                  [--cert-file FILE --key-file FILE [--trusted-ca-file FILE [--client-cert-auth]]]
        raft start --data DIR              (restart with the saved identity and address)
 
   --id ID               this member's id (letters, digits, . _ -)
@@ -53,7 +60,11 @@ commands:
   --bootstrap           start a new single-member cluster (ignored if DIR already holds one)
   --join URL[,URL...]   ask a running cluster (any member) to add this member; retries until it answers
   --secret-file FILE    shared secret: clients need it as a bearer token, peers sign RPCs with it
-  --insecure            allow listening on a non-loopback address without a secret
+  --cert-file FILE      serve HTTPS with this certificate (it should name the advertised host);
+  --key-file FILE         its key. The member's URL is then https://; re-read on SIGHUP and when changed
+  --trusted-ca-file FILE  members' certificates must be signed by this CA, both ways (mutual TLS)
+  --client-cert-auth    clients too must present a certificate signed by that CA
+  --insecure            allow listening on a non-loopback address without TLS or a secret
   --log-format FORMAT   text (default) or json, one line per event on stderr
   --max-key-bytes N     longest key accepted (default ${KEY_BYTES_MAX_DEFAULT})
   --max-value-bytes N   largest value accepted (default ${VALUE_BYTES_MAX_DEFAULT})
@@ -114,6 +125,7 @@ const CLIENT_OPTIONS: OptionSpec = {
   "secret-file": { type: "string" },
   timeout: { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...clientTlsOptions(),
 };
 
 /** Strict `parseArgs`; its errors become a one-line usage error. */
@@ -166,7 +178,86 @@ function clientFor(cmd: string, v: Values, defaultTimeoutS = 10): ApiClient {
     urls.push(c.value);
   }
   const timeoutMs = positiveNumber(cmd, "timeout", str(v, "timeout"), defaultTimeoutS) * 1000;
-  return new ApiClient({ urls, secret: readSecret(cmd, str(v, "secret-file")), timeoutMs });
+  const tls = clientTls(cmd, v);
+  return new ApiClient({ urls, secret: readSecret(cmd, str(v, "secret-file")), timeoutMs, ...(tls === null ? {} : { tls }) });
+}
+
+// ---- TLS ----
+
+/** The client TLS flags, shared by every client command. */
+function clientTlsOptions(): OptionSpec {
+  return { cacert: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, "insecure-skip-tls-verify": { type: "boolean" } };
+}
+
+/** What a client command trusts and presents (--cacert, --cert, --key), or null for the defaults. */
+function clientTls(cmd: string, v: Values): TlsClientOptions | null {
+  const cacert = str(v, "cacert");
+  const cert = str(v, "cert");
+  const key = str(v, "key");
+  const skip = v["insecure-skip-tls-verify"] === true;
+  if ((cert === undefined) !== (key === undefined)) throw usageError(cmd, "--cert and --key go together");
+  if (cacert === undefined && cert === undefined && !skip) return null;
+  const tls: { -readonly [K in keyof TlsClientOptions]: TlsClientOptions[K] } = {};
+  try {
+    if (cacert !== undefined) tls.ca = readPemFile(cacert, "CA certificate (--cacert)");
+    if (cert !== undefined && key !== undefined) {
+      tls.cert = readPemFile(cert, "client certificate (--cert)");
+      tls.key = readPemFile(key, "client key (--key)");
+    }
+  } catch (err) {
+    throw usageError(cmd, (err as Error).message);
+  }
+  if (skip) {
+    process.stderr.write("raft: warning: --insecure-skip-tls-verify: the members' certificates are not checked (anyone in the middle can read and change this traffic); use it for tests only\n");
+    tls.insecureSkipVerify = true;
+  }
+  return tls;
+}
+
+/** The member's TLS files from the flags, else the ones saved with its identity, else null. */
+function startTlsFiles(v: Values, saved: NodeIdentity | null): TlsFiles | null {
+  const certFile = str(v, "cert-file");
+  const keyFile = str(v, "key-file");
+  const caFile = str(v, "trusted-ca-file");
+  const clientCertAuth = v["client-cert-auth"] === true;
+  if (certFile === undefined && keyFile === undefined && caFile === undefined && !clientCertAuth) return saved?.tls ?? null;
+  if (certFile === undefined || keyFile === undefined) throw usageError("start", "TLS needs both --cert-file and --key-file");
+  if (clientCertAuth && caFile === undefined) throw usageError("start", "--client-cert-auth needs --trusted-ca-file (the CA client certificates must be signed by)");
+  return { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile), caFile: caFile === undefined ? null : path.resolve(caFile), clientCertAuth };
+}
+
+/** Reads and checks the member's TLS files. @throws CliExit naming the file that is missing, unreadable or wrong */
+async function startTls(files: TlsFiles): Promise<TlsOptions> {
+  const { readTlsFiles } = await import("./src/node/tls-files.ts");
+  const { tlsMaterial } = await import("./src/node/member-tls.ts");
+  try {
+    const tls = readTlsFiles(files);
+    tlsMaterial(tls, { cert: files.certFile, key: files.keyFile, ca: files.caFile ?? "" });
+    return tls;
+  } catch (err) {
+    throw new CliExit(2, (err as Error).message);
+  }
+}
+
+/** Re-reads the TLS files on SIGHUP and when they change on disk, and hands them to the running member. */
+async function reloadTlsOnChange(node: RaftNode, files: TlsFiles, log: (line: string) => void): Promise<void> {
+  const { readTlsFiles, watchTlsFiles } = await import("./src/node/tls-files.ts");
+  const { tlsMaterial } = await import("./src/node/member-tls.ts");
+  let running = Promise.resolve();
+  const reload = (why: string) => {
+    running = running.then(async () => {
+      try {
+        const tls = readTlsFiles(files);
+        const m = tlsMaterial(tls, { cert: files.certFile, key: files.keyFile, ca: files.caFile ?? "" });
+        await node.reloadTls(tls);
+        log(`reloaded the TLS certificate (${why}): ${m.x509.subject.replace(/\n/g, ", ")}, valid until ${m.x509.validTo}`);
+      } catch (err) {
+        log(`TLS reload (${why}) failed: ${(err as Error).message}; still using the previous certificate`);
+      }
+    });
+  };
+  process.on("SIGHUP", () => reload("SIGHUP"));
+  watchTlsFiles(files, () => reload(`${files.certFile} or its key or CA changed`));
 }
 
 /** Turns a reply other than the expected one into exit code 1 with the member's message. */
@@ -403,6 +494,10 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     "max-key-bytes": { type: "string" },
     "max-value-bytes": { type: "string" },
     "snapshot-log-bytes": { type: "string" },
+    "cert-file": { type: "string" },
+    "key-file": { type: "string" },
+    "trusted-ca-file": { type: "string" },
+    "client-cert-auth": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, [0, 0]);
   if (p === null) return help("start");
@@ -440,9 +535,11 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     if (v.bootstrap !== true && join.length === 0) throw usageError("start", `${dataDir} holds no member yet: give --bootstrap (a new cluster) or --join URL (an existing one)`);
   }
   const host = listen?.ok ? listen.value.host : saved!.host;
-  if (secret === null && !isLoopbackHost(host) && v.insecure !== true) {
-    throw usageError("start", `Refusing to listen on ${host} without --secret-file: anyone who can reach it could read and write; give --secret-file FILE, or --insecure`);
+  const tlsFiles = startTlsFiles(v, saved);
+  if (secret === null && tlsFiles === null && !isLoopbackHost(host) && v.insecure !== true) {
+    throw usageError("start", `Refusing to listen on ${host} without TLS or --secret-file: anyone who can reach it could read and write; give --cert-file and --key-file (with --trusted-ca-file), or --secret-file FILE, or --insecure`);
   }
+  const tls = tlsFiles === null ? null : await startTls(tlsFiles);
 
   const { RaftNode, KvStateMachine, apiRoutes } = await _nodeModules();
   const member = idArg ?? saved!.id;
@@ -465,6 +562,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   if (join.length > 0) opts.join = join;
   if (secretBytes !== undefined) opts.secret = secretBytes;
   if (snapshotLogBytes !== undefined) opts.snapshotLogBytes = Math.floor(snapshotLogBytes);
+  if (tls !== null) opts.tls = tls;
 
   let node: RaftNode;
   try {
@@ -474,6 +572,13 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") throw new CliExit(1, `Cannot listen on ${host}:${listen?.ok ? listen.value.port : saved?.port}: the address is in use`);
     throw new CliExit(1, err instanceof Error ? err.message : String(err));
+  }
+  if (tlsFiles !== null) {
+    if (JSON.stringify(tlsFiles) !== JSON.stringify(saved?.tls ?? null)) {
+      const { saveIdentityTls } = await import("./src/node/identity.ts");
+      await saveIdentityTls(path.resolve(dataDir), tlsFiles);
+    }
+    await reloadTlsOnChange(node, tlsFiles, log.line);
   }
   const st = node.status();
   log.line(`member ${node.id} serving the KV store at ${node.url} (cluster ${st.clusterId}, data ${path.resolve(dataDir)}, runtime ${st.runtime})`);

@@ -12,7 +12,7 @@ import type { Hono } from "hono";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { RuntimeAdapter } from "../../adapters/types.ts";
-import { InvalidArgumentError, MembershipChangeError, NotLeaderError, RaftError } from "../errors.ts";
+import { InvalidArgumentError, MembershipChangeError, NotLeaderError, RaftError, TlsError } from "../errors.ts";
 import type { Member } from "../raft/types.ts";
 import { timingSafeEqual } from "../transport/auth.ts";
 import type { RaftNodeApi } from "./types.ts";
@@ -89,6 +89,16 @@ export function nodeRoutes(app: Hono, opts: { getNode: () => RaftNodeApi & { clu
 
 const _sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** ": <message>" from a JSON error body, or "". */
+function _errorOf(body: Uint8Array): string {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(body)) as { error?: unknown };
+    return typeof v.error === "string" ? `: ${v.error}` : "";
+  } catch {
+    return "";
+  }
+}
+
 /** The client side of joining a running cluster. */
 export const joinCluster = {
   /** Asks the given members for the cluster's id and members, retrying (for up to 10 minutes) until one answers. */
@@ -106,9 +116,10 @@ export const joinCluster = {
               if (typeof info.clusterId !== "string" || !Array.isArray(info.members)) throw new Error("malformed answer");
               return info;
             }
-            logger(`join: ${base} answered ${res.status}; retrying`);
+            logger(`join: ${base} answered ${res.status}${_errorOf(res.body)}; retrying`);
           } catch (err) {
-            if (attempt % 10 === 0) logger(`join: ${base} is not reachable (${(err as Error).message}); retrying`);
+            if (err instanceof TlsError) logger(`join: cannot talk to ${base}: ${err.message}; retrying`);
+            else if (attempt % 10 === 0) logger(`join: ${base} is not reachable (${(err as Error).message}); retrying`);
           }
         }
         if (Date.now() > deadline) throw new RaftError(`None of ${urls.join(", ")} answered for 10 minutes; is the cluster running?`);

@@ -40,13 +40,14 @@ import { SegmentedLog } from "../storage/segmented-log.ts";
 import { StateFile } from "../storage/state-file.ts";
 import { peerRoutes } from "../transport/routes.ts";
 import { checkMemberUrl, checkNodeId, type NodeIdentity, readIdentity, writeIdentity } from "./identity.ts";
+import { memberTls, type MemberTls } from "./member-tls.ts";
 import { NodeCounters } from "./metrics.ts";
 import { Peers } from "./peers.ts";
 import { ReadyLoop } from "./ready-loop.ts";
 import { SnapshotReceiver } from "./snapshot-receiver.ts";
 import { SnapshotStore, type StoredSnapshot } from "./snapshot-store.ts";
 import { clusterIdFor, joinCluster, nodeRoutes } from "./cluster-routes.ts";
-import type { MemberStatus, NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine } from "./types.ts";
+import type { MemberStatus, NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine, TlsOptions } from "./types.ts";
 
 /**
  * Prepares `dataDir` for a member of a static multi-member cluster (the
@@ -175,6 +176,7 @@ export class RaftDriver implements RaftNodeApi {
   #peers!: Peers;
   #receiver!: SnapshotReceiver;
   #server: HttpServer | null = null;
+  #tls: MemberTls | null = null;
   #timer: ReturnType<typeof setInterval> | null = null;
 
   /** Invariant: #applied <= the core's commit index; the state machine holds every normal entry <= #applied. */
@@ -237,7 +239,8 @@ export class RaftDriver implements RaftNodeApi {
    * @throws InvalidArgumentError for bad options
    */
   static async start(opts: RaftNodeOptions, hooks: DriverHooks = {}): Promise<RaftDriver> {
-    const rt = (opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime;
+    const tls = memberTls((opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime, opts.tls, opts.logger ?? ((line) => process.stderr.write(`${line}\n`)));
+    const rt = tls.runtime;
     const dataDir = path.resolve(opts.dataDir);
     const lock = hooks.lock ?? rt.lockDir(dataDir);
     let node: RaftDriver | null = null;
@@ -300,7 +303,8 @@ export class RaftDriver implements RaftNodeApi {
       const front = new Hono();
       front.all("*", (c) => routed ? app.fetch(c.req.raw, c.env) : c.text("Member is starting; retry shortly\n", 503, { "Retry-After": "1" }));
       server = await rt.serve(front, host, port);
-      const url = opts.advertiseUrl ?? saved?.url ?? `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
+      const url = opts.advertiseUrl ?? saved?.url ?? `${tls.scheme}://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
+      tls.checkUrl(url, dataDir);
       const identity: NodeIdentity = { id, url, host, port: saved?.port ?? (port === 0 ? server.port : port), clusterId: clusterId! };
       if (saved === null) await writeIdentity(dataDir, identity);
 
@@ -329,6 +333,7 @@ export class RaftDriver implements RaftNodeApi {
 
       node = new RaftDriver(opts, rt, lock, identity, { log, state, membership, snapshots }, applied, hooks);
       node.#server = server;
+      node.#tls = tls;
       node.#init(hs, joinInfo);
       nodeRef = node;
       nodeRoutes(app, { getNode, secret: opts.secret ?? null });
@@ -594,6 +599,11 @@ export class RaftDriver implements RaftNodeApi {
   on(listener: (event: NodeEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Replaces the TLS certificates for new connections (see member-tls.ts). @throws InvalidArgumentError */
+  reloadTls(tls: TlsOptions): Promise<void> {
+    return this.#tls === null ? Promise.reject(new InvalidArgumentError("The member is still starting")) : this.#tls.reload(tls);
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,7 @@ import type { DirLock } from "../../adapters/types.ts";
 import { RaftError } from "../errors.ts";
 import type { Entry } from "../raft/types.ts";
 import { type ApplyBatchResult, RaftDriver } from "./raft-node.ts";
-import type { NodeEvent, RaftNodeOptions, SnapshotSource, StateMachine } from "./types.ts";
+import type { NodeEvent, RaftNodeOptions, SnapshotSource, StateMachine, TlsOptions } from "./types.ts";
 import {
   type CallOp,
   ChunkStreams,
@@ -177,6 +177,8 @@ function _dispatch(d: RaftDriver, op: CallOp, args: readonly unknown[], data: Ui
       return d.beginSnapshot();
     case "endSnapshot":
       return d.endSnapshot(args[0] as number);
+    case "reloadTls":
+      return d.reloadTls(args[0] as TlsOptions);
     case "close":
       return d.close();
   }
