@@ -24,8 +24,8 @@ import { checkBaseUrl, checkHostPort, checkMemberId, isLoopbackHost } from "./sr
 import { InvalidArgumentError } from "./src/errors.ts";
 import type { RaftNode } from "./src/node/raft-node-handle.ts";
 import type { TlsClientOptions } from "./adapters/types.ts";
-import type { NodeIdentity, TlsFiles } from "./src/node/identity.ts";
-import { readPemFile } from "./src/node/tls-files.ts";
+import { CLIENT_TLS_FLAGS, clientTlsFromFlags, memberTlsFiles, readMemberTls, reloadTlsOnChange, START_TLS_FLAGS } from "./src/api/cli-tls.ts";
+import type { TlsFiles } from "./src/node/identity.ts";
 import type { RaftNodeOptions, TlsOptions } from "./src/node/types.ts";
 import type { Member } from "./src/raft/types.ts";
 
@@ -125,7 +125,7 @@ const CLIENT_OPTIONS: OptionSpec = {
   "secret-file": { type: "string" },
   timeout: { type: "string" },
   help: { type: "boolean", short: "h" },
-  ...clientTlsOptions(),
+  ...CLIENT_TLS_FLAGS,
 };
 
 /** Strict `parseArgs`; its errors become a one-line usage error. */
@@ -182,82 +182,18 @@ function clientFor(cmd: string, v: Values, defaultTimeoutS = 10): ApiClient {
   return new ApiClient({ urls, secret: readSecret(cmd, str(v, "secret-file")), timeoutMs, ...(tls === null ? {} : { tls }) });
 }
 
-// ---- TLS ----
-
-/** The client TLS flags, shared by every client command. */
-function clientTlsOptions(): OptionSpec {
-  return { cacert: { type: "string" }, cert: { type: "string" }, key: { type: "string" }, "insecure-skip-tls-verify": { type: "boolean" } };
-}
-
-/** What a client command trusts and presents (--cacert, --cert, --key), or null for the defaults. */
+/** What a client command trusts and presents over TLS, or null; warns on stderr when checks are off. */
 function clientTls(cmd: string, v: Values): TlsClientOptions | null {
-  const cacert = str(v, "cacert");
-  const cert = str(v, "cert");
-  const key = str(v, "key");
-  const skip = v["insecure-skip-tls-verify"] === true;
-  if ((cert === undefined) !== (key === undefined)) throw usageError(cmd, "--cert and --key go together");
-  if (cacert === undefined && cert === undefined && !skip) return null;
-  const tls: { -readonly [K in keyof TlsClientOptions]: TlsClientOptions[K] } = {};
+  let tls: TlsClientOptions | null;
   try {
-    if (cacert !== undefined) tls.ca = readPemFile(cacert, "CA certificate (--cacert)");
-    if (cert !== undefined && key !== undefined) {
-      tls.cert = readPemFile(cert, "client certificate (--cert)");
-      tls.key = readPemFile(key, "client key (--key)");
-    }
+    tls = clientTlsFromFlags(v);
   } catch (err) {
     throw usageError(cmd, (err as Error).message);
   }
-  if (skip) {
+  if (tls?.insecureSkipVerify === true) {
     process.stderr.write("raft: warning: --insecure-skip-tls-verify: the members' certificates are not checked (anyone in the middle can read and change this traffic); use it for tests only\n");
-    tls.insecureSkipVerify = true;
   }
   return tls;
-}
-
-/** The member's TLS files from the flags, else the ones saved with its identity, else null. */
-function startTlsFiles(v: Values, saved: NodeIdentity | null): TlsFiles | null {
-  const certFile = str(v, "cert-file");
-  const keyFile = str(v, "key-file");
-  const caFile = str(v, "trusted-ca-file");
-  const clientCertAuth = v["client-cert-auth"] === true;
-  if (certFile === undefined && keyFile === undefined && caFile === undefined && !clientCertAuth) return saved?.tls ?? null;
-  if (certFile === undefined || keyFile === undefined) throw usageError("start", "TLS needs both --cert-file and --key-file");
-  if (clientCertAuth && caFile === undefined) throw usageError("start", "--client-cert-auth needs --trusted-ca-file (the CA client certificates must be signed by)");
-  return { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile), caFile: caFile === undefined ? null : path.resolve(caFile), clientCertAuth };
-}
-
-/** Reads and checks the member's TLS files. @throws CliExit naming the file that is missing, unreadable or wrong */
-async function startTls(files: TlsFiles): Promise<TlsOptions> {
-  const { readTlsFiles } = await import("./src/node/tls-files.ts");
-  const { tlsMaterial } = await import("./src/node/member-tls.ts");
-  try {
-    const tls = readTlsFiles(files);
-    tlsMaterial(tls, { cert: files.certFile, key: files.keyFile, ca: files.caFile ?? "" });
-    return tls;
-  } catch (err) {
-    throw new CliExit(2, (err as Error).message);
-  }
-}
-
-/** Re-reads the TLS files on SIGHUP and when they change on disk, and hands them to the running member. */
-async function reloadTlsOnChange(node: RaftNode, files: TlsFiles, log: (line: string) => void): Promise<void> {
-  const { readTlsFiles, watchTlsFiles } = await import("./src/node/tls-files.ts");
-  const { tlsMaterial } = await import("./src/node/member-tls.ts");
-  let running = Promise.resolve();
-  const reload = (why: string) => {
-    running = running.then(async () => {
-      try {
-        const tls = readTlsFiles(files);
-        const m = tlsMaterial(tls, { cert: files.certFile, key: files.keyFile, ca: files.caFile ?? "" });
-        await node.reloadTls(tls);
-        log(`reloaded the TLS certificate (${why}): ${m.x509.subject.replace(/\n/g, ", ")}, valid until ${m.x509.validTo}`);
-      } catch (err) {
-        log(`TLS reload (${why}) failed: ${(err as Error).message}; still using the previous certificate`);
-      }
-    });
-  };
-  process.on("SIGHUP", () => reload("SIGHUP"));
-  watchTlsFiles(files, () => reload(`${files.certFile} or its key or CA changed`));
 }
 
 /** Turns a reply other than the expected one into exit code 1 with the member's message. */
@@ -494,10 +430,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     "max-key-bytes": { type: "string" },
     "max-value-bytes": { type: "string" },
     "snapshot-log-bytes": { type: "string" },
-    "cert-file": { type: "string" },
-    "key-file": { type: "string" },
-    "trusted-ca-file": { type: "string" },
-    "client-cert-auth": { type: "boolean" },
+    ...START_TLS_FLAGS,
     help: { type: "boolean", short: "h" },
   }, [0, 0]);
   if (p === null) return help("start");
@@ -535,11 +468,21 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     if (v.bootstrap !== true && join.length === 0) throw usageError("start", `${dataDir} holds no member yet: give --bootstrap (a new cluster) or --join URL (an existing one)`);
   }
   const host = listen?.ok ? listen.value.host : saved!.host;
-  const tlsFiles = startTlsFiles(v, saved);
+  let tlsFiles: TlsFiles | null;
+  try {
+    tlsFiles = memberTlsFiles(v, saved);
+  } catch (err) {
+    throw usageError("start", (err as Error).message);
+  }
   if (secret === null && tlsFiles === null && !isLoopbackHost(host) && v.insecure !== true) {
     throw usageError("start", `Refusing to listen on ${host} without TLS or --secret-file: anyone who can reach it could read and write; give --cert-file and --key-file (with --trusted-ca-file), or --secret-file FILE, or --insecure`);
   }
-  const tls = tlsFiles === null ? null : await startTls(tlsFiles);
+  let tls: TlsOptions | null = null;
+  try {
+    if (tlsFiles !== null) tls = readMemberTls(tlsFiles).tls;
+  } catch (err) {
+    throw new CliExit(2, (err as Error).message);
+  }
 
   const { RaftNode, KvStateMachine, apiRoutes } = await _nodeModules();
   const member = idArg ?? saved!.id;
@@ -578,7 +521,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
       const { saveIdentityTls } = await import("./src/node/identity.ts");
       await saveIdentityTls(path.resolve(dataDir), tlsFiles);
     }
-    await reloadTlsOnChange(node, tlsFiles, log.line);
+    reloadTlsOnChange(node, tlsFiles, log.line);
   }
   const st = node.status();
   log.line(`member ${node.id} serving the KV store at ${node.url} (cluster ${st.clusterId}, data ${path.resolve(dataDir)}, runtime ${st.runtime})`);

@@ -88,6 +88,19 @@ describe(`adapter TLS (${runtime.name})`, () => {
     assert.match(expired.error, /expired/);
   });
 
+  it("with a CA, every one of 40 fresh connections is judged on its own certificate (alternating good and another CA's)", async () => {
+    // Bun has had intermittent client-certificate verification bugs (oven-sh/bun#27985, #33754): check many connections, not one.
+    const { url } = await serve({ cert: certs.member.cert, key: certs.member.key, ca: certs.ca.cert });
+    const wrong: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const good = i % 2 === 0;
+      const pem = good ? certs.client : certs.otherMember;
+      const peer = JSON.parse((await once(`${url}/peer`, { ca: certs.ca.cert, cert: pem.cert, key: pem.key })).text);
+      if (peer.verified !== good) wrong.push(i);
+    }
+    assert.deepEqual(wrong, [], "connections judged wrongly");
+  });
+
   it("a server certificate from another CA, expired, or for another name fails with a one-line reason", async () => {
     const { url: other } = await serve({ cert: certs.otherMember.cert, key: certs.otherMember.key });
     assert.match((await tlsFailure(other, { ca: certs.ca.cert })).reason, /not signed by a CA this side trusts/);
