@@ -26,7 +26,10 @@ import { formatTable } from "./src/api/status-report.ts";
 import { checkBaseUrl, checkHostPort, checkMemberAddress, checkMemberId, isLoopbackHost } from "./src/api/validate.ts";
 import { InvalidArgumentError } from "./src/errors.ts";
 import type { RaftNode } from "./src/node/raft-node.ts";
-import type { RaftNodeOptions } from "./src/node/types.ts";
+import type { TlsClientOptions } from "./adapters/types.ts";
+import { CLIENT_TLS_FLAGS, clientTlsFromFlags, memberTlsFiles, readMemberTls, reloadTlsOnChange, START_TLS_FLAGS } from "./src/api/cli-tls.ts";
+import type { TlsFiles } from "./src/node/identity.ts";
+import type { RaftNodeOptions, TlsOptions } from "./src/node/types.ts";
 import type { Member } from "./src/raft/types.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -36,7 +39,10 @@ const CLUSTER_ENV = "RAFT_CLUSTER";
 const CLIENT_FLAGS = `  --cluster URL[,URL...]  any member(s) of the cluster; HOST:PORT means http://HOST:PORT
                           (default: $${CLUSTER_ENV}, else ${DEFAULT_CLUSTER})
   --secret-file FILE      the cluster's shared secret (sent as a bearer token)
-  --timeout SECONDS       give up after this long, retries included`;
+  --timeout SECONDS       give up after this long, retries included
+  --cacert FILE           trust members' certificates signed by this CA (https:// URLs)
+  --cert FILE, --key FILE present this client certificate (members with --client-cert-auth)
+  --insecure-skip-tls-verify  do not check members' certificates (for tests only)`;
 
 const USAGE: Record<string, string> = {
   raft: `usage: raft COMMAND [options]   (raft COMMAND --help for details)
@@ -52,6 +58,7 @@ commands:
   version     print the version (also: raft --version)`,
   start: `usage: raft start --id ID --data DIR --listen HOST:PORT [--advertise URL] [--bootstrap | --join URL[,URL...]]
                   [--secret-file FILE] [--insecure] [--log-format text|json]
+                  [--cert-file FILE --key-file FILE [--trusted-ca-file FILE [--client-cert-auth]]]
        raft start --data DIR              (restart with the saved identity and address)
 
   --id ID               this member's id (letters, digits, . _ -)
@@ -63,7 +70,11 @@ commands:
                         member; retries while none answers (10 minutes at most), stops at once on a server
                         that is not a raft member
   --secret-file FILE    shared secret: clients need it as a bearer token, peers sign RPCs with it
-  --insecure            allow listening on a non-loopback address without a secret
+  --cert-file FILE      serve HTTPS with this certificate (it should name the advertised host);
+  --key-file FILE         its key. The member's URL is then https://; re-read on SIGHUP and when changed
+  --trusted-ca-file FILE  members' certificates must be signed by this CA, both ways (mutual TLS)
+  --client-cert-auth    clients too must present a certificate signed by that CA
+  --insecure            allow listening on a non-loopback address without TLS or a secret
   --log-format FORMAT   text (default) or json, one line per event on stderr
   --max-key-bytes N     longest key accepted (default ${KEY_BYTES_MAX_DEFAULT})
   --max-value-bytes N   largest value accepted (default ${VALUE_BYTES_MAX_DEFAULT})
@@ -126,6 +137,7 @@ const CLIENT_OPTIONS: OptionSpec = {
   "secret-file": { type: "string" },
   timeout: { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...CLIENT_TLS_FLAGS,
 };
 
 /** Strict `parseArgs`; its errors become a one-line usage error. */
@@ -187,7 +199,22 @@ function clusterUrls(cmd: string, v: Values): string[] {
 function clientFor(cmd: string, v: Values, defaultTimeoutS = 10): ApiClient {
   const urls = clusterUrls(cmd, v);
   const timeoutMs = positiveNumber(cmd, "timeout", str(v, "timeout"), defaultTimeoutS) * 1000;
-  return new ApiClient({ urls, secret: readSecret(cmd, str(v, "secret-file")), timeoutMs });
+  const tls = clientTls(cmd, v);
+  return new ApiClient({ urls, secret: readSecret(cmd, str(v, "secret-file")), timeoutMs, ...(tls === null ? {} : { tls }) });
+}
+
+/** What a client command trusts and presents over TLS, or null; warns on stderr when checks are off. */
+function clientTls(cmd: string, v: Values): TlsClientOptions | null {
+  let tls: TlsClientOptions | null;
+  try {
+    tls = clientTlsFromFlags(v);
+  } catch (err) {
+    throw usageError(cmd, (err as Error).message);
+  }
+  if (tls?.insecureSkipVerify === true) {
+    process.stderr.write("raft: warning: --insecure-skip-tls-verify: the members' certificates are not checked (anyone in the middle can read and change this traffic); use it for tests only\n");
+  }
+  return tls;
 }
 
 /** Turns a reply other than the expected one into exit code 1 with the member's message. */
@@ -429,6 +456,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     "max-key-bytes": { type: "string" },
     "max-value-bytes": { type: "string" },
     "snapshot-log-bytes": { type: "string" },
+    ...START_TLS_FLAGS,
     help: { type: "boolean", short: "h" },
   }, [0, 0]);
   if (p === null) return help("start");
@@ -466,8 +494,20 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     if (v.bootstrap !== true && join.length === 0) throw usageError("start", `${dataDir} holds no member yet: give --bootstrap (a new cluster) or --join URL (an existing one)`);
   }
   const host = listen?.ok ? listen.value.host : saved!.host;
-  if (secret === null && !isLoopbackHost(host) && v.insecure !== true) {
-    throw usageError("start", `Refusing to listen on ${host} without --secret-file: anyone who can reach it could read and write; give --secret-file FILE, or --insecure`);
+  let tlsFiles: TlsFiles | null;
+  try {
+    tlsFiles = memberTlsFiles(v, saved);
+  } catch (err) {
+    throw usageError("start", (err as Error).message);
+  }
+  if (secret === null && tlsFiles === null && !isLoopbackHost(host) && v.insecure !== true) {
+    throw usageError("start", `Refusing to listen on ${host} without TLS or --secret-file: anyone who can reach it could read and write; give --cert-file and --key-file (with --trusted-ca-file), or --secret-file FILE, or --insecure`);
+  }
+  let tls: TlsOptions | null = null;
+  try {
+    if (tlsFiles !== null) tls = readMemberTls(tlsFiles).tls;
+  } catch (err) {
+    throw new CliExit(2, (err as Error).message);
   }
 
   const { RaftNode, KvStateMachine, apiRoutes } = await _nodeModules();
@@ -491,6 +531,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   if (join.length > 0) opts.join = join;
   if (secretBytes !== undefined) opts.secret = secretBytes;
   if (snapshotLogBytes !== undefined) opts.snapshotLogBytes = Math.floor(snapshotLogBytes);
+  if (tls !== null) opts.tls = tls;
 
   let node: RaftNode;
   try {
@@ -500,6 +541,13 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") throw new CliExit(1, `Cannot listen on ${host}:${listen?.ok ? listen.value.port : saved?.port}: the address is in use`);
     throw new CliExit(1, err instanceof Error ? err.message : String(err));
+  }
+  if (tlsFiles !== null) {
+    if (JSON.stringify(tlsFiles) !== JSON.stringify(saved?.tls ?? null)) {
+      const { saveIdentityTls } = await import("./src/node/identity.ts");
+      await saveIdentityTls(path.resolve(dataDir), tlsFiles);
+    }
+    reloadTlsOnChange(node, tlsFiles, log.line);
   }
   const st = node.status();
   log.line(`member ${node.id} serving the KV store at ${node.url} (cluster ${st.clusterId}, data ${path.resolve(dataDir)}, runtime ${st.runtime})`);

@@ -43,5 +43,6 @@ export {
   StorageCorruptError,
   StorageFailedError,
   TimeoutError,
+  TlsError,
 } from "./src/errors.ts";
 export type { Entry, EntryType, HardState, Member, NodeId, Role, SnapshotMeta } from "./src/raft/types.ts";

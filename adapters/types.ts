@@ -56,6 +56,71 @@ export interface HttpClient {
   close(): void;
 }
 
+/**
+ * What a TLS client trusts and presents, as PEM text. Without `ca` the
+ * runtime's default roots are trusted.
+ */
+export interface TlsClientOptions {
+  /**
+   * CA certificates (PEM, one or more) that server certificates must chain
+   * to. Node and Bun trust only these; Deno's `Deno.createHttpClient` adds
+   * them to its default roots (its API has no way to replace them).
+   */
+  readonly ca?: string;
+  /** A client certificate (chain) to present when the server asks: mutual TLS. Needs `key`. */
+  readonly cert?: string;
+  readonly key?: string;
+  /** Accept any server certificate: for tests only. */
+  readonly insecureSkipVerify?: boolean;
+}
+
+/** A TLS server's certificate and, for mutual TLS, the CA its clients' certificates must chain to. */
+export interface TlsServerOptions {
+  readonly cert: string;
+  readonly key: string;
+  /**
+   * Ask every client for a certificate and verify it against these CA
+   * certificates. The handshake does not fail without one: each request
+   * carries the outcome as `TlsEnv.tlsPeer`, and the app decides.
+   */
+  readonly ca?: string;
+  /** Called with the client's address and a one-line reason when a handshake fails, where the runtime reports it. */
+  readonly onHandshakeError?: (remote: string, reason: string) => void;
+}
+
+/** What a request's TLS connection proved about its client (mutual TLS). */
+export interface TlsPeer {
+  /** A client certificate was presented and chains to the server's `ca`. */
+  readonly verified: boolean;
+  /** When not verified: "no client certificate", or why it was refused. */
+  readonly error: string | null;
+  /** The client certificate's subject (e.g. "CN=n2"), when one was presented and the runtime reports it. */
+  readonly subject: string | null;
+  /** The client's address. */
+  readonly remote: string;
+}
+
+/** The `env` a TLS server hands to `app.fetch`: `tlsPeer` is null when no client certificates are asked for. */
+export interface TlsEnv {
+  readonly tlsPeer: TlsPeer | null;
+}
+
+/** What a TLS server serves: anything with a fetch handler (a Hono app, or a gate in front of one). */
+export interface TlsApp {
+  fetch(req: Request, env: TlsEnv): Response | Promise<Response>;
+}
+
+/** A running HTTPS server. */
+export interface TlsHttpServer extends HttpServer {
+  /**
+   * Replaces the certificate (and CA) for new connections; connections
+   * already open keep theirs (as etcd does). Where the runtime cannot swap
+   * them in place, the listener is re-opened on the same port, so a
+   * connection attempt in that instant may be refused (and retried).
+   */
+  setTls(tls: TlsServerOptions): Promise<void>;
+}
+
 /** A worker thread running one module, with message passing. */
 export interface WorkerHandle {
   /** Sends a message; buffers listed in `transfer` are moved, not copied. */
@@ -84,8 +149,22 @@ export interface RuntimeAdapter {
   lockDir(dir: string): DirLock;
   /** Serves `app` on host:port (port 0: any free port). */
   serve(app: Hono, host: string, port: number): Promise<HttpServer>;
-  /** A new pooled client for peer RPCs. */
-  httpClient(): HttpClient;
+  /**
+   * Serves `app` over HTTPS on host:port. With `tls.ca`, clients are asked
+   * for certificates and each request's `env.tlsPeer` says what was proved.
+   */
+  serveTls(app: TlsApp, host: string, port: number, tls: TlsServerOptions): Promise<TlsHttpServer>;
+  /**
+   * A new pooled client for peer RPCs; with `tls`, `https://` URLs trust and
+   * present what it says. Failed TLS handshakes reject with `TlsError`.
+   */
+  httpClient(tls?: TlsClientOptions): HttpClient;
+  /**
+   * Whether host:port completes a TLS handshake (its certificate is not
+   * checked): how a client that got no HTTP answer tells that the member
+   * speaks HTTPS.
+   */
+  speaksTls(host: string, port: number, timeoutMs: number): Promise<boolean>;
   /**
    * Starts a worker thread running the module at `moduleUrl` (a `.ts` file
    * is fine: the worker loads TypeScript as the main thread does). Start-up

@@ -114,3 +114,21 @@ export class TimeoutError extends RaftError {
 export class DiskSpaceError extends RaftError {
   override name = "DiskSpaceError";
 }
+
+/**
+ * A TLS connection could not be made: the other side's certificate is not
+ * trusted, has expired or does not name the host; or one side speaks TLS and
+ * the other plain HTTP. `reason` says which, in words an operator can act on.
+ */
+export class TlsError extends RaftError {
+  override name = "TlsError";
+  /** The URL that was asked for. */
+  readonly url: string;
+  /** One line, e.g. "its certificate has expired". */
+  readonly reason: string;
+  constructor(url: string, reason: string, cause?: unknown) {
+    super(`TLS: ${reason}`, cause === undefined ? undefined : { cause });
+    this.url = url;
+    this.reason = reason;
+  }
+}

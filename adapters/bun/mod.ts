@@ -2,13 +2,23 @@
  * The Bun adapter: libc `flock` through `bun:ffi`, `Bun.serve`, the native
  * `fetch` (pooled keep-alive) and Web Workers.
  *
+ * TLS: `Bun.serve` with `tls` when no client certificates are asked for;
+ * with a CA to verify clients against, `node:https` instead, because
+ * `Bun.serve` tells the handler nothing about a request's client
+ * certificate. Peer clients use `fetch` with its `tls` option. Neither
+ * `Bun.serve` (`reload` ignores `tls`) nor Bun's node:https
+ * (`setSecureContext` is missing) can swap a certificate, so `setTls`
+ * re-opens the listener; only node:https reports failed handshakes.
+ *
  * @module
  */
 import { dlopen, read } from "bun:ffi";
 import { acquireDirLock, flockTryLock } from "../shared/lock.ts";
 import { fetchHttpClient } from "../shared/fetch-client.ts";
+import { relisten } from "../shared/relisten.ts";
+import { speaksTls } from "../shared/tls-probe.ts";
 import { startWebWorker, webWorkerPort } from "../shared/web-worker.ts";
-import type { HttpServer, RuntimeAdapter } from "../types.ts";
+import type { HttpClient, HttpServer, RuntimeAdapter, TlsApp, TlsClientOptions, TlsEnv, TlsHttpServer, TlsServerOptions } from "../types.ts";
 
 interface BunServer {
   port: number;
@@ -16,7 +26,7 @@ interface BunServer {
 }
 declare const Bun: {
   isMainThread: boolean;
-  serve(options: { hostname: string; port: number; fetch: (req: Request) => Response | Promise<Response> }): BunServer;
+  serve(options: { hostname: string; port: number; tls?: { cert: string; key: string }; fetch: (req: Request) => Response | Promise<Response> }): BunServer;
 };
 
 const _libc = dlopen("libc.so.6", {
@@ -38,12 +48,50 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
   });
 }
 
+const _NO_PEER: TlsEnv = { tlsPeer: null };
+
+/** `Bun.serve` over TLS (no client certificates), or node:https when `tls.ca` asks for them. */
+async function _serveTls(app: TlsApp, host: string, port: number, tls: TlsServerOptions): Promise<TlsHttpServer> {
+  if (tls.ca !== undefined) {
+    const { serveNodeHttps } = await import("../shared/node-https-server.ts");
+    return serveNodeHttps(app, host, port, tls, { reload: "relisten", overrideGlobalObjects: false });
+  }
+  const open = (t: TlsServerOptions, p: number) =>
+    Promise.resolve().then(() => Bun.serve({ hostname: host, port: p, tls: { cert: t.cert, key: t.key }, fetch: (req) => app.fetch(req, _NO_PEER) }));
+  let server = await open(tls, port);
+  const bound = server.port;
+  const retired: BunServer[] = [];
+  return {
+    port: bound,
+    async setTls(next) {
+      // stop(false) stops accepting at once; requests in flight finish on the old certificate.
+      retired.push(server);
+      void server.stop(false);
+      server = await relisten(() => open(next, bound));
+    },
+    async close() {
+      await Promise.all([server, ...retired].map((s) => s.stop(true)));
+    },
+  };
+}
+
+function _httpClient(tls?: TlsClientOptions): HttpClient {
+  if (tls === undefined) return fetchHttpClient();
+  const t: Record<string, unknown> = { rejectUnauthorized: tls.insecureSkipVerify !== true };
+  if (tls.ca !== undefined) t.ca = tls.ca;
+  if (tls.cert !== undefined) t.cert = tls.cert;
+  if (tls.key !== undefined) t.key = tls.key;
+  return fetchHttpClient({ tls: t });
+}
+
 /** The Bun implementation of `RuntimeAdapter`. */
 export const bunAdapter: RuntimeAdapter = {
   name: "bun",
   lockDir: (dir) => acquireDirLock(dir, _tryLock),
   serve: _serve,
-  httpClient: fetchHttpClient,
+  serveTls: _serveTls,
+  httpClient: _httpClient,
+  speaksTls,
   startWorker: startWebWorker,
   workerPort: () => webWorkerPort(!Bun.isMainThread),
 };

@@ -1,62 +1,25 @@
 /**
- * The Node adapter: `flock` through koffi (libc), `@hono/node-server`,
- * a `node:http` keep-alive client (Node 20's `fetch` measured 5-8x slower on
- * this path), and `worker_threads` (with tsx's loader only for a `.ts`
- * worker module, that is when running from a checkout's sources).
+ * The Node adapter: `flock` through koffi (libc), `@hono/node-server`
+ * (over `node:https` for TLS, see ../shared/node-https-server.ts), a
+ * `node:http`/`node:https` keep-alive client (Node 20's `fetch` measured
+ * 5-8x slower on this path), and `worker_threads` (with tsx's loader only
+ * for a `.ts` worker module, that is when running from a checkout's sources).
  *
  * @module
  */
-import * as http from "node:http";
+import type * as http from "node:http";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
 import { serve as honoServe } from "@hono/node-server";
 import koffi from "koffi";
-import { TimeoutError } from "../../src/errors.ts";
 import { acquireDirLock, flockTryLock } from "../shared/lock.ts";
-import type { HttpClient, HttpResponse, HttpServer, RuntimeAdapter, WorkerHandle, WorkerPort } from "../types.ts";
+import { nodeHttpClient } from "../shared/node-http-client.ts";
+import { serveNodeHttps } from "../shared/node-https-server.ts";
+import { speaksTls } from "../shared/tls-probe.ts";
+import type { HttpServer, RuntimeAdapter, WorkerHandle, WorkerPort } from "../types.ts";
 
 const _libc = koffi.load("libc.so.6");
 const _flock = _libc.func("int flock(int fd, int operation)") as (fd: number, op: number) => number;
 const _tryLock = flockTryLock(_flock, () => koffi.errno());
-
-function _httpClient(): HttpClient {
-  // Keep-alive, many sockets per peer so several RPCs are in flight at once.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64 });
-  return {
-    request(req) {
-      return new Promise<HttpResponse>((resolve, reject) => {
-        const headers: Record<string, string | number> = { ...req.headers };
-        if (req.body !== undefined) headers["content-length"] = req.body.byteLength;
-        const r = http.request(req.url, { method: req.method, agent, headers }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => {
-            clearTimeout(timer);
-            const out: Record<string, string> = {};
-            for (const [k, v] of Object.entries(res.headers)) {
-              if (v !== undefined) out[k] = Array.isArray(v) ? v.join(", ") : v;
-            }
-            const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-            resolve({ status: res.statusCode ?? 0, headers: out, body: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) });
-          });
-          res.on("error", fail);
-        });
-        const timer = setTimeout(() => {
-          r.destroy(new TimeoutError(`${req.method} ${req.url} got no answer within ${req.timeoutMs} ms`));
-        }, req.timeoutMs);
-        function fail(err: Error) {
-          clearTimeout(timer);
-          reject(err);
-        }
-        r.on("error", fail);
-        r.setNoDelay(true);
-        r.end(req.body);
-      });
-    },
-    close() {
-      agent.destroy();
-    },
-  };
-}
 
 function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
@@ -129,7 +92,9 @@ export const nodeAdapter: RuntimeAdapter = {
   name: "node",
   lockDir: (dir) => acquireDirLock(dir, _tryLock),
   serve: _serve,
-  httpClient: _httpClient,
+  serveTls: (app, host, port, tls) => serveNodeHttps(app, host, port, tls, { reload: "in-place", overrideGlobalObjects: true }),
+  httpClient: nodeHttpClient,
+  speaksTls,
   startWorker: _startWorker,
   workerPort: _workerPort,
 };

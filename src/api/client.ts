@@ -18,9 +18,16 @@
  *   (A starting member answers 503 with `Retry-After` before its routes are
  *   mounted: that one is retried like any 503.)
  * - Network errors read the same on every runtime (`describeNetworkError`).
+ * - TLS: `https://` URLs, and any URL once `tls` is given, go through the
+ *   runtime adapter's client (it trusts `tls.ca` and presents `tls.cert`;
+ *   loaded only then, so plain commands start as fast as before). A TLS
+ *   failure, or plain HTTP sent to an HTTPS member, is reported in one line
+ *   saying which (see adapters/shared/tls-errors.ts).
  *
  * @module
  */
+import type { HttpClient, RuntimeAdapter, TlsClientOptions } from "../../adapters/types.ts";
+import { TlsError } from "../errors.ts";
 import { describeNetworkError } from "../transport/network-error.ts";
 import { CLUSTER_ID_HEADER } from "./http.ts";
 
@@ -32,6 +39,8 @@ export interface ClientOptions {
   readonly secret: string | null;
   /** Give up (retries included) after this long. */
   readonly timeoutMs: number;
+  /** What to trust and present over TLS (`--cacert`, `--cert`, `--key`). */
+  readonly tls?: TlsClientOptions;
 }
 
 /** A complete answer. */
@@ -62,7 +71,7 @@ const _HOPS_MAX = 5;
 const _RETRY_PAUSE_MS = 200;
 
 /** Throws `_NotMember` for an answer that no member would give (see the module comment). */
-function _checkMember(method: string, base: string, target: string, res: Response): void {
+function _checkMember(method: string, base: string, target: string, res: { readonly status: number; readonly headers: Headers }): void {
   if (res.headers.has(CLUSTER_ID_HEADER)) return;
   if (res.status === 503 && res.headers.has("retry-after")) return;
   const type = res.headers.get("content-type")?.split(";")[0]?.trim();
@@ -82,10 +91,40 @@ export function replyMessage(res: ClientResponse): string {
   return text === "" ? `HTTP ${res.status}` : text;
 }
 
+/** The runtime adapter, loaded on first use (client commands without TLS never load it). */
+let _runtime: Promise<RuntimeAdapter> | null = null;
+const _adapter = () => (_runtime ??= import("../../adapters/mod.ts").then((m) => m.runtime));
+
 /** Talks to a cluster through any of its members. */
 export class ApiClient {
+  private _tlsClient: HttpClient | null = null;
+
   constructor(private readonly _opts: ClientOptions) {
     if (_opts.urls.length === 0) throw new Error("ApiClient needs at least one URL");
+  }
+
+  /** One request through the adapter's client (TLS), shaped like a fetch answer. */
+  private async _viaAdapter(method: string, url: string, body: Uint8Array | undefined, headers: Record<string, string>, deadline: number): Promise<{ status: number; headers: Headers; body: Uint8Array }> {
+    this._tlsClient ??= (await _adapter()).httpClient(this._opts.tls ?? {});
+    const req = { method: method as "GET" | "POST" | "PUT" | "DELETE", url, headers, timeoutMs: Math.max(1, deadline - Date.now()) };
+    const res = await this._tlsClient.request(body === undefined ? req : { ...req, body });
+    return { status: res.status, headers: new Headers(res.headers), body: res.body };
+  }
+
+  /** Why `url` gave no answer, in one line: TLS trouble named, plain HTTP to an HTTPS member detected. */
+  private async _explain(url: string, err: unknown): Promise<string> {
+    if (err instanceof TlsError) return err.message;
+    const text = describeNetworkError(err);
+    if (!url.startsWith("http:") || text === "connection refused" || text === "no answer in time") return text;
+    try {
+      const u = new URL(url);
+      if (await (await _adapter()).speaksTls(u.hostname.replace(/^\[|\]$/g, ""), Number(u.port || 80), 1000)) {
+        return `TLS: it speaks HTTPS (TLS), not plain HTTP: use https://${u.host}`;
+      }
+    } catch {
+      // the probe itself failed: keep the original reason
+    }
+    return text;
   }
 
   /** One request to one URL, following redirects; throws on network errors and redirect loops. */
@@ -94,8 +133,8 @@ export class ApiClient {
     for (let hop = 0; ; hop++) {
       const init: RequestInit = { method, headers, redirect: "manual", signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) };
       if (body !== undefined) init.body = body as Uint8Array<ArrayBuffer>;
-      const res = await fetch(target, init);
-      const bytes = new Uint8Array(await res.arrayBuffer());
+      const res = this._opts.tls !== undefined || target.startsWith("https:") ? await this._viaAdapter(method, target, body, headers, deadline) : await fetch(target, init);
+      const bytes = res instanceof Response ? new Uint8Array(await res.arrayBuffer()) : res.body;
       _checkMember(method, new URL(target).origin, target, res);
       const location = res.headers.get("location");
       if (_REDIRECT_STATUSES.has(res.status) && location !== null) {
@@ -130,7 +169,7 @@ export class ApiClient {
         } catch (err) {
           if (err instanceof _RedirectLoop) return { ok: false, error: err.message };
           if (err instanceof _NotMember) notMembers.set(base, err.message);
-          else errors.set(base, describeNetworkError(err));
+          else errors.set(base, await this._explain(base, err));
         }
         if (Date.now() >= deadline) break;
       }
@@ -157,7 +196,7 @@ export class ApiClient {
       }
     } catch (err) {
       if (err instanceof _NotMember) return { ok: false, error: err.message, notMember: true };
-      return { ok: false, error: describeNetworkError(err) };
+      return { ok: false, error: await this._explain(url, err) };
     }
   }
 }

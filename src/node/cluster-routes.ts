@@ -12,7 +12,7 @@ import type { Hono } from "hono";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { RuntimeAdapter } from "../../adapters/types.ts";
-import { InvalidArgumentError, MembershipChangeError, NotLeaderError, RaftError } from "../errors.ts";
+import { InvalidArgumentError, MembershipChangeError, NotLeaderError, RaftError, TlsError } from "../errors.ts";
 import type { Member } from "../raft/types.ts";
 import { timingSafeEqual } from "../transport/auth.ts";
 import { describeNetworkError } from "../transport/network-error.ts";
@@ -136,9 +136,11 @@ export const joinCluster = {
             notMembers.set(base, why);
             logger(`join: ${why}`);
           } catch (err) {
-            const why = describeNetworkError(err);
+            const why = err instanceof TlsError ? err.message : describeNetworkError(err);
             unreachable.set(base, why);
-            if (attempt % 10 === 0) logger(`join: ${base} is not reachable (${why}); retrying`);
+            // A TLS refusal is for the operator to fix: said every time, not every tenth.
+            if (err instanceof TlsError) logger(`join: cannot talk to ${base}: ${why}; retrying`);
+            else if (attempt % 10 === 0) logger(`join: ${base} is not reachable (${why}); retrying`);
           }
         }
         if (notMembers.size === urls.length) throw new RaftError(`Cannot join: ${[...notMembers.values()].join("; ")}`);

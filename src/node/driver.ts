@@ -32,7 +32,7 @@ import { PendingTable, type Proposal } from "./pending.ts";
 import { type DriverProbe, ReadyLoop } from "./ready-loop.ts";
 import { Snapshots } from "./snapshots.ts";
 import type { Transport } from "./transport.ts";
-import type { MemberStatus, NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi } from "./types.ts";
+import type { MemberStatus, NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, TlsOptions } from "./types.ts";
 
 /** Tunables of a driver, with their defaults in `DRIVER_DEFAULTS`. */
 export interface DriverTunables {
@@ -81,6 +81,8 @@ export interface DriverInit {
   readonly beforeStorageClose?: () => Promise<void>;
   /** Runs last when the driver closes (the data-directory lock). */
   readonly afterClose?: () => Promise<void> | void;
+  /** Swaps the TLS material of the server and the peer clients (production only). */
+  readonly reloadTls?: (tls: TlsOptions) => Promise<void>;
 }
 
 /** A proposal not yet in the log: buffered for the next turn, or waiting for a leader to be known. */
@@ -411,6 +413,12 @@ export class RaftDriver implements RaftNodeApi {
     this.#loop.kick();
     await this.#pending.waitFor(`member ${dest} to take over leadership`, () => this.#raft.status().leaderId === dest, (ev) =>
       ev.type === "transfer-aborted" && ev.to === dest ? new RaftError(`Leadership transfer to ${dest} aborted: ${ev.reason}`) : null, this.#clock.now(), this.#t.tickMs * 40);
+  }
+
+  /** Replaces the TLS certificates for new connections (see member-tls.ts). @throws InvalidArgumentError without TLS */
+  reloadTls(tls: TlsOptions): Promise<void> {
+    if (this.#init.reloadTls === undefined) return Promise.reject(new InvalidArgumentError("This member was started without TLS"));
+    return this.#init.reloadTls(tls);
   }
 
   async beginSnapshot(): Promise<number> {

@@ -16,6 +16,17 @@ import * as path from "node:path";
 export const IDENTITY_FILE_NAME = "IDENTITY";
 const _MAGIC = 0x52494430; // "RID0"
 
+/**
+ * Where a CLI-started member's TLS files are, so that `raft start --data
+ * DIR` alone restarts it with TLS on. Paths as given (resolved to absolute).
+ */
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string | null;
+  readonly clientCertAuth: boolean;
+}
+
 /** Who this member is. */
 export interface NodeIdentity {
   readonly id: string;
@@ -23,6 +34,8 @@ export interface NodeIdentity {
   readonly host: string;
   readonly port: number;
   readonly clusterId: string;
+  /** Absent for a member without TLS (and for one started through the library, which passes PEM text). */
+  readonly tls?: TlsFiles;
 }
 
 /** Ids: 1-64 characters from a conservative set (they appear in URLs, file names and logs). */
@@ -67,7 +80,27 @@ export async function readIdentity(dataDir: string, fs: FileLayer = nodeFileLaye
   ) {
     throw new StorageCorruptError(file, 8, "the identity lacks id, url, host, port or clusterId");
   }
-  return { id: o.id, url: o.url, host: o.host, port: o.port, clusterId: o.clusterId };
+  const identity = { id: o.id, url: o.url, host: o.host, port: o.port, clusterId: o.clusterId };
+  if (o.tls === undefined) return identity;
+  const t = o.tls as Record<string, unknown> | null;
+  if (
+    typeof t !== "object" || t === null || typeof t.certFile !== "string" || typeof t.keyFile !== "string" ||
+    (t.caFile !== null && typeof t.caFile !== "string") || typeof t.clientCertAuth !== "boolean"
+  ) {
+    throw new StorageCorruptError(file, 8, "the identity's tls field lacks certFile, keyFile, caFile or clientCertAuth");
+  }
+  return { ...identity, tls: { certFile: t.certFile, keyFile: t.keyFile, caFile: t.caFile as string | null, clientCertAuth: t.clientCertAuth } };
+}
+
+/**
+ * Records (or, with null, forgets) where the member's TLS files are, keeping
+ * the rest of the identity. @throws InvalidArgumentError when `dataDir` holds no identity yet
+ */
+export async function saveIdentityTls(dataDir: string, tls: TlsFiles | null): Promise<void> {
+  const current = await readIdentity(dataDir);
+  if (current === null) throw new InvalidArgumentError(`Data directory ${dataDir} holds no member yet`);
+  const { tls: _old, ...rest } = current;
+  await writeIdentity(dataDir, tls === null ? rest : { ...rest, tls });
 }
 
 /** Saves the identity durably (atomic replace). */

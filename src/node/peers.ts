@@ -7,9 +7,13 @@
  */
 import type { HttpClient } from "../../adapters/types.ts";
 import type { Message, MsgSnap, NodeId } from "../raft/types.ts";
+import { TlsError } from "../errors.ts";
 import { PeerClient } from "../transport/peer-client.ts";
 import type { NodeCounters } from "./metrics.ts";
 import type { SnapshotChunks, Transport } from "./transport.ts";
+
+/** How often the same refusal of the same peer is logged again. */
+const _REFUSAL_LOG_MS = 60_000;
 
 /** What `Peers` needs to know. */
 export interface PeersOptions {
@@ -30,6 +34,7 @@ export class Peers implements Transport {
   /** Every URL we know a member by (config members, join info), even outside the config. */
   readonly #urls = new Map<NodeId, string>();
   readonly #unknownLogged = new Set<NodeId>();
+  readonly #refusalLogged = new Map<NodeId, { line: string; atMs: number }>();
 
   constructor(opts: PeersOptions) {
     this.#o = opts;
@@ -72,10 +77,31 @@ export class Peers implements Transport {
       secret: this.#o.secret,
       http: this.#o.http,
       requestTimeoutMs: this.#o.requestTimeoutMs,
-      onUnreachable: (peer, reason) => this.#o.onUnreachable(peer, reason),
+      onUnreachable: (peer, reason, error) => {
+        this.#logRefusal(peer, url, reason, error);
+        this.#o.onUnreachable(peer, reason);
+      },
     });
     this.#clients.set(id, c);
     return c;
+  }
+
+  /**
+   * Logs why `peer` cannot be talked to when the reason is one an operator
+   * must fix (TLS: an untrusted, expired or misnamed certificate; a 403: the
+   * peer refused our certificate), once per peer until the reason changes or
+   * a minute has passed; other failures (a peer that is down) stay quiet.
+   */
+  #logRefusal(peer: NodeId, url: string, reason: string, error: unknown): void {
+    let line: string;
+    if (error instanceof TlsError) line = error.message;
+    else if (/^HTTP 403 /.test(reason)) line = reason.replace(/^HTTP 403 from \S+: /, "refused (HTTP 403): ");
+    else return;
+    const last = this.#refusalLogged.get(peer);
+    const now = Date.now();
+    if (last !== undefined && last.line === line && now - last.atMs < _REFUSAL_LOG_MS) return;
+    this.#refusalLogged.set(peer, { line, atMs: now });
+    this.#o.logger(`cannot talk to member ${peer} at ${url}: ${line}`);
   }
 
   /** Sends `msgs` grouped by destination (a MsgSnap goes through `sendSnapshot`, with its bytes). */

@@ -14,7 +14,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { NodeId } from "../raft/types.ts";
 import type { RaftDriver } from "./driver.ts";
 import { startDriver } from "./start.ts";
-import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions } from "./types.ts";
+import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, TlsOptions } from "./types.ts";
 import { WorkerNode } from "./worker/worker-node.ts";
 
 export { bootstrapDataDir } from "./start.ts";
@@ -95,6 +95,15 @@ export class RaftNode implements RaftNodeApi {
   }
   close(): Promise<void> {
     return this.#impl.close();
+  }
+  /**
+   * Replaces the TLS certificate, key and CA for new connections, served and
+   * made (open connections keep theirs): how a renewed certificate takes
+   * effect without a restart. The CLI calls it on SIGHUP and when the files
+   * change. @throws InvalidArgumentError for bad material, or a member started without TLS
+   */
+  reloadTls(tls: TlsOptions): Promise<void> {
+    return this.#impl.reloadTls(tls);
   }
 
   /** Test hook (not in mod.ts): makes a worker-mode node's worker fail. @throws InvalidArgumentError in caller mode */

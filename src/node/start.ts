@@ -23,6 +23,7 @@ import { clusterIdFor, joinCluster, nodeRoutes } from "./cluster-routes.ts";
 import { DRIVER_DEFAULTS, type DriverTunables, RaftDriver } from "./driver.ts";
 import { checkMemberUrl, checkNodeId, type NodeIdentity, readIdentity, writeIdentity } from "./identity.ts";
 import { bootstrapStorage, closeNodeStorage, type NodeStorage, openNodeStorage, storageIsFresh } from "./node-storage.ts";
+import { memberTls } from "./member-tls.ts";
 import { Peers } from "./peers.ts";
 import type { RaftNodeOptions } from "./types.ts";
 
@@ -101,10 +102,12 @@ export async function bootstrapDataDir(
  * @throws InvalidArgumentError for bad options
  */
 export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {}): Promise<RaftDriver> {
-  const rt = (opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime;
+  const logger = opts.logger ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // With TLS, the runtime's server and clients come wrapped to speak it (see member-tls.ts).
+  const tls = memberTls((opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime, opts.tls, logger);
+  const rt = tls.runtime;
   const dataDir = path.resolve(opts.dataDir);
   const lock = hooks.lock ?? rt.lockDir(dataDir);
-  const logger = opts.logger ?? ((line: string) => process.stderr.write(`${line}\n`));
   let driver: RaftDriver | null = null;
   let server: HttpServer | null = null;
   let storage: NodeStorage | null = null;
@@ -152,7 +155,8 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     const front = new Hono();
     front.all("*", (c) => routed ? app.fetch(c.req.raw, c.env) : c.text("Member is starting; retry shortly\n", 503, { "Retry-After": "1" }));
     server = await rt.serve(front, host, port);
-    const url = opts.advertiseUrl ?? saved?.url ?? `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
+    const url = opts.advertiseUrl ?? saved?.url ?? `${tls.scheme}://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
+    tls.checkUrl(url, dataDir);
     const identity: NodeIdentity = { id, url, host, port: saved?.port ?? (port === 0 ? server.port : port), clusterId: clusterId! };
     if (saved === null) await writeIdentity(dataDir, identity);
 
@@ -188,6 +192,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
         http.close();
         lock.release();
       },
+      reloadTls: (t) => tls.reload(t),
     });
     driver = d;
     storage = null; // the driver owns it now

@@ -38,6 +38,23 @@ export interface SnapshotSource {
   readonly chunks: AsyncIterable<Uint8Array>;
 }
 
+/**
+ * TLS for a member's one port (peers and clients share it), PEM text or its
+ * bytes. With `ca`, members verify each other's certificates against it in
+ * both directions (mutual TLS between members: peer RPCs and joins without a
+ * certificate from `ca` are refused); with `requireClientCert` too, every
+ * client must present one.
+ */
+export interface TlsOptions {
+  /** This member's certificate (chain); it should name the advertised host in its subjectAltName. */
+  readonly cert: string | Uint8Array;
+  readonly key: string | Uint8Array;
+  /** The CA (one or more certificates) that members' and clients' certificates must be signed by. */
+  readonly ca?: string | Uint8Array;
+  /** Refuse clients (not only peers) without a certificate from `ca`. Needs `ca`. */
+  readonly requireClientCert?: boolean;
+}
+
 /** How a node starts. */
 export interface RaftNodeOptions {
   /** The data directory, locked for this process while the node runs. */
@@ -51,7 +68,7 @@ export interface RaftNodeOptions {
   readonly host?: string;
   /** Port to listen on; 0 picks a free port. Saved like `id`. */
   readonly port?: number;
-  /** The URL other members use to reach this one. Default `http://HOST:PORT` (with the bound port). */
+  /** The URL other members use to reach this one. Default `http://HOST:PORT` (`https://` with `tls`), with the bound port. */
   readonly advertiseUrl?: string;
   readonly stateMachine: StateMachine;
   /**
@@ -68,6 +85,13 @@ export interface RaftNodeOptions {
   readonly join?: readonly string[];
   /** Shared secret: peers authenticate every RPC with HMAC-SHA-256. */
   readonly secret?: Uint8Array;
+  /**
+   * Serve HTTPS and talk to peers over TLS (see `TlsOptions`). The member's
+   * URL is then `https://...`; a member created with TLS must always be
+   * started with it, and one created without it never. `reloadTls` swaps
+   * the certificates of a running member.
+   */
+  readonly tls?: TlsOptions;
   /** Mounts extra routes (the KV service) on the node's HTTP server. */
   readonly routes?: (app: Hono, node: RaftNodeApi) => void;
   /** Milliseconds per tick of the core. Default 100. */

@@ -77,8 +77,8 @@ export interface PeerClientOptions {
   readonly snapshotRetryDelayMs?: number;
   /** Wall clock for request timestamps. Default `Date.now`. */
   readonly now?: () => number;
-  /** A message request failed (network error, timeout or non-204 status). */
-  readonly onUnreachable: (peerId: NodeId, reason: string) => void;
+  /** A message request failed (network error, timeout or non-204 status); `error` is what the client threw, if it threw. */
+  readonly onUnreachable: (peerId: NodeId, reason: string, error?: unknown) => void;
   /** Messages were dropped from a full queue. */
   readonly onDropped?: (peerId: NodeId, count: number) => void;
 }
@@ -397,7 +397,7 @@ export class PeerClient {
           }
           this.#failed(`HTTP ${res.status} from ${this.#messagesUrl}: ${new TextDecoder().decode(res.body.subarray(0, 200))}`);
         },
-        (e: unknown) => this.#failed(`${this.#messagesUrl}: ${_errorText(e)}`),
+        (e: unknown) => this.#failed(`${this.#messagesUrl}: ${_errorText(e)}`, e),
       )
       .finally(() => {
         this.#inflight--;
@@ -405,9 +405,9 @@ export class PeerClient {
       });
   }
 
-  #failed(reason: string): void {
+  #failed(reason: string, error?: unknown): void {
     this.#requestsFailed++;
-    if (!this.#closed) this.#o.onUnreachable(this.#o.peerId, reason);
+    if (!this.#closed) this.#o.onUnreachable(this.#o.peerId, reason, error);
   }
 
   #sign(method: string, path: string, body: Uint8Array): Record<string, string> {

@@ -15,6 +15,8 @@ import { REPO_ROOT } from "../helpers/runtimes.ts";
 import type { RuntimeName } from "../helpers/runtimes.ts";
 import { exited, trackExit, waitFor } from "../helpers/wait.ts";
 import { freePorts } from "../helpers/ports.ts";
+import { runtime } from "../../adapters/mod.ts";
+import type { HttpClient, TlsClientOptions } from "../../adapters/types.ts";
 import { cliCommand } from "./run-cli.ts";
 
 /** One member process (and its data directory, which outlives restarts). */
@@ -24,10 +26,14 @@ export class MemberProcess {
   readonly log: string[] = [];
   exitCode: number | null = null;
 
+  /** With TLS: what the test trusts and presents when it talks to this member (its URL is then https://). */
+  tls: TlsClientOptions | null = null;
+  #client: HttpClient | null = null;
+
   constructor(readonly id: string, readonly port: number, readonly dir: string, readonly rt: RuntimeName) {}
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls === null ? "http" : "https"}://127.0.0.1:${this.port}`;
   }
 
   /** Starts `raft start ARGS`. */
@@ -83,8 +89,23 @@ export class MemberProcess {
     return this.exitCode;
   }
 
+  /** Closes the keep-alive connections `status()` opened over TLS. */
+  closeClient(): void {
+    this.#client?.close();
+    this.#client = null;
+  }
+
   /** This member's `/status`, or null if it does not answer. */
   async status(): Promise<Record<string, unknown> | null> {
+    if (this.tls !== null) {
+      this.#client ??= runtime.httpClient(this.tls);
+      try {
+        const res = await this.#client.request({ method: "GET", url: `${this.url}/status`, timeoutMs: 2000 });
+        return res.status === 200 ? (JSON.parse(new TextDecoder().decode(res.body)) as Record<string, unknown>) : null;
+      } catch {
+        return null;
+      }
+    }
     try {
       const res = await fetch(`${this.url}/status`, { signal: AbortSignal.timeout(2000) });
       if (res.status !== 200) return null;
@@ -100,12 +121,16 @@ export class Cluster {
   readonly members: MemberProcess[] = [];
   private constructor(readonly root: string) {}
 
-  /** Ports and data directories for `ids`, nothing started yet. */
-  static async create(ids: readonly string[], rt: RuntimeName): Promise<Cluster> {
+  /** Ports and data directories for `ids`, nothing started yet; with `tls`, members are reached over https with it. */
+  static async create(ids: readonly string[], rt: RuntimeName | readonly RuntimeName[], tls: TlsClientOptions | null = null): Promise<Cluster> {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "raft-e2e-"));
     const c = new Cluster(root);
     const ports = await freePorts(ids.length);
-    ids.forEach((id, i) => c.members.push(new MemberProcess(id, ports[i]!, path.join(root, id), rt)));
+    ids.forEach((id, i) => {
+      const m = new MemberProcess(id, ports[i]!, path.join(root, id), typeof rt === "string" ? rt : rt[i]!);
+      m.tls = tls;
+      c.members.push(m);
+    });
     return c;
   }
 
@@ -144,6 +169,7 @@ export class Cluster {
   /** Kills whatever still runs and removes the data. */
   async destroy(): Promise<void> {
     await Promise.all(this.members.map((m) => m.stop("SIGKILL")));
+    for (const m of this.members) m.closeClient();
     fs.rmSync(this.root, { recursive: true, force: true });
   }
 }

@@ -129,7 +129,7 @@ export function unpackBatch(buf: ArrayBuffer): { keys: Float64Array; items: Uint
 }
 
 /** A call the handle forwards to the driver. */
-export type CallOp = "propose" | "readBarrier" | "addMember" | "removeMember" | "transferLeadership" | "beginSnapshot" | "endSnapshot" | "close";
+export type CallOp = "propose" | "readBarrier" | "addMember" | "removeMember" | "transferLeadership" | "beginSnapshot" | "endSnapshot" | "reloadTls" | "close";
 
 /** One call; a proposal's bytes are item `item` of the message's packed buffer. */
 export interface WireCall {

@@ -14,7 +14,7 @@ import type { DirLock } from "../../../adapters/types.ts";
 import { RaftError } from "../../errors.ts";
 import type { RaftDriver } from "../driver.ts";
 import { startDriver } from "../start.ts";
-import type { NodeEvent, RaftNodeOptions } from "../types.ts";
+import type { NodeEvent, RaftNodeOptions, TlsOptions } from "../types.ts";
 import { remoteApplier } from "./remote-applier.ts";
 import {
   type CallOp,
@@ -119,6 +119,8 @@ function _dispatch(d: RaftDriver, op: Exclude<CallOp, "propose">, args: readonly
       return d.beginSnapshot();
     case "endSnapshot":
       return d.endSnapshot(args[0] as number);
+    case "reloadTls":
+      return d.reloadTls(args[0] as TlsOptions);
     case "close":
       return d.close();
   }

@@ -19,7 +19,7 @@ import type { DirLock, RuntimeAdapter, WorkerHandle } from "../../../adapters/ty
 import { ClosedError, RaftError } from "../../errors.ts";
 import { assert } from "../../raft/assert.ts";
 import type { NodeId } from "../../raft/types.ts";
-import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine } from "../types.ts";
+import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine, TlsOptions } from "../types.ts";
 import {
   bodyChunks,
   type CallOp,
@@ -161,6 +161,9 @@ export class WorkerNode implements RaftNodeApi {
   }
   endSnapshot(marker: number): Promise<void> {
     return this.#call("endSnapshot", [marker]) as Promise<void>;
+  }
+  reloadTls(tls: TlsOptions): Promise<void> {
+    return this.#call("reloadTls", [tls]) as Promise<void>;
   }
 
   /** The worker's copy, at most one tick old; `lastApplied` is exact (it is counted here). */
