@@ -23,6 +23,7 @@ import {
   StorageCorruptError,
   StorageFailedError,
   TimeoutError,
+  TlsError,
 } from "../../errors.ts";
 import { assert } from "../../raft/assert.ts";
 
@@ -46,6 +47,7 @@ const _CLASSES: Readonly<Record<string, { prototype: Error }>> = {
   ClosedError,
   TimeoutError,
   DiskSpaceError,
+  TlsError,
   Error,
   TypeError,
   RangeError,
@@ -58,6 +60,7 @@ const _FIELDS: Readonly<Record<string, readonly string[]>> = {
   StorageFailedError: ["file"],
   LockedError: ["dir", "holderPid"],
   ProposalDroppedError: ["outcome"],
+  TlsError: ["url", "reason"],
 };
 
 /** Turns any thrown value into plain data that survives `postMessage`. */
