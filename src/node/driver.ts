@@ -10,25 +10,18 @@
  *
  * @module
  */
-import {
-  ClosedError,
-  DiskSpaceError,
-  InvalidArgumentError,
-  MembershipChangeError,
-  NotLeaderError,
-  ProposalDroppedError,
-  RaftError,
-  TimeoutError,
-} from "../errors.ts";
+import { ClosedError, InvalidArgumentError, NotLeaderError, TimeoutError } from "../errors.ts";
 import { decodeMembership } from "../raft/membership-codec.ts";
 import { Raft } from "../raft/raft.ts";
 import type { ConfigState, Entry, Message, MsgSnap, NodeId, RaftConfig, RaftEvent, Ready } from "../raft/types.ts";
 import type { Applier } from "./applier.ts";
 import { type Clock, every } from "./clock.ts";
-import { checkMemberUrl, checkNodeId } from "./identity.ts";
 import { NodeCounters } from "./metrics.ts";
 import { closeNodeStorage, type NodeStorage, restorableSnapshot } from "./node-storage.ts";
-import { PendingTable, type Proposal } from "./pending.ts";
+import { DiskSpace } from "./disk-space.ts";
+import { ProposalIntake } from "./intake.ts";
+import { MembershipCalls } from "./membership-calls.ts";
+import { PendingTable } from "./pending.ts";
 import { type DriverProbe, ReadyLoop } from "./ready-loop.ts";
 import { Snapshots } from "./snapshots.ts";
 import type { Transport } from "./transport.ts";
@@ -85,15 +78,6 @@ export interface DriverInit {
   readonly reloadTls?: (tls: TlsOptions) => Promise<void>;
 }
 
-/** A proposal not yet in the log: buffered for the next turn, or waiting for a leader to be known. */
-interface _Buffered {
-  readonly data: Uint8Array;
-  readonly tag: number | null;
-  readonly startMs: number;
-  readonly resolve: (v: unknown) => void;
-  readonly reject: (e: Error) => void;
-}
-
 /** A running member of a Raft cluster (see the module comment). */
 export class RaftDriver implements RaftNodeApi {
   readonly id: NodeId;
@@ -121,17 +105,14 @@ export class RaftDriver implements RaftNodeApi {
   #closed = false;
   #closing: Promise<void> | null = null;
   #fatal: Error | null = null;
-  #diskLow = false;
-  #diskFree = Infinity;
+  readonly #disk: DiskSpace;
+  readonly #intake: ProposalIntake;
+  readonly #membership: MembershipCalls;
   #dropsLoggedAtMs = -Infinity;
   #ticks = 0;
   #lastLeader: NodeId | null = null;
   /** When a peer message last arrived from each member (wall clock, for status only). */
   readonly #heardAtMs = new Map<NodeId, number>();
-  /** Proposals for the next turn. */
-  #proposeBuffer: _Buffered[] = [];
-  /** Proposals that arrived while no leader was known: they wait for one, within the propose timeout. */
-  #awaitingLeader: _Buffered[] = [];
 
   private constructor(init: DriverInit, applied: number) {
     this.#init = init;
@@ -144,6 +125,8 @@ export class RaftDriver implements RaftNodeApi {
     this.#applier = init.applier;
     this.#logger = init.logger;
     this.#pending = new PendingTable(this.#counters);
+    this.#intake = new ProposalIntake(this.#counters);
+    this.#disk = new DiskSpace(init.storage.fs, init.storage.dir, init.tunables.diskFreeBytesMin, init.logger);
     const log = init.storage.log;
     const snapshot = log.snapshotMeta();
     const configs: ConfigState[] = log.configs().map((c) => ({ index: c.index, members: decodeMembership(c.data) }));
@@ -193,6 +176,16 @@ export class RaftDriver implements RaftNodeApi {
       closed: () => this.#closed,
       kick: () => this.#loop.kick(),
       fatal: (err) => this.#onFatal(err),
+    });
+    this.#membership = new MembershipCalls({
+      id: this.id,
+      raft: this.#raft,
+      pending: this.#pending,
+      transport: this.#transport,
+      clock: init.clock,
+      tunables: this.#t,
+      kick: () => this.#loop.kick(),
+      notLeader: () => this.#notLeader(),
     });
     for (const m of init.knownMembers ?? []) this.#transport.setUrl(m.id, m.url);
     this.#updateUrls(this.#raft.status().config);
@@ -301,10 +294,10 @@ export class RaftDriver implements RaftNodeApi {
     this.#heardAtMs.set(msgs[0]!.from, this.#clock.wallMs());
     try {
       for (const m of msgs) {
-        if (this.#diskLow && m.type === "MsgApp" && m.entries.length > 0) {
+        if (this.#disk.low && m.type === "MsgApp" && m.entries.length > 0) {
           // Below the free-space minimum a member takes no new entries (the others can still commit);
           // heartbeats keep it a follower.
-          this.#logDrop(`below the free-space minimum (${this.#diskFree} bytes free, minimum ${this.#t.diskFreeBytesMin}): refusing entries from ${m.from}`);
+          this.#logDrop(`${this.#disk.describe()}: refusing entries from ${m.from}`);
           continue;
         }
         this.#raft.step(m);
@@ -336,9 +329,7 @@ export class RaftDriver implements RaftNodeApi {
     const err = this.#refuseWrite();
     if (err !== null) return Promise.reject(err);
     return new Promise((resolve, reject) => {
-      this.#proposeBuffer.push({ data, tag, startMs: this.#clock.now(), resolve, reject });
-      this.#counters.proposals++;
-      if (this.#proposeBuffer.length === 1) this.#loop.kick();
+      if (this.#intake.add(data, tag, this.#clock.now(), resolve, reject)) this.#loop.kick();
     });
   }
 
@@ -350,69 +341,19 @@ export class RaftDriver implements RaftNodeApi {
     });
   }
 
-  async addMember(id: NodeId, url: string): Promise<void> {
-    checkNodeId(id);
-    checkMemberUrl(url);
+  addMember(id: NodeId, url: string): Promise<void> {
     this.#checkOpen();
-    const st = this.#raft.status();
-    if (st.role !== "leader") throw this.#notLeader();
-    const existing = st.config.members.find((m) => m.id === id);
-    if (existing !== undefined && existing.url === url && existing.voter) return;
-    if (existing !== undefined && existing.url !== url) {
-      throw new MembershipChangeError(`Member ${id} already exists with URL ${existing.url}; remove it first to change its URL`);
-    }
-    this.#transport.setUrl(id, url);
-    // A learner is caught up and promoted; one already being caught up (a retried join) is waited for.
-    if (this.#raft.catchingUp() !== id) this.#raft.addMember(id, url);
-    this.#loop.kick();
-    await this.#pending.waitFor(`member ${id} to be caught up and promoted to voter`, () => {
-      const s = this.#raft.status();
-      const m = s.config.members.find((x) => x.id === id);
-      return m !== undefined && m.voter && s.commitIndex >= s.config.index;
-    }, (ev) => {
-      if (ev.type === "catch-up-failed" && ev.id === id) return new MembershipChangeError(`Member ${id} could not be added: ${ev.reason}`);
-      // The learner stays in the configuration and the next leader resumes its catch-up: the addition may still complete.
-      if (ev.type === "role" && ev.role !== "leader") return new ProposalDroppedError(`${this.id} lost the leadership while member ${id} was being caught up; the next leader goes on with it, retry to wait for it there`, "unknown");
-      return null;
-    }, this.#clock.now(), this.#t.membershipTimeoutMs);
+    return this.#membership.addMember(id, url);
   }
 
-  async removeMember(id: NodeId): Promise<void> {
+  removeMember(id: NodeId): Promise<void> {
     this.#checkOpen();
-    const st = this.#raft.status();
-    // Only the leader's view of the membership counts: a follower's may be stale.
-    if (st.role !== "leader") throw this.#notLeader();
-    if (!st.config.members.some((m) => m.id === id)) return;
-    this.#raft.removeMember(id);
-    this.#loop.kick();
-    await this.#pending.waitFor(`the removal of member ${id} to commit`, () => {
-      const s = this.#raft.status();
-      return !s.config.members.some((m) => m.id === id) && (s.commitIndex >= s.config.index || id === this.id);
-    }, () => null, this.#clock.now(), this.#t.membershipTimeoutMs);
+    return this.#membership.removeMember(id);
   }
 
-  async transferLeadership(to?: NodeId): Promise<void> {
+  transferLeadership(to?: NodeId): Promise<void> {
     this.#checkOpen();
-    const st = this.#raft.status();
-    if (st.role !== "leader") throw this.#notLeader();
-    let target = to;
-    if (target === undefined) {
-      let best = -1;
-      for (const p of st.progress) {
-        const m = st.config.members.find((x) => x.id === p.id);
-        if (p.id !== this.id && m?.voter && p.matchIndex > best) {
-          best = p.matchIndex;
-          target = p.id;
-        }
-      }
-      if (target === undefined) throw new MembershipChangeError("There is no other voter to transfer leadership to");
-    }
-    if (target === this.id) return;
-    const dest = target;
-    this.#raft.transferLeadership(dest);
-    this.#loop.kick();
-    await this.#pending.waitFor(`member ${dest} to take over leadership`, () => this.#raft.status().leaderId === dest, (ev) =>
-      ev.type === "transfer-aborted" && ev.to === dest ? new RaftError(`Leadership transfer to ${dest} aborted: ${ev.reason}`) : null, this.#clock.now(), this.#t.tickMs * 40);
+    return this.#membership.transferLeadership(to);
   }
 
   /** Replaces the TLS certificates for new connections (see member-tls.ts). @throws InvalidArgumentError without TLS */
@@ -511,7 +452,7 @@ export class RaftDriver implements RaftNodeApi {
     this.#ticks++;
     const now = this.#clock.now();
     this.#pending.expire(now, this.#t.proposeTimeoutMs);
-    if (this.#awaitingLeader.length > 0) this.#expireAwaitingLeader(now);
+    this.#intake.expire(now, this.#t.proposeTimeoutMs);
     if (this.#ticks % 10 === 0) {
       this.#checkDisk();
       void this.#loop.flushCommitIndex(false);
@@ -532,33 +473,7 @@ export class RaftDriver implements RaftNodeApi {
   }
 
   #flushProposals(): void {
-    if (this.#awaitingLeader.length > 0 && this.#raft.status().leaderId !== null) {
-      // A leader is known again: the waiting proposals go in (here) or are redirected (there).
-      this.#proposeBuffer = this.#awaitingLeader.concat(this.#proposeBuffer);
-      this.#awaitingLeader = [];
-    }
-    if (this.#proposeBuffer.length > 0) {
-      const batch = this.#proposeBuffer;
-      this.#proposeBuffer = [];
-      const st = this.#raft.status();
-      if (st.role !== "leader" && st.leaderId === null) {
-        for (const p of batch) this.#awaitingLeader.push(p);
-      } else {
-        try {
-          const first = this.#raft.proposeBatch(batch.map((p) => p.data));
-          const term = this.#raft.status().term;
-          for (let i = 0; i < batch.length; i++) {
-            const p = batch[i]!;
-            const proposal: Proposal = { term, startMs: p.startMs, tag: p.tag, resolve: p.resolve, reject: p.reject };
-            this.#pending.addProposal(first + i, proposal);
-          }
-        } catch (err) {
-          const e = err instanceof NotLeaderError ? this.#notLeader() : err as Error;
-          for (const p of batch) p.reject(e);
-          this.#counters.proposalsFailed += batch.length;
-        }
-      }
-    }
+    this.#intake.flush(this.#raft, this.#pending, () => this.#notLeader());
     const readId = this.#pending.takeReadBatch(this.#clock.now());
     if (readId !== null) {
       try {
@@ -567,19 +482,6 @@ export class RaftDriver implements RaftNodeApi {
         this.#pending.failReadRound(readId, err instanceof NotLeaderError ? this.#notLeader() : err as Error);
       }
     }
-  }
-
-  #expireAwaitingLeader(now: number): void {
-    const still: _Buffered[] = [];
-    for (const p of this.#awaitingLeader) {
-      if (now - p.startMs < this.#t.proposeTimeoutMs) {
-        still.push(p);
-        continue;
-      }
-      this.#counters.proposalsFailed++;
-      p.reject(new ProposalDroppedError(`No leader was elected within ${this.#t.proposeTimeoutMs} ms; the proposal was not appended`, "not-applied"));
-    }
-    this.#awaitingLeader = still;
   }
 
   #onReady(rd: Ready): void {
@@ -601,7 +503,7 @@ export class RaftDriver implements RaftNodeApi {
         this.#logger(`role ${learner ? "learner" : ev.role}, term ${ev.term}, leader ${ev.leaderId ?? "unknown"}`);
         // Reads waiting for a leadership confirmation will never get one here.
         if (ev.role !== "leader") this.#pending.failReadsInFlight(() => this.#notLeader());
-        if (ev.leaderId !== null && this.#awaitingLeader.length > 0) this.#loop.kick();
+        if (ev.leaderId !== null && this.#intake.awaitingLeader > 0) this.#loop.kick();
         this.#emit({ type: "role", role: learner ? "learner" : ev.role, term: ev.term, leader: ev.leaderId });
         break;
       }
@@ -671,22 +573,13 @@ export class RaftDriver implements RaftNodeApi {
     }
   }
 
-  /** Reads the free space (before each append batch, and every 10 ticks); below the minimum, proposals and new entries are refused. */
+  /** Reads the free space (before each append batch, and every 10 ticks). */
   #checkDisk(): void {
-    const min = this.#t.diskFreeBytesMin;
-    let free: number;
     try {
-      free = this.#storage.fs.freeBytes(this.#storage.dir);
+      this.#disk.check();
     } catch (err) {
       this.#onFatal(err);
-      return;
     }
-    this.#diskFree = free;
-    const low = free < min;
-    if (low !== this.#diskLow) {
-      this.#logger(low ? `disk space low (${free} bytes free, minimum ${min}): refusing new proposals and entries` : `disk space is back above the minimum (${free} bytes free): accepting proposals`);
-    }
-    this.#diskLow = low;
   }
 
   /** Logs a dropped input at most once a second. */
@@ -700,9 +593,7 @@ export class RaftDriver implements RaftNodeApi {
   #refuseWrite(): Error | null {
     if (this.#fatal !== null) return this.#fatal;
     if (this.#closed) return new ClosedError("The node is closed");
-    if (this.#diskLow) {
-      return new DiskSpaceError(`Free space in ${this.#storage.dir} is ${this.#diskFree} bytes, below the minimum of ${this.#t.diskFreeBytesMin}; free some space and retry`);
-    }
+    if (this.#disk.low) return this.#disk.error();
     const st = this.#raft.status();
     if (st.role !== "leader" && st.leaderId !== null) return this.#notLeader();
     return null;
@@ -722,10 +613,7 @@ export class RaftDriver implements RaftNodeApi {
   }
 
   #rejectAll(err: Error): void {
-    for (const p of this.#proposeBuffer) p.reject(err);
-    this.#proposeBuffer = [];
-    for (const p of this.#awaitingLeader) p.reject(err);
-    this.#awaitingLeader = [];
+    this.#intake.failAll(err);
     this.#pending.failAll(err);
   }
 }

@@ -82,7 +82,6 @@ export class WorkerNode implements RaftNodeApi {
   /** Invariant: the state machine holds every normal entry <= #appliedHere. */
   #appliedHere = 0;
   #started: _Pending | null = null;
-  #closed = false;
   #closing: Promise<void> | null = null;
   /** Set once the worker is gone; every later call fails with it. */
   #dead: Error | null = null;
@@ -196,7 +195,6 @@ export class WorkerNode implements RaftNodeApi {
         // The worker died while closing: #die reported it.
       }
       if (this.#dead !== null) return;
-      this.#closed = true;
       this.#dead = new ClosedError("The node was closed");
       this.#rejectAll(this.#dead);
       await this.#stopWorker();
