@@ -555,16 +555,20 @@ export class Checker {
 
 
   /**
-   * The core reported its own removal: the configuration at its commit
-   * index must leave it out (a removal takes effect for the removed member
-   * only once committed; an uncommitted one may still be truncated away).
+   * The core reported its own removal: a configuration committed since it
+   * was last seen must leave it out (a removal takes effect for the removed
+   * member only once committed; an uncommitted one may still be truncated
+   * away).
    */
   onRemovedEvent(host: HostView, status: RaftStatusLike): void {
-    const cfg = host.mirror.configMembersAt(status.commitIndex);
-    if (cfg.some((m) => m.id === host.id)) {
-      this.fail(host.id, `reported "removed", but the configuration at its commit index ${status.commitIndex} still holds it (${membersKey(cfg)})`);
+    // Committed between the last status seen and this one (the same Ready may commit its removal and a re-add).
+    const lo = Math.max(this.track(host.id).checkedCommit, host.mirror.snapIndex);
+    const cfgs = host.mirror.configMembersBetween(lo, status.commitIndex);
+    if (cfgs.every((c) => c.some((m) => m.id === host.id))) {
+      this.fail(host.id, `reported "removed", but every configuration committed through its commit index ${status.commitIndex} holds it (${cfgs.map(membersKey).join(" / ")})`);
     }
   }
+
 
 
 

@@ -97,6 +97,16 @@ export class LogMirror {
     return this.snapMembers;
   }
 
+  /** Every membership in force at some index in [lo, hi] (lo >= snapIndex). */
+  configMembersBetween(lo: number, hi: number): (readonly Member[])[] {
+    const out = [this.configMembersAt(lo)];
+    for (let i = 0; i < this.cfgIndex.length; i++) {
+      const at = this.cfgIndex[i] as number;
+      if (at > lo && at <= hi) out.push(this.cfgMembers[i] as readonly Member[]);
+    }
+    return out;
+  }
+
   /** Replaces the whole log with a snapshot at (index, term) whose membership is `members`. */
   reset(index: number, term: number, members: readonly Member[]): void {
     this.snapIndex = index;
