@@ -78,7 +78,8 @@ commands:
   --log-format FORMAT   text (default) or json, one line per event on stderr
   --max-key-bytes N     longest key accepted (default ${KEY_BYTES_MAX_DEFAULT})
   --max-value-bytes N   largest value accepted (default ${VALUE_BYTES_MAX_DEFAULT})
-  --snapshot-log-bytes N  snapshot the store and compact the log once it holds N bytes (default 64 MiB)`,
+  --snapshot-log-bytes N  snapshot the store and compact the log once it holds N bytes (default 64 MiB)
+  --thread worker|caller  where the consensus loop runs (default worker: its own thread)`,
   bootstrap: `usage: raft bootstrap --data DIR --id ID --members ID=URL,ID=URL,... [--listen HOST:PORT]
 
 Prepares DIR for member ID of a new static cluster; run it once per member with the same
@@ -456,6 +457,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     "max-key-bytes": { type: "string" },
     "max-value-bytes": { type: "string" },
     "snapshot-log-bytes": { type: "string" },
+    thread: { type: "string" },
     ...START_TLS_FLAGS,
     help: { type: "boolean", short: "h" },
   }, [0, 0]);
@@ -532,6 +534,11 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   if (secretBytes !== undefined) opts.secret = secretBytes;
   if (snapshotLogBytes !== undefined) opts.snapshotLogBytes = Math.floor(snapshotLogBytes);
   if (tls !== null) opts.tls = tls;
+  const thread = str(v, "thread");
+  if (thread !== undefined) {
+    if (thread !== "worker" && thread !== "caller") throw usageError("start", `--thread must be worker or caller, not ${thread}`);
+    opts.thread = thread;
+  }
 
   let node: RaftNode;
   try {

@@ -302,6 +302,7 @@ export class RaftDriver implements RaftNodeApi {
         }
         this.#raft.step(m);
       }
+      if (this.#init.probe?.stage !== undefined) this.#traceReceived(msgs);
     } catch (err) {
       // The core never throws for peer input; if it did, its state cannot be trusted.
       this.#onFatal(err);
@@ -461,6 +462,7 @@ export class RaftDriver implements RaftNodeApi {
   }
 
   #send(msgs: readonly Message[]): void {
+    if (this.#init.probe?.stage !== undefined) this.#traceSent(msgs);
     let snaps: MsgSnap[] | null = null;
     for (const m of msgs) if (m.type === "MsgSnap") (snaps ??= []).push(m);
     if (snaps === null) {
@@ -473,7 +475,7 @@ export class RaftDriver implements RaftNodeApi {
   }
 
   #flushProposals(): void {
-    this.#intake.flush(this.#raft, this.#pending, () => this.#notLeader());
+    this.#intake.flush(this.#raft, this.#pending, () => this.#notLeader(), this.#init.probe?.stage);
     const readId = this.#pending.takeReadBatch(this.#clock.now());
     if (readId !== null) {
       try {
@@ -485,6 +487,7 @@ export class RaftDriver implements RaftNodeApi {
   }
 
   #onReady(rd: Ready): void {
+    if (rd.hardState !== null) this.#init.probe?.stage?.("commit", rd.hardState.commitIndex);
     for (const ev of rd.events) this.#onRaftEvent(ev);
     for (const rs of rd.readStates) this.#pending.confirmRead(rs.requestId, rs.index);
     if (rd.config !== null) this.#updateUrls(rd.config);
@@ -540,13 +543,34 @@ export class RaftDriver implements RaftNodeApi {
     const batch = from === 0 ? entries : entries.slice(from);
     const waiting = this.#pending.takeForEntries(batch);
     const last = batch[batch.length - 1]!.index;
+    const stage = this.#init.probe?.stage;
+    stage?.("apply", last);
     const done = () => {
       this.#applied = last;
       this.#pending.onApplied(last);
+      stage?.("applied", last);
     };
     const p = this.#applier.apply(batch, waiting, (proposal, result, failed) => this.#pending.settle(proposal, this.#clock.now(), result, failed));
     if (p === undefined) return done();
     return p.then(done);
+  }
+
+  /** The write tracer's view of messages arriving (see `DriverProbe.stage`). */
+  #traceReceived(msgs: readonly Message[]): void {
+    const stage = this.#init.probe!.stage!;
+    for (const m of msgs) {
+      if (m.type === "MsgApp" && m.entries.length > 0) stage("recv-app", m.entries[m.entries.length - 1]!.index);
+      else if (m.type === "MsgAppResp" && m.success) stage("recv-ack", m.matchIndex);
+    }
+  }
+
+  /** The write tracer's view of messages leaving. */
+  #traceSent(msgs: readonly Message[]): void {
+    const stage = this.#init.probe!.stage!;
+    for (const m of msgs) {
+      if (m.type === "MsgApp" && m.entries.length > 0) stage("send-app", m.entries[m.entries.length - 1]!.index);
+      else if (m.type === "MsgAppResp" && m.success) stage("send-ack", m.matchIndex);
+    }
   }
 
   #updateUrls(config: ConfigState): void {

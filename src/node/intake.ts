@@ -52,7 +52,7 @@ export class ProposalIntake {
    * `pending`, or keeps them while no leader is known; `notLeader` is the
    * error for a member that knows another leader.
    */
-  flush(raft: Raft, pending: PendingTable, notLeader: () => NotLeaderError): void {
+  flush(raft: Raft, pending: PendingTable, notLeader: () => NotLeaderError, stage?: (name: string, index: number) => void): void {
     if (this.#awaitingLeader.length > 0 && raft.status().leaderId !== null) {
       // A leader is known again: the waiting proposals go in (here) or are redirected (there).
       this.#buffer = this.#awaitingLeader.concat(this.#buffer);
@@ -73,6 +73,7 @@ export class ProposalIntake {
         const p = batch[i]!;
         pending.addProposal(first + i, { term, startMs: p.startMs, tag: p.tag, resolve: p.resolve, reject: p.reject });
       }
+      if (stage !== undefined) for (let i = 0; i < batch.length; i++) stage("propose", first + i);
     } catch (err) {
       const e = err instanceof NotLeaderError ? notLeader() : err as Error;
       for (const p of batch) p.reject(e);

@@ -53,6 +53,12 @@ export interface DriverProbe {
   ready?(rd: Ready, status: RaftStatus): void;
   /** A write batch is durable: the hard state the state file now holds durably (term and vote; its commit index may be older). */
   persisted?(durable: HardState): void;
+  /**
+   * A write reached a stage of its way through this member (the write tracer,
+   * `./write-trace.ts`): "propose", "durable", "send-app", "recv-app",
+   * "send-ack", "recv-ack", "commit", "apply", "applied", for log `index`.
+   */
+  stage?(name: string, index: number): void;
 }
 
 /** What the loop needs from the driver around it. */
@@ -242,9 +248,9 @@ export class ReadyLoop {
     const t0 = d.clock.now();
     let bytes = 0;
     let synced = false;
+    let entries: Entry[] = [];
     try {
       let snapshot: SnapshotMeta | null = null;
-      let entries: Entry[] = [];
       let hs: HardState | null = null;
       let config: ConfigState | null = null;
       for (const { rd } of batch) {
@@ -311,6 +317,7 @@ export class ReadyLoop {
     if (this.#stopped) return;
     this.#writing = false;
     d.probe?.persisted?.(this.#written);
+    if (d.probe?.stage !== undefined && entries.length > 0) d.probe.stage("durable", entries[entries.length - 1]!.index);
     if (bytes > 0) d.onAppended(bytes);
     for (const item of batch) {
       item.persisted = true;

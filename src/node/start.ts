@@ -25,6 +25,7 @@ import { checkMemberUrl, checkNodeId, type NodeIdentity, readIdentity, writeIden
 import { bootstrapStorage, closeNodeStorage, type NodeStorage, openNodeStorage, storageIsFresh } from "./node-storage.ts";
 import { memberTls } from "./member-tls.ts";
 import { Peers } from "./peers.ts";
+import { writeTracerFromEnv } from "./write-trace.ts";
 import type { RaftNodeOptions } from "./types.ts";
 
 /** Largest accepted peer RPC body by default. */
@@ -164,6 +165,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
 
     const http = rt.httpClient();
     const tunables = tunablesOf(opts);
+    const tracer = writeTracerFromEnv(id);
     const srv = server;
     const d = await RaftDriver.create({
       id,
@@ -187,6 +189,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
       logger,
       knownMembers: joinInfo?.members ?? [],
       runtimeName: rt.name,
+      ...(tracer === null ? {} : { probe: tracer }),
       beforeStorageClose: () => srv.close(),
       afterClose: () => {
         http.close();
