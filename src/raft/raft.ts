@@ -284,7 +284,8 @@ export class Raft extends RaftMembership {
     this.configs.prune(this.log.firstIndex() - 1);
     if (this.role === "leader") {
       const self = this.prs.get(this.id);
-      if (self !== undefined && self.maybeUpdate(this.log.stableIndex()) && this.maybeCommit()) this.bcastAppend();
+      // The new commit index rides on the next AppendEntries or heartbeat (see handleAppendResponse).
+      if (self !== undefined && self.maybeUpdate(this.log.stableIndex())) this.maybeCommit();
     }
     this.maybeCountSelfVote();
     this.log.check();

@@ -168,8 +168,12 @@ export abstract class RaftReplication extends RaftState {
       pr.inflights.freeLE(m.matchIndex);
     }
     pr.check();
-    if (this.maybeCommit()) this.bcastAppend();
-    else if (wasPaused) this.sendAppend(m.from);
+    // A new commit index is not a message of its own: it rides on the next
+    // AppendEntries or heartbeat (hashicorp/raft does the same). An empty
+    // AppendEntries per commit doubles the traffic of every write and costs
+    // each follower a Ready and an acknowledgement.
+    this.maybeCommit();
+    if (wasPaused) this.sendAppend(m.from);
     // Pipeline: fill the window.
     while (this.maybeSendAppend(m.from, false)) { /* keep sending */ }
     if (this.leaving.has(m.from)) this.syncProgress();

@@ -18,7 +18,7 @@ describe("elections", () => {
     const followers = [...net.nodes.keys()].filter((id) => id !== leader);
     for (const id of followers) assert.equal(net.raft(id).status().leaderId, leader);
     net.propose(leader, "a", "b");
-    net.stabilize();
+    net.settle();
     for (const n of net.nodes.values()) assert.deepEqual(appliedData(n), ["a", "b"]);
     assert.deepEqual(eventsOf(net.node(leader), "role").at(-1)?.role, "leader");
   });
@@ -161,7 +161,7 @@ describe("PreVote and CheckQuorum", () => {
     assert.notEqual(leader, "n3", "the stale log cannot win");
     assert.ok(net.raft(leader).status().term > net.raft("n3").status().term - 1, "the cluster learned the higher term");
     net.propose(leader, "c");
-    net.stabilize();
+    net.settle();
     assert.deepEqual(appliedData(net.node("n3")), ["a", "b", "c"]);
   });
 

@@ -267,6 +267,17 @@ export class Net {
     }
   }
 
+  /**
+   * Stabilizes, then lets one heartbeat round run: a new commit index rides
+   * on the next AppendEntries or heartbeat, so followers learn (and apply)
+   * the last commit only then.
+   */
+  settle(): void {
+    this.stabilize();
+    const leader = this.leader();
+    if (leader !== null) this.tick(this.node(leader).config.heartbeatTicks, [leader]);
+  }
+
   /** Makes `id` campaign and runs the election to its end. */
   elect(id: NodeId): void {
     this.raft(id).campaign();

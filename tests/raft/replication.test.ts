@@ -44,6 +44,7 @@ describe("replication", () => {
     for (const id of ids) preload(net.node(id), logs[id] as number[], 7);
     // c and d hold longer or newer logs and refuse; a, b, e, f elect L for term 8.
     net.elect("L");
+    net.settle();
     assert.equal(net.leader(), "L");
     assert.equal(net.raft("L").status().term, 8);
     const want = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 8];
@@ -221,7 +222,7 @@ describe("replication", () => {
     assert.equal(n3.appliedBase, 21, "the follower's state machine was reset to the snapshot");
     assert.equal(n3.log.firstIndex(), 22);
     net.propose("n1", "after");
-    net.stabilize();
+    net.settle();
     assert.deepEqual(appliedData(n3), ["after"]);
     assert.equal(net.raft("n1").status().progress.find((p) => p.id === "n3")?.state, "replicate");
   });
