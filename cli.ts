@@ -423,12 +423,8 @@ async function cmdBootstrap(args: readonly string[]): Promise<number> {
  * without it (measured on Node with tsx: 1.0-1.2 s -> 0.4 s).
  */
 async function _nodeModules() {
-  const [node, sm, routes] = await Promise.all([
-    import("./src/node/raft-node.ts"),
-    import("./src/kv/state-machine.ts"),
-    import("./src/api/routes.ts"),
-  ]);
-  return { RaftNode: node.RaftNode, bootstrapDataDir: node.bootstrapDataDir, KvStateMachine: sm.KvStateMachine, apiRoutes: routes.apiRoutes };
+  const node = await import("./src/node/raft-node.ts");
+  return { RaftNode: node.RaftNode, bootstrapDataDir: node.bootstrapDataDir };
 }
 
 /** One line per log message or event on stderr, as text or JSON. */
@@ -512,16 +508,15 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     throw new CliExit(2, (err as Error).message);
   }
 
-  const { RaftNode, KvStateMachine, apiRoutes } = await _nodeModules();
+  const { RaftNode } = await _nodeModules();
   const member = idArg ?? saved!.id;
   const log = makeLogger(format, member);
-  const kv = new KvStateMachine();
   const secretBytes = secret === null ? undefined : new TextEncoder().encode(secret);
   const opts: { -readonly [K in keyof RaftNodeOptions]: RaftNodeOptions[K] } = {
     dataDir,
-    stateMachine: kv,
+    // The built-in store runs where the consensus loop runs (the worker by default): a write crosses no thread.
+    kv: secretBytes === undefined ? { keyBytesMax, valueBytesMax } : { keyBytesMax, valueBytesMax, secret: secretBytes },
     logger: log.line,
-    routes: (app, n) => apiRoutes(app, n, kv, secretBytes === undefined ? { keyBytesMax, valueBytesMax } : { keyBytesMax, valueBytesMax, secret: secretBytes }),
   };
   if (idArg !== undefined) opts.id = idArg;
   if (listen?.ok) {

@@ -15,6 +15,7 @@ import type { RuntimeAdapter } from "../../adapters/types.ts";
 import { InvalidArgumentError, MembershipChangeError, NotLeaderError, RaftError, TlsError } from "../errors.ts";
 import type { Member } from "../raft/types.ts";
 import { timingSafeEqual } from "../transport/auth.ts";
+import { CLUSTER_ID_HEADER } from "../api/http.ts";
 import { describeNetworkError } from "../transport/network-error.ts";
 import type { RaftNodeApi } from "./types.ts";
 
@@ -100,6 +101,16 @@ function _clusterInfo(body: Uint8Array): ClusterInfo | null {
   }
 }
 
+/** ": <message>" from a JSON error body, or "". */
+function _errorOf(body: Uint8Array): string {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(body)) as { error?: unknown };
+    return typeof v.error === "string" ? `: ${v.error}` : "";
+  } catch {
+    return "";
+  }
+}
+
 /** The client side of joining a running cluster. */
 export const joinCluster = {
   /**
@@ -128,6 +139,12 @@ export const joinCluster = {
               if (info !== null) return info;
             } else if (res.status === 503) {
               logger(`join: ${base} answered 503 (starting?); retrying`);
+              continue;
+            } else if (res.headers[CLUSTER_ID_HEADER] !== undefined) {
+              // A member that refused (a certificate from another CA, a wrong secret): the operator can fix it.
+              const why = `${base} answered ${res.status}${_errorOf(res.body)}`;
+              unreachable.set(base, why);
+              logger(`join: ${why}; retrying`);
               continue;
             }
             const type = res.headers["content-type"]?.split(";")[0]?.trim();

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { CLUSTER_ID_HEADER } from "../api/http.ts";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { HttpClient, HttpRequest, HttpResponse, HttpServer, RuntimeAdapter, TlsApp, TlsClientOptions, TlsEnv, TlsHttpServer, TlsServerOptions } from "../../adapters/types.ts";
 import { InvalidArgumentError } from "../errors.ts";
@@ -158,6 +159,8 @@ export interface MemberTls {
   checkUrl(url: string, dataDir: string): void;
   /** Replaces the certificates for new connections. @throws InvalidArgumentError for bad material, or a member without TLS */
   reload(tls: TlsOptions): Promise<void>;
+  /** The cluster this member serves: its refusals carry the member header (`X-Raft-Cluster-Id`), as every answer does. */
+  setClusterId(id: string): void;
 }
 
 /** Wraps `rt` for a member with `tls` (or returns it as is without). */
@@ -172,9 +175,11 @@ export function memberTls(rt: RuntimeAdapter, tls: TlsOptions | undefined, logge
         }
       },
       reload: () => Promise.reject(new InvalidArgumentError("This member was started without TLS: there is no certificate to reload")),
+      setClusterId() {},
     };
   }
   let m = tlsMaterial(tls);
+  let clusterId: string | null = null;
   const limited = _rateLimited(logger, _REFUSAL_LOG_MS);
   const servers = new Set<TlsHttpServer>();
   const clients = new Set<_ReloadableClient>();
@@ -198,7 +203,9 @@ export function memberTls(rt: RuntimeAdapter, tls: TlsOptions | undefined, logge
     const error = peerRoute
       ? `This member accepts peer requests only with a client certificate signed by its trusted CA (mutual TLS between members): ${why}`
       : `This member requires a client certificate signed by its trusted CA (give --cert and --key): ${why}`;
-    return new Response(JSON.stringify({ error }), { status: 403, headers: { "content-type": "application/json" } });
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (clusterId !== null) headers[CLUSTER_ID_HEADER] = clusterId;
+    return new Response(JSON.stringify({ error }), { status: 403, headers });
   };
   /** Lets a request through when its client proved what its route needs. */
   const gate = (app: TlsApp): TlsApp => ({
@@ -233,6 +240,9 @@ export function memberTls(rt: RuntimeAdapter, tls: TlsOptions | undefined, logge
   return {
     runtime,
     scheme: "https",
+    setClusterId(id) {
+      clusterId = id;
+    },
     checkUrl(url, dataDir) {
       if (!url.startsWith("https:")) {
         throw new InvalidArgumentError(`Member URL ${url} is plain http:// but TLS is on: use https://, or for a member created without TLS (its URL is saved in ${dataDir}) remove it and add it again`);

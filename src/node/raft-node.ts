@@ -13,7 +13,7 @@ import type { RuntimeAdapter } from "../../adapters/types.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { NodeId } from "../raft/types.ts";
 import type { RaftDriver } from "./driver.ts";
-import { startDriver } from "./start.ts";
+import { startDriver, withService } from "./start.ts";
 import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, TlsOptions } from "./types.ts";
 import { WorkerNode } from "./worker/worker-node.ts";
 
@@ -41,7 +41,7 @@ export class RaftNode implements RaftNodeApi {
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
     const thread = opts.thread ?? "worker";
     if (thread !== "worker" && thread !== "caller") throw new InvalidArgumentError(`thread must be "worker" or "caller", not ${String(thread)}`);
-    if (thread === "caller") return new RaftNode(await startDriver(opts));
+    if (thread === "caller") return new RaftNode(await startDriver(withService(opts)));
     const rt = (opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime;
     return new RaftNode(await WorkerNode.start(opts, rt));
   }

@@ -26,7 +26,8 @@ import { bootstrapStorage, closeNodeStorage, type NodeStorage, openNodeStorage, 
 import { memberTls } from "./member-tls.ts";
 import { Peers } from "./peers.ts";
 import { writeTracerFromEnv } from "./write-trace.ts";
-import type { RaftNodeOptions } from "./types.ts";
+import { kvService } from "../kv/service.ts";
+import type { RaftNodeOptions, StateMachine } from "./types.ts";
 
 /** Largest accepted peer RPC body by default. */
 const _MAX_RPC_BYTES_DEFAULT = 64 * 1024 * 1024;
@@ -37,6 +38,22 @@ export interface StartHooks {
   readonly lock?: DirLock;
   /** The state machine on the other thread, instead of `opts.stateMachine` here. */
   readonly applier?: Applier;
+}
+
+/** The state machine to run here: the user's, or the built-in KV store's (`opts.kv`, with its routes). */
+export function withService(opts: RaftNodeOptions): RaftNodeOptions {
+  if (opts.kv === undefined) {
+    if (opts.stateMachine === undefined) throw new InvalidArgumentError("Give a stateMachine, or kv for the built-in key-value store");
+    return opts;
+  }
+  if (opts.stateMachine !== undefined || opts.routes !== undefined) throw new InvalidArgumentError("Give kv, or stateMachine and routes, not both");
+  const svc = kvService(opts.kv);
+  return { ...opts, stateMachine: svc.stateMachine, routes: svc.routes };
+}
+
+function stateMachineOf(opts: RaftNodeOptions): StateMachine {
+  if (opts.stateMachine === undefined) throw new InvalidArgumentError("Give a stateMachine, or kv for the built-in key-value store");
+  return opts.stateMachine;
 }
 
 /** The driver's tunables from the options. */
@@ -148,6 +165,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
       throw new InvalidArgumentError(`Data directory ${dataDir} holds no cluster: start with bootstrap (a new cluster) or join (an existing one)`);
     }
 
+    tls.setClusterId(clusterId!);
     // Serve first, so port 0 resolves to the real port before the URL is fixed.
     // Hono refuses routes added after its first request, and peers may call as soon as the port is
     // bound: a front app answers 503 until every route is on `app` (a race measured in worker mode).
@@ -185,7 +203,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
           onUnreachable: (peer) => drv.reportUnreachable(peer),
           logger,
         }),
-      applier: hooks.applier ?? localApplier(opts.stateMachine),
+      applier: hooks.applier ?? localApplier(stateMachineOf(opts)),
       logger,
       knownMembers: joinInfo?.members ?? [],
       runtimeName: rt.name,

@@ -70,7 +70,16 @@ export interface RaftNodeOptions {
   readonly port?: number;
   /** The URL other members use to reach this one. Default `http://HOST:PORT` (`https://` with `tls`), with the bound port. */
   readonly advertiseUrl?: string;
-  readonly stateMachine: StateMachine;
+  /** The state machine (give this, or `kv`). */
+  readonly stateMachine?: StateMachine;
+  /**
+   * Serve the built-in key-value store instead of a state machine of your
+   * own: its state machine and its HTTP API (`/kv`, `/cluster`, `/status`,
+   * `/metrics`, `/ui`, ...) run where the consensus loop runs — in worker
+   * mode on the worker thread, so a write crosses no thread (what `raft
+   * start` does). Give this or `stateMachine` (with `routes`), not both.
+   */
+  readonly kv?: KvServiceOptions;
   /**
    * Start a new cluster: `true` for a single member (this one), or the full
    * initial member list (each member started with the same list). Ignored
@@ -125,6 +134,16 @@ export interface RaftNodeOptions {
   readonly thread?: "worker" | "caller";
   /** Where one-line log messages go. Default: stderr. */
   readonly logger?: (line: string) => void;
+}
+
+/** The built-in key-value store's settings (`RaftNodeOptions.kv`). */
+export interface KvServiceOptions {
+  /** Longest key in bytes (UTF-8). Default 1024. */
+  readonly keyBytesMax?: number;
+  /** Largest value in bytes. Default 1 MiB. */
+  readonly valueBytesMax?: number;
+  /** With a secret, the routes need it as a bearer token (see `apiRoutes`). */
+  readonly secret?: Uint8Array;
 }
 
 /** One member as status reports it. */

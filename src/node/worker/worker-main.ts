@@ -13,6 +13,7 @@ import { runtime } from "../../../adapters/mod.ts";
 import type { DirLock } from "../../../adapters/types.ts";
 import { RaftError } from "../../errors.ts";
 import type { RaftDriver } from "../driver.ts";
+import { kvService } from "../../kv/service.ts";
 import { startDriver } from "../start.ts";
 import type { NodeEvent, RaftNodeOptions, TlsOptions } from "../types.ts";
 import { remoteApplier } from "./remote-applier.ts";
@@ -89,7 +90,14 @@ function flushSettled(): void {
   post({ t: "settled", items, status, metrics });
 }
 
+/** The built-in KV store runs here (`RaftNodeOptions.kv`): proposals settle here, with apply's result. */
+let hostsKv = false;
+
 function runCall(d: RaftDriver, c: WireCall, data: Uint8Array | null): void {
+  if (c.op === "propose" && hostsKv) {
+    d.propose(data!).then((v) => settle([c.id, true, v], false), (err) => settle([c.id, false, encodeError(err)], false));
+    return;
+  }
   if (c.op === "propose") {
     // Applied entries resolve their proposals on the caller's thread (apply runs there); only failures come from here.
     d.propose(data!, c.id).then(() => {}, (err) => settle([c.id, false, encodeError(err)], false));
@@ -129,14 +137,17 @@ function _dispatch(d: RaftDriver, op: Exclude<CallOp, "propose">, args: readonly
 // ---- Start-up ----
 
 async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
-  const o = init.options as unknown as RaftNodeOptions;
+  const { kv: kvOptions, ...o } = init.options as unknown as RaftNodeOptions;
   const lock: DirLock = { dir: o.dataDir, release() {} };
-  const remote = remoteApplier({ post, smCall, streams }, { snapshot: init.hasSnapshot, restore: init.hasRestore });
-  ackApply = remote.acked;
+  const kv = kvOptions === undefined ? null : kvService(kvOptions);
+  hostsKv = kv !== null;
+  const remote = kv !== null ? null : remoteApplier({ post, smCall, streams }, { snapshot: init.hasSnapshot, restore: init.hasRestore });
+  if (remote !== null) ackApply = remote.acked;
   let startReturned = false;
   const opts: RaftNodeOptions = {
     ...o,
-    stateMachine: { apply: () => undefined, lastApplied: () => 0 }, // unused: the remote applier stands in
+    // The built-in store, or a stand-in the remote applier replaces (it is never called).
+    stateMachine: kv?.stateMachine ?? { apply: () => undefined, lastApplied: () => 0 },
     logger: (line) => post({ t: "log", line }),
     routes: (app, node) => {
       // The driver is usable from here on (routes may call it while it replays or joins).
@@ -153,6 +164,10 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
       });
       const st = snapshotState();
       post({ t: "identity", id: d.id, url: d.url, clusterId: d.clusterId, status: st.status, metrics: st.metrics });
+      if (kv !== null) {
+        kv.routes(app, node);
+        return;
+      }
       if (!init.hasRoutes) return;
       // Everything that is not a peer or cluster route goes to the user's routes on the caller's thread.
       app.all("*", async (c) => {
@@ -177,7 +192,7 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
   }, tickMs);
   let d: RaftDriver;
   try {
-    d = await startDriver(opts, { lock, applier: remote.applier });
+    d = await startDriver(opts, remote === null ? { lock } : { lock, applier: remote.applier });
   } catch (err) {
     clearInterval(timer);
     driver = null;

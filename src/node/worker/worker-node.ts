@@ -16,7 +16,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { Hono } from "hono";
 import type { DirLock, RuntimeAdapter, WorkerHandle } from "../../../adapters/types.ts";
-import { ClosedError, RaftError } from "../../errors.ts";
+import { ClosedError, InvalidArgumentError, RaftError } from "../../errors.ts";
 import { assert } from "../../raft/assert.ts";
 import type { NodeId } from "../../raft/types.ts";
 import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine, TlsOptions } from "../types.ts";
@@ -54,7 +54,8 @@ export class WorkerNode implements RaftNodeApi {
   #url = "";
   #clusterId = "";
   readonly #opts: RaftNodeOptions;
-  readonly #sm: StateMachine;
+  /** The user's state machine; null when the worker runs the built-in KV store itself (`opts.kv`). */
+  readonly #sm: StateMachine | null;
   readonly #lock: DirLock;
   readonly #worker: WorkerHandle;
   readonly #logger: (line: string) => void;
@@ -88,7 +89,7 @@ export class WorkerNode implements RaftNodeApi {
 
   private constructor(opts: RaftNodeOptions, lock: DirLock, worker: WorkerHandle, applied: number) {
     this.#opts = opts;
-    this.#sm = opts.stateMachine;
+    this.#sm = opts.stateMachine ?? null;
     this.#lock = lock;
     this.#worker = worker;
     this.#appliedHere = applied;
@@ -104,10 +105,14 @@ export class WorkerNode implements RaftNodeApi {
    */
   static async start(opts: RaftNodeOptions, rt: RuntimeAdapter): Promise<WorkerNode> {
     const dataDir = path.resolve(opts.dataDir);
+    // The built-in KV store runs in the worker itself (`opts.kv`): nothing of the state machine is here.
+    const sm = opts.kv !== undefined ? null : opts.stateMachine;
+    if (opts.kv !== undefined && (opts.stateMachine !== undefined || opts.routes !== undefined)) throw new InvalidArgumentError("Give kv, or stateMachine and routes, not both");
+    if (sm === undefined) throw new InvalidArgumentError("Give a stateMachine, or kv for the built-in key-value store");
     const lock = rt.lockDir(dataDir);
     let node: WorkerNode | null = null;
     try {
-      const applied = await opts.stateMachine.lastApplied();
+      const applied = sm === null ? 0 : await sm.lastApplied();
       const worker = rt.startWorker(_workerMainUrl());
       node = new WorkerNode(opts, lock, worker, applied);
       const started = new Promise<unknown>((resolve, reject) => (node!.#started = { resolve, reject }));
@@ -117,8 +122,8 @@ export class WorkerNode implements RaftNodeApi {
         t: "init",
         options,
         lastApplied: applied,
-        hasSnapshot: opts.stateMachine.snapshot !== undefined,
-        hasRestore: opts.stateMachine.restore !== undefined,
+        hasSnapshot: sm?.snapshot !== undefined,
+        hasRestore: sm?.restore !== undefined,
         hasRoutes: opts.routes !== undefined,
       });
       await started;
@@ -169,7 +174,7 @@ export class WorkerNode implements RaftNodeApi {
   status(): NodeStatus {
     const st = this.#status;
     if (st === null) throw new RaftError("The node is starting");
-    return st.lastApplied === this.#appliedHere ? st : { ...st, lastApplied: this.#appliedHere };
+    return this.#sm === null || st.lastApplied === this.#appliedHere ? st : { ...st, lastApplied: this.#appliedHere };
   }
 
   /** The worker's counters, at most one tick old. */
@@ -333,7 +338,7 @@ export class WorkerNode implements RaftNodeApi {
           let result: unknown;
           let failed: unknown = null;
           try {
-            result = this.#sm.apply(index, items[i]!);
+            result = this.#sm!.apply(index, items[i]!);
             if (result instanceof Promise) result = await result;
           } catch (err) {
             failed = err;
@@ -361,13 +366,15 @@ export class WorkerNode implements RaftNodeApi {
   async #smCall(id: number, method: "lastApplied" | "snapshot" | "restore", args: readonly unknown[]): Promise<void> {
     try {
       let value: unknown;
-      if (method === "lastApplied") value = await this.#sm.lastApplied();
+      const sm = this.#sm;
+      if (sm === null) throw new RaftError("The state machine runs in the worker");
+      if (method === "lastApplied") value = await sm.lastApplied();
       else if (method === "snapshot") {
-        const src = await this.#sm.snapshot!();
+        const src = await sm.snapshot!();
         value = { index: src.index, stream: this.#streams.offer(src.chunks) };
       } else {
         const index = args[0] as number;
-        await this.#sm.restore!(index, this.#streams.open(args[1] as number));
+        await sm.restore!(index, this.#streams.open(args[1] as number));
         this.#appliedHere = index;
       }
       this.#post({ t: "sm-reply", id, ok: true, value });
