@@ -38,7 +38,8 @@ const DEFAULT_CLUSTER = "http://127.0.0.1:7000";
 const CLUSTER_ENV = "RAFT_CLUSTER";
 const CLIENT_FLAGS = `  --cluster URL[,URL...]  any member(s) of the cluster; HOST:PORT means http://HOST:PORT
                           (default: $${CLUSTER_ENV}, else ${DEFAULT_CLUSTER})
-  --secret-file FILE      the cluster's shared secret (sent as a bearer token)
+  --token-file FILE       the client token (from raft token), sent as a bearer token
+  --secret-file FILE      the cluster secret: the client token is derived from it here (the secret is never sent)
   --timeout SECONDS       give up after this long, retries included
   --cacert FILE           trust members' certificates signed by this CA (https:// URLs)
   --cert FILE, --key FILE present this client certificate (members with --client-cert-auth)
@@ -55,21 +56,24 @@ commands:
   transfer    hand leadership to another member
   leave       remove the member at --cluster from its cluster, cleanly
   put, get, del, cas   write, read and delete keys
+  token       print the client token of a cluster secret (what clients need instead of the secret)
   version     print the version (also: raft --version)`,
   start: `usage: raft start --id ID --data DIR --listen HOST:PORT [--advertise URL] [--bootstrap | --join URL[,URL...]]
-                  [--secret-file FILE] [--insecure] [--log-format text|json]
+                  [--listen-client HOST:PORT] [--secret-file FILE] [--insecure] [--log-format text|json]
                   [--cert-file FILE --key-file FILE [--trusted-ca-file FILE [--client-cert-auth]]]
        raft start --data DIR              (restart with the saved identity and address)
 
   --id ID               this member's id (letters, digits, . _ -)
   --data DIR            its data directory (locked while it runs)
   --listen HOST:PORT    where to listen for peers and clients
+  --listen-client HOST:PORT  also serve clients here, apart from peer traffic (as etcd's client URLs)
   --advertise URL       the URL others use to reach it (default http://HOST:PORT)
   --bootstrap           start a new single-member cluster (ignored if DIR already holds one)
   --join URL[,URL...]   ask a running cluster (any member; HOST:PORT means http://HOST:PORT) to add this
                         member; retries while none answers (10 minutes at most), stops at once on a server
                         that is not a raft member
-  --secret-file FILE    shared secret: clients need it as a bearer token, peers sign RPCs with it
+  --secret-file FILE    cluster secret (mode 0600): peers sign RPCs with it; clients need the token
+                        derived from it (raft token), never the secret
   --cert-file FILE      serve HTTPS with this certificate (it should name the advertised host);
   --key-file FILE         its key. The member's URL is then https://; re-read on SIGHUP and when changed
   --trusted-ca-file FILE  members' certificates must be signed by this CA, both ways (mutual TLS)
@@ -79,7 +83,11 @@ commands:
   --max-key-bytes N     longest key accepted (default ${KEY_BYTES_MAX_DEFAULT})
   --max-value-bytes N   largest value accepted (default ${VALUE_BYTES_MAX_DEFAULT})
   --snapshot-log-bytes N  snapshot the store and compact the log once it holds N bytes (default 64 MiB)
-  --thread worker|caller  where the consensus loop runs (default worker: its own thread)`,
+  --thread worker|caller  where the consensus loop runs (default worker: its own thread)
+  --min-free-bytes N    refuse new entries (507) while the data directory's disk has less free (default 64 MiB)
+  --max-client-requests N   client requests served at once per listener; the excess gets 503 (default 1024)
+  --request-timeout SECONDS  a request's head must arrive within min(10, SECONDS), its body within
+                        SECONDS (default 30); idle connections close after min(5, SECONDS)`,
   bootstrap: `usage: raft bootstrap --data DIR --id ID --members ID=URL,ID=URL,... [--listen HOST:PORT]
 
 Prepares DIR for member ID of a new static cluster; run it once per member with the same
@@ -111,6 +119,10 @@ ${CLIENT_FLAGS}`,
 Prints the value (exit code 3 if the key is absent). --stale reads the member's local copy.
 ${CLIENT_FLAGS}`,
   del: `usage: raft del KEY [client options]\n${CLIENT_FLAGS}`,
+  token: `usage: raft token --secret-file FILE
+
+Prints the client token of the cluster secret in FILE: clients send it as Authorization: Bearer TOKEN
+(or read it with --token-file). It lets them use the client API, and cannot sign peer requests.`,
   cas: `usage: raft cas KEY VALUE (--expect OLD | --absent) [client options]
 
 Sets KEY to VALUE only if its value is OLD (or it is absent); exit code 3 if not.
@@ -136,6 +148,7 @@ type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>
 const CLIENT_OPTIONS: OptionSpec = {
   cluster: { type: "string" },
   "secret-file": { type: "string" },
+  "token-file": { type: "string" },
   timeout: { type: "string" },
   help: { type: "boolean", short: "h" },
   ...CLIENT_TLS_FLAGS,
@@ -162,18 +175,47 @@ function str(v: Values, name: string): string | undefined {
   return typeof x === "string" ? x : undefined;
 }
 
-function readSecret(cmd: string, file: string | undefined): string | null {
-  if (file === undefined) return null;
+/** Reads a credential file, refusing one that other users can read (as ssh does for private keys). */
+function readCredential(cmd: string, file: string, what: string): string {
   let text: string;
   try {
+    if (process.platform !== "win32") {
+      const mode = fs.statSync(file).mode & 0o777;
+      if ((mode & 0o077) !== 0) {
+        throw usageError(cmd, `The ${what} file ${file} can be read by other users (mode ${mode.toString(8).padStart(4, "0")}); run: chmod 600 ${file}`);
+      }
+    }
     text = fs.readFileSync(file, "utf8").trim();
   } catch (err) {
-    throw usageError(cmd, `Cannot read the secret file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (err instanceof CliExit) throw err;
+    throw usageError(cmd, `Cannot read the ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  return text;
+}
+
+function readSecret(cmd: string, file: string | undefined): string | null {
+  if (file === undefined) return null;
+  const text = readCredential(cmd, file, "secret");
   if (!/^[\x21-\x7e]{16,}$/.test(text)) {
     throw usageError(cmd, `The secret in ${file} must be at least 16 visible ASCII characters without spaces (e.g. from: openssl rand -hex 32)`);
   }
   return text;
+}
+
+/** The client token: read from --token-file, or derived here from --secret-file (whose secret is never sent). */
+async function clientToken(cmd: string, v: Values): Promise<string | null> {
+  const tokenFile = str(v, "token-file");
+  const secretFile = str(v, "secret-file");
+  if (tokenFile !== undefined && secretFile !== undefined) throw usageError(cmd, "Give --token-file or --secret-file, not both");
+  if (tokenFile !== undefined) {
+    const token = readCredential(cmd, tokenFile, "token");
+    if (!/^[\x21-\x7e]{16,}$/.test(token)) throw usageError(cmd, `The token in ${tokenFile} must be the one raft token prints`);
+    return token;
+  }
+  const secret = readSecret(cmd, secretFile);
+  if (secret === null) return null;
+  const { clientTokenFor } = await import("./src/transport/credentials.ts");
+  return clientTokenFor(new TextEncoder().encode(secret));
 }
 
 function positiveNumber(cmd: string, flag: string, v: string | undefined, fallback: number): number {
@@ -197,11 +239,11 @@ function clusterUrls(cmd: string, v: Values): string[] {
   return urls;
 }
 
-function clientFor(cmd: string, v: Values, defaultTimeoutS = 10): ApiClient {
+async function clientFor(cmd: string, v: Values, defaultTimeoutS = 10): Promise<ApiClient> {
   const urls = clusterUrls(cmd, v);
   const timeoutMs = positiveNumber(cmd, "timeout", str(v, "timeout"), defaultTimeoutS) * 1000;
   const tls = clientTls(cmd, v);
-  return new ApiClient({ urls, secret: readSecret(cmd, str(v, "secret-file")), timeoutMs, ...(tls === null ? {} : { tls }) });
+  return new ApiClient({ urls, secret: await clientToken(cmd, v), timeoutMs, ...(tls === null ? {} : { tls }) });
 }
 
 /** What a client command trusts and presents over TLS, or null; warns on stderr when checks are off. */
@@ -241,7 +283,7 @@ async function cmdPut(args: readonly string[]): Promise<number> {
   const p = parse("put", args, CLIENT_OPTIONS, [2, 2]);
   if (p === null) return help("put");
   const [key, value] = p.positionals as [string, string];
-  const client = clientFor("put", p.values);
+  const client = await clientFor("put", p.values);
   const r = await client.call("PUT", keyPath(key), { body: value, headers: idempotencyHeaders() });
   if (!r.ok || r.res.status !== 200) throw failed("put", r);
   await writeOut(process.stdout, `OK (index ${String(jsonOf(r.res).index)})\n`);
@@ -252,7 +294,7 @@ async function cmdGet(args: readonly string[]): Promise<number> {
   const p = parse("get", args, { ...CLIENT_OPTIONS, stale: { type: "boolean" } }, [1, 1]);
   if (p === null) return help("get");
   const key = p.positionals[0]!;
-  const client = clientFor("get", p.values);
+  const client = await clientFor("get", p.values);
   const r = await client.call("GET", keyPath(key) + (p.values.stale === true ? "?stale" : ""));
   if (r.ok && r.res.status === 404) {
     await writeOut(process.stderr, `raft: key ${JSON.stringify(key)} not found\n`);
@@ -267,7 +309,7 @@ async function cmdGet(args: readonly string[]): Promise<number> {
 async function cmdDel(args: readonly string[]): Promise<number> {
   const p = parse("del", args, CLIENT_OPTIONS, [1, 1]);
   if (p === null) return help("del");
-  const client = clientFor("del", p.values);
+  const client = await clientFor("del", p.values);
   const r = await client.call("DELETE", keyPath(p.positionals[0]!), { headers: idempotencyHeaders() });
   if (!r.ok || r.res.status !== 200) throw failed("del", r);
   await writeOut(process.stdout, `OK (index ${String(jsonOf(r.res).index)})\n`);
@@ -280,7 +322,7 @@ async function cmdCas(args: readonly string[]): Promise<number> {
   const expect = str(p.values, "expect");
   if ((expect === undefined) === (p.values.absent !== true)) throw usageError("cas", "Give exactly one of --expect OLD and --absent");
   const [key, value] = p.positionals as [string, string];
-  const client = clientFor("cas", p.values);
+  const client = await clientFor("cas", p.values);
   const r = await client.call("POST", `${keyPath(key)}/cas`, { body: JSON.stringify({ expect: expect ?? null, value }), headers: { ...idempotencyHeaders(), "content-type": "application/json" } });
   if (r.ok && r.res.status === 409) {
     const current = jsonOf(r.res).current;
@@ -295,7 +337,7 @@ async function cmdCas(args: readonly string[]): Promise<number> {
 async function cmdStatus(args: readonly string[]): Promise<number> {
   const p = parse("status", args, { ...CLIENT_OPTIONS, json: { type: "boolean" } }, [0, 0]);
   if (p === null) return help("status");
-  const client = clientFor("status", p.values, 3);
+  const client = await clientFor("status", p.values, 3);
   const timeoutMs = positiveNumber("status", "timeout", str(p.values, "timeout"), 3) * 1000;
   const urls = clusterUrls("status", p.values);
   const g = await gatherStatus(statusFetcher((url) => client.getJson(url, timeoutMs)), urls);
@@ -312,19 +354,19 @@ async function cmdMembers(args: readonly string[]): Promise<number> {
   let r;
   if (sub === "list") {
     if (rest.length > 0) throw usageError("members", `Unexpected argument ${JSON.stringify(rest[0])}`);
-    r = await clientFor("members", p.values).call("GET", "/cluster/members");
+    r = await (await clientFor("members", p.values)).call("GET", "/cluster/members");
   } else if (sub === "add") {
     if (rest.length !== 2) throw usageError("members", "members add needs ID and URL");
     const id = checkMemberId(rest[0]);
     if (!id.ok) throw usageError("members", id.error);
     const url = checkBaseUrl(rest[1], "member URL");
     if (!url.ok) throw usageError("members", url.error);
-    r = await clientFor("members", p.values, 180).call("POST", "/cluster/members", { body: JSON.stringify({ id: id.value, url: url.value }) });
+    r = await (await clientFor("members", p.values, 180)).call("POST", "/cluster/members", { body: JSON.stringify({ id: id.value, url: url.value }) });
   } else if (sub === "remove") {
     if (rest.length !== 1) throw usageError("members", "members remove needs ID");
     const id = checkMemberId(rest[0]);
     if (!id.ok) throw usageError("members", id.error);
-    r = await clientFor("members", p.values, 60).call("DELETE", `/cluster/members/${id.value}`);
+    r = await (await clientFor("members", p.values, 60)).call("DELETE", `/cluster/members/${id.value}`);
   } else {
     throw usageError("members", `Unknown subcommand ${JSON.stringify(sub)} (use list, add or remove)`);
   }
@@ -348,7 +390,7 @@ async function cmdTransfer(args: readonly string[]): Promise<number> {
     const id = checkMemberId(to);
     if (!id.ok) throw usageError("transfer", id.error);
   }
-  const r = await clientFor("transfer", p.values).call("POST", "/cluster/transfer", { body: JSON.stringify(to === undefined ? {} : { to }) });
+  const r = await (await clientFor("transfer", p.values)).call("POST", "/cluster/transfer", { body: JSON.stringify(to === undefined ? {} : { to }) });
   if (!r.ok || r.res.status !== 200) throw failed("transfer", r);
   const leader = jsonOf(r.res).leader as { id: string; url: string } | null;
   await writeOut(process.stdout, `leader is now ${leader === null ? "unknown" : `${leader.id} (${leader.url})`}\n`);
@@ -358,7 +400,7 @@ async function cmdTransfer(args: readonly string[]): Promise<number> {
 async function cmdLeave(args: readonly string[]): Promise<number> {
   const p = parse("leave", args, CLIENT_OPTIONS, [0, 0]);
   if (p === null) return help("leave");
-  const client = clientFor("leave", p.values, 60);
+  const client = await clientFor("leave", p.values, 60);
   const base = clusterUrls("leave", p.values)[0]!;
   const st = await client.getJson(`${base.replace(/\/+$/, "")}/status`, 5000);
   if (!st.ok) throw new CliExit(1, `Cannot reach the member at ${base}: ${st.error}`);
@@ -372,6 +414,16 @@ async function cmdLeave(args: readonly string[]): Promise<number> {
   const r = await client.call("DELETE", `/cluster/members/${encodeURIComponent(self.id)}`);
   if (!r.ok || r.res.status !== 200) throw failed("leave", r);
   await writeOut(process.stdout, `${self.id} left the cluster\n`);
+  return 0;
+}
+
+async function cmdToken(args: readonly string[]): Promise<number> {
+  const p = parse("token", args, { "secret-file": { type: "string" }, help: { type: "boolean", short: "h" } }, [0, 0]);
+  if (p === null) return help("token");
+  const secret = readSecret("token", str(p.values, "secret-file"));
+  if (secret === null) throw usageError("token", "--secret-file FILE is required");
+  const { clientTokenFor } = await import("./src/transport/credentials.ts");
+  await writeOut(process.stdout, `${clientTokenFor(new TextEncoder().encode(secret))}\n`);
   return 0;
 }
 
@@ -444,6 +496,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     id: { type: "string" },
     data: { type: "string" },
     listen: { type: "string" },
+    "listen-client": { type: "string" },
     advertise: { type: "string" },
     bootstrap: { type: "boolean" },
     join: { type: "string" },
@@ -455,6 +508,9 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     "snapshot-log-bytes": { type: "string" },
     thread: { type: "string" },
     ...START_TLS_FLAGS,
+    "request-timeout": { type: "string" },
+    "max-client-requests": { type: "string" },
+    "min-free-bytes": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, [0, 0]);
   if (p === null) return help("start");
@@ -469,6 +525,9 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   const listenArg = str(v, "listen");
   const listen = listenArg === undefined ? undefined : checkHostPort(listenArg);
   if (listen !== undefined && !listen.ok) throw usageError("start", listen.error);
+  const listenClientArg = str(v, "listen-client");
+  const listenClient = listenClientArg === undefined ? undefined : checkHostPort(listenClientArg);
+  if (listenClient !== undefined && !listenClient.ok) throw usageError("start", listenClient.error);
   const advertiseArg = str(v, "advertise");
   const advertise = advertiseArg === undefined ? undefined : checkBaseUrl(advertiseArg, "--advertise URL");
   if (advertise !== undefined && !advertise.ok) throw usageError("start", advertise.error);
@@ -483,6 +542,10 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   const valueBytesMax = positiveNumber("start", "max-value-bytes", str(v, "max-value-bytes"), VALUE_BYTES_MAX_DEFAULT);
   const snapshotArg = str(v, "snapshot-log-bytes");
   const snapshotLogBytes = snapshotArg === undefined ? undefined : positiveNumber("start", "snapshot-log-bytes", snapshotArg, 0);
+  const requestTimeoutArg = str(v, "request-timeout");
+  const requestTimeoutMs = requestTimeoutArg === undefined ? undefined : Math.round(positiveNumber("start", "request-timeout", requestTimeoutArg, 30) * 1000);
+  const maxClientArg = str(v, "max-client-requests");
+  const maxClientRequests = maxClientArg === undefined ? undefined : Math.floor(positiveNumber("start", "max-client-requests", maxClientArg, 1024));
   const secret = readSecret("start", str(v, "secret-file"));
 
   const { readIdentity } = await import("./src/node/identity.ts");
@@ -498,8 +561,10 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   } catch (err) {
     throw usageError("start", (err as Error).message);
   }
-  if (secret === null && tlsFiles === null && !isLoopbackHost(host) && v.insecure !== true) {
-    throw usageError("start", `Refusing to listen on ${host} without TLS or --secret-file: anyone who can reach it could read and write; give --cert-file and --key-file (with --trusted-ca-file), or --secret-file FILE, or --insecure`);
+  for (const h of [host, ...(listenClient?.ok ? [listenClient.value.host] : [])]) {
+    if (secret === null && tlsFiles === null && !isLoopbackHost(h) && v.insecure !== true) {
+      throw usageError("start", `Refusing to listen on ${h} without TLS or --secret-file: anyone who can reach it could read and write; give --cert-file and --key-file (with --trusted-ca-file), or --secret-file FILE, or --insecure`);
+    }
   }
   let tls: TlsOptions | null = null;
   try {
@@ -515,9 +580,27 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   const opts: { -readonly [K in keyof RaftNodeOptions]: RaftNodeOptions[K] } = {
     dataDir,
     // The built-in store runs where the consensus loop runs (the worker by default): a write crosses no thread.
-    kv: secretBytes === undefined ? { keyBytesMax, valueBytesMax } : { keyBytesMax, valueBytesMax, secret: secretBytes },
     logger: log.line,
   };
+  const kvOptions = {
+    keyBytesMax,
+    valueBytesMax,
+    ...(requestTimeoutMs === undefined ? {} : { bodyTimeoutMs: requestTimeoutMs }),
+    ...(secretBytes === undefined ? {} : { secret: secretBytes }),
+  };
+  if (listenClient?.ok) {
+    // The client listener serves the KV routes from this thread: the store runs here, beside them.
+    const { kvService } = await import("./src/kv/service.ts");
+    const svc = kvService(kvOptions);
+    opts.stateMachine = svc.stateMachine;
+    opts.routes = svc.routes;
+  } else {
+    // The built-in store runs where the consensus loop runs (the worker by default): a write crosses no thread.
+    opts.kv = kvOptions;
+  }
+  if (requestTimeoutMs !== undefined) {
+    opts.connectionLimits = { requestTimeoutMs, headersTimeoutMs: Math.min(10_000, requestTimeoutMs), idleTimeoutMs: Math.min(5_000, requestTimeoutMs) };
+  }
   if (idArg !== undefined) opts.id = idArg;
   if (listen?.ok) {
     opts.host = listen.value.host;
@@ -527,6 +610,14 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   if (v.bootstrap === true) opts.bootstrap = true;
   if (join.length > 0) opts.join = join;
   if (secretBytes !== undefined) opts.secret = secretBytes;
+  if (v.insecure === true) opts.insecure = true;
+  if (listenClient?.ok) opts.listenClient = listenClient.value;
+  if (maxClientRequests !== undefined) opts.maxClientRequests = maxClientRequests;
+  const minFree = str(v, "min-free-bytes");
+  if (minFree !== undefined) {
+    if (!/^[0-9]+$/.test(minFree) || !Number.isSafeInteger(Number(minFree))) throw usageError("start", `--min-free-bytes needs a whole number of bytes, got ${JSON.stringify(minFree)}`);
+    opts.diskFreeBytesMin = Number(minFree);
+  }
   if (snapshotLogBytes !== undefined) opts.snapshotLogBytes = Math.floor(snapshotLogBytes);
   if (tls !== null) opts.tls = tls;
   const thread = str(v, "thread");
@@ -554,6 +645,10 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   const st = node.status();
   log.line(`member ${node.id} serving the KV store at ${node.url} (cluster ${st.clusterId}, data ${path.resolve(dataDir)}, runtime ${st.runtime})`);
   log.line(`dashboard: ${node.url}/ui`);
+  if (node.clientPort !== null && listenClient?.ok) {
+    const h = listenClient.value.host;
+    log.line(`serving clients at ${tls === null ? "http" : "https"}://${h.includes(":") ? `[${h}]` : h}:${node.clientPort}`);
+  }
 
   let stopping = false;
   const stop = async (code: number, why: string) => {
@@ -593,6 +688,7 @@ const COMMANDS: Record<string, (args: readonly string[]) => Promise<number | nul
   get: cmdGet,
   del: cmdDel,
   cas: cmdCas,
+  token: cmdToken,
 };
 
 async function main(argv: readonly string[]): Promise<number | null> {

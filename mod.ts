@@ -20,6 +20,7 @@
  * @module
  */
 export { bootstrapDataDir, RaftNode } from "./src/node/raft-node.ts";
+export { clientTokenFor } from "./src/transport/credentials.ts";
 export type {
   Histogram,
   MemberStatus,
@@ -40,6 +41,7 @@ export {
   NotLeaderError,
   ProposalDroppedError,
   RaftError,
+  RefusedError,
   StorageCorruptError,
   StorageFailedError,
   TimeoutError,

@@ -9,6 +9,9 @@
  * @module
  */
 import type { Hono } from "hono";
+import type { ServeLimits } from "./shared/serve-limits.ts";
+
+export type { ServeLimits } from "./shared/serve-limits.ts";
 
 /** An exclusive, OS-level lock on a data directory; released by the OS if the process dies. */
 export interface DirLock {
@@ -147,13 +150,18 @@ export interface RuntimeAdapter {
    * process holds it; never waits.
    */
   lockDir(dir: string): DirLock;
-  /** Serves `app` on host:port (port 0: any free port). */
-  serve(app: Hono, host: string, port: number): Promise<HttpServer>;
   /**
-   * Serves `app` over HTTPS on host:port. With `tls.ca`, clients are asked
-   * for certificates and each request's `env.tlsPeer` says what was proved.
+   * Serves `app` on host:port (port 0: any free port), within `limits`
+   * (connection cap and timeouts, see adapters/shared/serve-limits.ts; the
+   * defaults when omitted).
    */
-  serveTls(app: TlsApp, host: string, port: number, tls: TlsServerOptions): Promise<TlsHttpServer>;
+  serve(app: Hono, host: string, port: number, limits?: ServeLimits): Promise<HttpServer>;
+  /**
+   * Serves `app` over HTTPS on host:port, within `limits` as `serve`. With
+   * `tls.ca`, clients are asked for certificates and each request's
+   * `env.tlsPeer` says what was proved.
+   */
+  serveTls(app: TlsApp, host: string, port: number, tls: TlsServerOptions, limits?: ServeLimits): Promise<TlsHttpServer>;
   /**
    * A new pooled client for peer RPCs; with `tls`, `https://` URLs trust and
    * present what it says. Failed TLS handshakes reject with `TlsError`.

@@ -132,3 +132,18 @@ export class TlsError extends RaftError {
     this.reason = reason;
   }
 }
+
+/**
+ * A request from a peer or a client was refused before it changed anything;
+ * `status` is the HTTP status that says why (403: not a member, 409: stale,
+ * 410: a removed member, 413: too large, 503: busy, retry, 507: no room).
+ */
+export class RefusedError extends RaftError {
+  override name = "RefusedError";
+  /** The HTTP status to answer with. */
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}

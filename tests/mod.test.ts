@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { DiskSpaceError, LockedError, NotLeaderError, RaftNode } from "../mod.ts";
+import { DiskSpaceError, InvalidArgumentError, LockedError, NotLeaderError, RaftNode } from "../mod.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "raft-mod-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -52,6 +52,29 @@ describe("mod.ts", () => {
       assert.equal(again.status().id, "n1");
     } finally {
       await again.close();
+    }
+  });
+
+  it("RaftNode.start() refuses a non-loopback host (or client listener) without a secret, unless insecure, and a proposal no peer request could carry", async () => {
+    const sm = { apply: () => undefined, lastApplied: () => 0 };
+    for (const thread of ["caller", "worker"] as const) {
+      await assert.rejects(RaftNode.start({ id: "x1", dataDir: path.join(root, `open-${thread}`), host: "0.0.0.0", port: 0, bootstrap: true, stateMachine: sm, thread, logger: () => {} }), /without TLS or a secret/);
+    }
+    await assert.rejects(RaftNode.start({
+      id: "x1", dataDir: path.join(root, "open-client"), host: "127.0.0.1", port: 0, bootstrap: true, stateMachine: sm, logger: () => {},
+      listenClient: { host: "0.0.0.0", port: 0 }, routes: () => {},
+    }), /without TLS or a secret/);
+    let last = 0;
+    const node = await RaftNode.start({
+      id: "x2", dataDir: path.join(root, "small-rpc"), host: "127.0.0.1", port: 0, bootstrap: true, thread: "caller", maxRpcBytes: 128 * 1024,
+      stateMachine: { apply: (id: number) => (last = id), lastApplied: () => last }, logger: () => {},
+    });
+    try {
+      for (let i = 0; i < 50 && node.status().role !== "leader"; i++) await new Promise((r) => setTimeout(r, 20));
+      await assert.rejects(node.propose(new Uint8Array(128 * 1024)), InvalidArgumentError);
+      assert.ok(typeof await node.propose(new Uint8Array(1024)) === "number");
+    } finally {
+      await node.close();
     }
   });
 

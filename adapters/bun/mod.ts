@@ -16,17 +16,26 @@ import { dlopen, read } from "bun:ffi";
 import { acquireDirLock, flockTryLock } from "../shared/lock.ts";
 import { fetchHttpClient } from "../shared/fetch-client.ts";
 import { relisten } from "../shared/relisten.ts";
+import { type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
 import { startWebWorker, webWorkerPort } from "../shared/web-worker.ts";
 import type { HttpClient, HttpServer, RuntimeAdapter, TlsApp, TlsClientOptions, TlsEnv, TlsHttpServer, TlsServerOptions } from "../types.ts";
 
 interface BunServer {
   port: number;
+  /** Per-request idle timeout in seconds (0: none); Bun 1.1.26+. */
+  timeout?(req: Request, seconds: number): void;
   stop(closeActiveConnections?: boolean): Promise<void> | void;
 }
 declare const Bun: {
   isMainThread: boolean;
-  serve(options: { hostname: string; port: number; tls?: { cert: string; key: string }; fetch: (req: Request) => Response | Promise<Response> }): BunServer;
+  serve(options: {
+    hostname: string;
+    port: number;
+    idleTimeout?: number;
+    tls?: { cert: string; key: string };
+    fetch: (req: Request, server: BunServer) => Response | Promise<Response>;
+  }): BunServer;
 };
 
 const _libc = dlopen("libc.so.6", {
@@ -38,8 +47,29 @@ const _tryLock = flockTryLock(
   () => read.i32(_libc.symbols.__errno_location() as number, 0),
 );
 
-function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number): Promise<HttpServer> {
-  const server = Bun.serve({ hostname: host, port, fetch: (req) => app.fetch(req) });
+/** Bun.serve options for `limits`: Bun has one inactivity timeout (seconds, at most 255) and no connection cap. */
+function _serveOptions(limits: ServeLimits): { idleTimeout: number } {
+  return { idleTimeout: Math.min(255, Math.max(1, Math.ceil(Math.max(limits.headersTimeoutMs, limits.idleTimeoutMs) / 1000))) };
+}
+
+/**
+ * Bun hands a request without `Host` (legal in HTTP/1.0) a relative URL,
+ * which every URL parser downstream refuses (it was answered 500): such a
+ * request is given this server's own address instead.
+ */
+function _absolute(req: Request, origin: () => string): Request {
+  if (req.url.charCodeAt(0) !== 0x2f) return req;
+  return new Request(origin() + req.url, req);
+}
+
+function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number, limits: ServeLimits = serveLimits()): Promise<HttpServer> {
+  const origin = () => `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
+  // Bun's idle timeout also runs while a handler works (a write waiting for its commit, a join waiting
+  // for catch-up), cutting the connection without an answer: it is for connections, not for handlers.
+  const server: BunServer = Bun.serve({ hostname: host, port, ..._serveOptions(limits), fetch: (req, srv) => {
+    srv.timeout?.(req, 0);
+    return app.fetch(_absolute(req, origin));
+  } });
   return Promise.resolve({
     port: server.port,
     close: async () => {
@@ -51,13 +81,31 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
 const _NO_PEER: TlsEnv = { tlsPeer: null };
 
 /** `Bun.serve` over TLS (no client certificates), or node:https when `tls.ca` asks for them. */
-async function _serveTls(app: TlsApp, host: string, port: number, tls: TlsServerOptions): Promise<TlsHttpServer> {
+async function _serveTls(
+  app: TlsApp,
+  host: string,
+  port: number,
+  tls: TlsServerOptions,
+  limits: ServeLimits = serveLimits(),
+): Promise<TlsHttpServer> {
   if (tls.ca !== undefined) {
     const { serveNodeHttps } = await import("../shared/node-https-server.ts");
-    return serveNodeHttps(app, host, port, tls, { reload: "relisten", overrideGlobalObjects: false });
+    return serveNodeHttps(app, host, port, tls, { reload: "relisten", overrideGlobalObjects: false }, limits);
   }
+  const origin = () => `https://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
   const open = (t: TlsServerOptions, p: number) =>
-    Promise.resolve().then(() => Bun.serve({ hostname: host, port: p, tls: { cert: t.cert, key: t.key }, fetch: (req) => app.fetch(req, _NO_PEER) }));
+    Promise.resolve().then(() =>
+      Bun.serve({
+        hostname: host,
+        port: p,
+        ..._serveOptions(limits),
+        tls: { cert: t.cert, key: t.key },
+        fetch: (req, srv) => {
+          srv.timeout?.(req, 0);
+          return app.fetch(_absolute(req, origin), _NO_PEER);
+        },
+      })
+    );
   let server = await open(tls, port);
   const bound = server.port;
   const retired: BunServer[] = [];

@@ -16,6 +16,7 @@ import { acquireDirLock } from "../shared/lock.ts";
 import { fetchHttpClient } from "../shared/fetch-client.ts";
 import { nodeHttpClient } from "../shared/node-http-client.ts";
 import { relisten } from "../shared/relisten.ts";
+import { openFileCount, openFileLimit, RESERVED_FILES, type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
 import { startWebWorker, webWorkerPort } from "../shared/web-worker.ts";
 import type { HttpClient, HttpServer, RuntimeAdapter, TlsApp, TlsClientOptions, TlsEnv, TlsHttpServer, TlsServerOptions } from "../types.ts";
@@ -54,7 +55,94 @@ function _tryLock(lockPath: string): (() => void) | null {
   };
 }
 
-function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number): Promise<HttpServer> {
+/**
+ * `Deno.serve` has neither a connection cap nor idle or header timeouts
+ * (Deno 2.9), and its accept loop ends with an uncaught "Too many open
+ * files" when descriptors run out, which used to take the whole member
+ * down. So the server is kept alive by hand: when the accept loop fails it
+ * is started again on the same port, and when the descriptors in use come
+ * within half the reserve of the limit (`serve-limits.ts`) the server is
+ * recycled: the old one is shut down, which closes its idle connections
+ * (the ones a flood of idle sockets holds) while requests in flight finish,
+ * and a new one takes the port. Connections in flight are never cut.
+ */
+function _resilientServe(handler: (req: Request) => Response | Promise<Response>, host: string, port: number, limits: ServeLimits): Promise<{ port: number; close: () => Promise<void> }> {
+  const fileLimit = openFileLimit();
+  const pressure = fileLimit === null ? null : fileLimit - RESERVED_FILES / 2;
+  let current: DenoHttpServer | null = null;
+  let boundPort = port;
+  let closed = false;
+  let restarting = false;
+  const old: DenoHttpServer[] = [];
+  const listen = (p: number) => new Promise<DenoHttpServer>((resolve, reject) => {
+    try {
+      // onListen may run inside Deno.serve, before it returns the server: resolve once both happened.
+      let s: DenoHttpServer | null = null;
+      let listening = false;
+      s = Deno.serve({ hostname: host, port: p, onListen: (addr) => {
+        boundPort = addr.port;
+        listening = true;
+        if (s !== null) resolve(s);
+      } }, handler);
+      if (listening) resolve(s);
+      // An accept that fails (EMFILE) ends the loop: start again rather than die.
+      s.finished.catch(() => {
+        if (closed) return;
+        // Its connections outlive its accept loop: shut it down to close the idle ones (measured: this frees them).
+        void s!.shutdown().catch(() => {});
+        if (current === s) void restart();
+      });
+    } catch (err) {
+      reject(err);
+    }
+  });
+  const restart = async (): Promise<void> => {
+    if (restarting || closed) return;
+    restarting = true;
+    const prev = current;
+    current = null;
+    // Either way descriptors ran short: the old server's idle connections go.
+    if (prev !== null) {
+      old.push(prev);
+      // Not awaited: it waits for requests in flight, but closes the listener and idle connections now.
+      void prev.shutdown().catch(() => {}).finally(() => old.splice(old.indexOf(prev), 1));
+    }
+    for (let attempt = 0; !closed; attempt++) {
+      try {
+        current = await listen(boundPort);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * (attempt + 1))));
+      }
+    }
+    restarting = false;
+  };
+  const monitor = pressure === null ? null : setInterval(() => {
+    const n = openFileCount();
+    if (n !== null && n > pressure) void restart();
+  }, 500);
+  return listen(port).then((s) => {
+    current = s;
+    return {
+      port: boundPort,
+      close: async () => {
+        closed = true;
+        if (monitor !== null) clearInterval(monitor);
+        await Promise.all([current, ...old].map((x) => x?.shutdown().catch(() => {})));
+      },
+    };
+  });
+}
+
+/** The answer of a request still pending when the server closes: its own 504, never a shared 503 (see `_serve`). */
+function _unknownOutcome(): Response {
+  return new Response(JSON.stringify({ error: "The member stopped before it could answer: the outcome is unknown", outcome: "unknown" }), {
+    status: 504,
+    headers: { "content-type": "application/json", connection: "close" },
+  });
+}
+
+function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number, limits: ServeLimits = serveLimits()): Promise<HttpServer> {
   // `shutdown()` waits for every pending handler, so a handler that never
   // answers would hold close() forever: on close, each pending handler is
   // answered with a 504 of its own. Not 503: that promises the request was
@@ -62,44 +150,28 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
   // (Node and Bun reset such connections, which promises nothing either).
   let closing: () => void = () => {};
   const closed = new Promise<void>((r) => (closing = r));
-  const unknown = () =>
-    new Response(JSON.stringify({ error: "The member stopped before it could answer: the outcome is unknown", outcome: "unknown" }), {
-      status: 504,
-      headers: { "content-type": "application/json", connection: "close" },
-    });
-  const handle = (req: Request) => Promise.race([app.fetch(req), closed.then(unknown)]);
-  return new Promise((resolve, reject) => {
-    try {
-      const server = Deno.serve({
-        hostname: host,
-        port,
-        onListen: (addr) =>
-          resolve({
-            port: addr.port,
-            close: async () => {
-              closing();
-              await server.shutdown();
-            },
-          }),
-      }, handle);
-    } catch (err) {
-      reject(err);
-    }
-  });
+  const handle = (req: Request) => Promise.race([app.fetch(req), closed.then(_unknownOutcome)]);
+  return _resilientServe(handle, host, port, limits).then((s) => ({
+    port: s.port,
+    close: async () => {
+      closing();
+      await s.close();
+    },
+  }));
 }
 
 const _NO_PEER: TlsEnv = { tlsPeer: null };
 
 /** `Deno.serve` over TLS (no client certificates), or node:https when `tls.ca` asks for them. */
-async function _serveTls(app: TlsApp, host: string, port: number, tls: TlsServerOptions): Promise<TlsHttpServer> {
+async function _serveTls(app: TlsApp, host: string, port: number, tls: TlsServerOptions, limits?: ServeLimits): Promise<TlsHttpServer> {
   if (tls.ca !== undefined) {
     const { serveNodeHttps } = await import("../shared/node-https-server.ts");
-    return serveNodeHttps(app, host, port, tls, { reload: "in-place", overrideGlobalObjects: false });
+    return serveNodeHttps(app, host, port, tls, { reload: "in-place", overrideGlobalObjects: false }, limits);
   }
-  // As in _serve: on close, handlers still pending are answered 503 so shutdown() cannot hang on them.
-  let closing: (r: Response) => void = () => {};
-  const closed = new Promise<Response>((r) => (closing = r));
-  const handle = (req: Request) => Promise.race([app.fetch(req, _NO_PEER), closed]);
+  // As in _serve: on close, handlers still pending are answered 504, each its own, so shutdown() cannot hang on them.
+  let closing: () => void = () => {};
+  const closed = new Promise<void>((r) => (closing = r));
+  const handle = (req: Request) => Promise.race([app.fetch(req, _NO_PEER), closed.then(_unknownOutcome)]);
   const open = (t: TlsServerOptions, p: number) =>
     new Promise<{ server: DenoHttpServer; port: number }>((resolve, reject) => {
       try {
@@ -121,7 +193,7 @@ async function _serveTls(app: TlsApp, host: string, port: number, tls: TlsServer
       current = await relisten(() => open(next, bound));
     },
     async close() {
-      closing(new Response("Server is shutting down", { status: 503 }));
+      closing();
       await Promise.all([current.server.shutdown(), ...retired]);
     },
   };

@@ -14,6 +14,7 @@ import koffi from "koffi";
 import { acquireDirLock, flockTryLock } from "../shared/lock.ts";
 import { nodeHttpClient } from "../shared/node-http-client.ts";
 import { serveNodeHttps } from "../shared/node-https-server.ts";
+import { nodeServerOptions, type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
 import type { HttpServer, RuntimeAdapter, WorkerHandle, WorkerPort } from "../types.ts";
 
@@ -21,9 +22,9 @@ const _libc = koffi.load("libc.so.6");
 const _flock = _libc.func("int flock(int fd, int operation)") as (fd: number, op: number) => number;
 const _tryLock = flockTryLock(_flock, () => koffi.errno());
 
-function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number): Promise<HttpServer> {
+function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number, limits: ServeLimits = serveLimits()): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = honoServe({ fetch: app.fetch, hostname: host, port }, (info) => {
+    const server = honoServe({ fetch: app.fetch, hostname: host, port, serverOptions: nodeServerOptions(limits) }, (info) => {
       resolve({
         port: info.port,
         close: () =>
@@ -34,6 +35,8 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
           }),
       });
     }) as http.Server;
+    // Past the cap a connection is closed at once: descriptors stay free for the log and the peers.
+    server.maxConnections = limits.maxConnections;
     server.once("error", reject);
   });
 }
@@ -92,7 +95,7 @@ export const nodeAdapter: RuntimeAdapter = {
   name: "node",
   lockDir: (dir) => acquireDirLock(dir, _tryLock),
   serve: _serve,
-  serveTls: (app, host, port, tls) => serveNodeHttps(app, host, port, tls, { reload: "in-place", overrideGlobalObjects: true }),
+  serveTls: (app, host, port, tls, limits) => serveNodeHttps(app, host, port, tls, { reload: "in-place", overrideGlobalObjects: true }, limits),
   httpClient: nodeHttpClient,
   speaksTls,
   startWorker: _startWorker,

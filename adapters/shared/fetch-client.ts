@@ -33,7 +33,8 @@ export function fetchHttpClient(extraInit: Readonly<Record<string, unknown>> | n
         ctl.abort();
       }, req.timeoutMs);
       try {
-        const init: RequestInit = extraInit === null ? { method: req.method, signal: ctl.signal } : { ...extraInit, method: req.method, signal: ctl.signal };
+        // Redirects are the caller's to follow (the join client does, deciding where its token may go).
+        const init: RequestInit = extraInit === null ? { method: req.method, signal: ctl.signal, redirect: "manual" } : { ...extraInit, method: req.method, signal: ctl.signal, redirect: "manual" };
         if (req.headers !== undefined) init.headers = req.headers;
         if (req.body !== undefined) init.body = req.body as Uint8Array<ArrayBuffer>;
         const res = await fetch(req.url, init);

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { nodeServerOptions, type ServeLimits, serveLimits } from "./serve-limits.ts";
 import type * as http from "node:http";
 import * as https from "node:https";
 import type * as net from "node:net";
@@ -59,14 +60,14 @@ function _secureOptions(t: TlsServerOptions): https.ServerOptions {
   return o;
 }
 
-function _listen(app: TlsApp, host: string, port: number, t: TlsServerOptions, overrideGlobalObjects: boolean): Promise<https.Server> {
+function _listen(app: TlsApp, host: string, port: number, t: TlsServerOptions, overrideGlobalObjects: boolean, limits: ServeLimits): Promise<https.Server> {
   const withPeer = t.ca !== undefined;
   const server = createAdaptorServer({
     fetch: (req: Request, env: { incoming: http.IncomingMessage }) => app.fetch(req, withPeer ? { tlsPeer: _peerOf(env.incoming.socket as tls.TLSSocket) } : _NO_PEER),
     hostname: host,
     port,
     createServer: https.createServer,
-    serverOptions: _secureOptions(t),
+    serverOptions: { ..._secureOptions(t), ...nodeServerOptions(limits) },
     overrideGlobalObjects,
   } as unknown as Parameters<typeof createAdaptorServer>[0]) as https.Server;
   server.on("tlsClientError", (err: Error, socket: net.Socket) => {
@@ -74,6 +75,8 @@ function _listen(app: TlsApp, host: string, port: number, t: TlsServerOptions, o
     const raw = (socket as { _parent?: net.Socket })._parent ?? socket;
     t.onHandshakeError?.(raw.remoteAddress === undefined ? "a client (address no longer known)" : `${raw.remoteAddress}:${raw.remotePort ?? "?"}`, handshakeReason(err));
   });
+  // Past the cap a connection is closed at once: descriptors stay free for the log and the peers.
+  server.maxConnections = limits.maxConnections;
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -96,8 +99,8 @@ function _close(server: https.Server): Promise<void> {
  * new listener on the same port after closing the old one (Bun, whose
  * node:https has no `setSecureContext`); open connections keep going either way.
  */
-export async function serveNodeHttps(app: TlsApp, host: string, port: number, tls: TlsServerOptions, opts: { reload: TlsReload; overrideGlobalObjects: boolean }): Promise<TlsHttpServer> {
-  let server = await _listen(app, host, port, tls, opts.overrideGlobalObjects);
+export async function serveNodeHttps(app: TlsApp, host: string, port: number, tls: TlsServerOptions, opts: { reload: TlsReload; overrideGlobalObjects: boolean }, limits: ServeLimits = serveLimits()): Promise<TlsHttpServer> {
+  let server = await _listen(app, host, port, tls, opts.overrideGlobalObjects, limits);
   const bound = (server.address() as net.AddressInfo).port;
   const retired: https.Server[] = [];
   return {
@@ -112,7 +115,7 @@ export async function serveNodeHttps(app: TlsApp, host: string, port: number, tl
       // Stop listening (the port frees at once); connections still open finish on the old certificate.
       old.close();
       old.closeIdleConnections();
-      server = await relisten(() => _listen(app, host, bound, next, opts.overrideGlobalObjects));
+      server = await relisten(() => _listen(app, host, bound, next, opts.overrideGlobalObjects, limits));
     },
     async close() {
       await Promise.all([server, ...retired].map(_close));

@@ -1,42 +1,32 @@
 /**
- * Client authentication for the member's HTTP API: with a shared secret,
+ * Client authentication for the member's HTTP API: with a cluster secret,
  * every route but `/status` and `/metrics` needs `Authorization: Bearer
- * <secret>` (or HTTP Basic with the secret as the password, which is how a
- * browser gives it). (Peers authenticate their RPCs separately, with HMAC, in the
- * transport.)
+ * <client token>`, the token derived from the secret (`clientTokenFor`), or
+ * HTTP Basic with the token as the password, which is how a browser gives
+ * it. The secret itself is not accepted: it signs peer RPCs (in the
+ * transport, with HMAC), and a client that holds only the token cannot
+ * forge those.
  *
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { clientTokenFor, constantTimeEqual } from "../transport/credentials.ts";
 import { errorReply } from "./http.ts";
+
+export { constantTimeEqual } from "../transport/credentials.ts";
 
 const _utf8 = new TextEncoder();
 
 /**
- * Compares two byte strings in time that depends on neither their contents
- * nor where they differ: both are hashed to 32 bytes first, then every byte
- * is compared (a plain `===` would stop at the first difference and leak
- * the secret's prefix through timing).
+ * The credential a request presents: `Authorization: Bearer <token>`, or
+ * HTTP Basic with the token as the password (any user name), which is what
+ * a browser sends after asking for it. Null when neither is there.
  */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  const ha = sha256(a);
-  const hb = sha256(b);
-  let diff = 0;
-  for (let i = 0; i < ha.length; i++) diff |= ha[i]! ^ hb[i]!;
-  return diff === 0;
-}
-
-/**
- * The secret a request presents: `Authorization: Bearer <secret>`, or HTTP
- * Basic with the secret as the password (any user name), which is what a
- * browser sends after asking for it. Null when neither is there.
- */
-export function presentedSecret(header: string | undefined): string | null {
+export function presentedCredential(header: string | undefined): string | null {
   const h = header ?? "";
-  const bearer = /^Bearer[ ]+(.+)$/i.exec(h);
-  if (bearer !== null) return bearer[1]!.trim();
-  const basic = /^Basic[ ]+([A-Za-z0-9+/=]+)$/i.exec(h.trim());
+  const bearer = /^Bearer[ ]+(\S+)[ ]*$/i.exec(h);
+  if (bearer !== null) return bearer[1]!;
+  const basic = /^Basic[ ]+([A-Za-z0-9+/=]+)[ ]*$/i.exec(h);
   if (basic === null) return null;
   let text: string;
   try {
@@ -52,25 +42,33 @@ export function presentedSecret(header: string | undefined): string | null {
 export interface AuthOptions {
   /**
    * Challenge with HTTP Basic (`WWW-Authenticate: Basic`), so that a browser
-   * asks for the secret (as the password) instead of failing: for pages.
+   * asks for the token (as the password) instead of failing: for pages.
    */
   readonly browser?: boolean;
 }
 
 /**
- * Middleware that answers 401 unless the request carries the secret, as
- * `Authorization: Bearer <secret>` or as the password of HTTP Basic.
+ * Middleware that answers 401 unless the request carries the client token
+ * of `secret`, as `Authorization: Bearer <token>` or as the password of
+ * HTTP Basic.
  */
 export function bearerAuth(secret: Uint8Array, opts: AuthOptions = {}): MiddlewareHandler {
   if (secret.length === 0) throw new Error("bearerAuth: the secret is empty");
+  const token = _utf8.encode(clientTokenFor(secret));
   const challenge = opts.browser === true ? 'Basic realm="raft", charset="UTF-8"' : 'Bearer realm="raft"';
   return async (c, next) => {
-    const given = presentedSecret(c.req.header("authorization"));
-    if (given === null || !constantTimeEqual(_utf8.encode(given), secret)) {
+    const given = presentedCredential(c.req.header("authorization"));
+    // Compared even when absent, so the time taken says nothing about why it failed.
+    const ok = constantTimeEqual(_utf8.encode(given ?? ""), token) && given !== null;
+    if (!ok) {
       const message = given === null
-        ? "This member needs Authorization: Bearer <secret> (see --secret-file)" + (opts.browser === true ? ", or the secret as the password when the browser asks" : "")
-        : "The bearer secret is wrong";
-      return errorReply(401, message, {}, { "www-authenticate": challenge });
+        ? "This member needs Authorization: Bearer <client token> (see raft token)" + (opts.browser === true ? ", or the token as the password when the browser asks" : "")
+        : "The bearer token is wrong";
+      return errorReply(401, message, {}, {
+        "www-authenticate": challenge,
+        // Unauthenticated: its body, if any, is never read, so the connection is not reused.
+        connection: "close",
+      });
     }
     await next();
   };

@@ -4,7 +4,9 @@
  * own, faster client).
  *
  * - Redirects are followed by hand (`redirect: "manual"`, at most 5 hops), so
- *   a 307 to the leader re-sends the same method and body.
+ *   a 307 to the leader re-sends the same method and body. The bearer token
+ *   goes along only to the hosts the client was given (`urls`) and the host
+ *   that redirected: a redirect to any other host is followed without it.
  * - 503 (nothing was applied; no leader yet) and 504 (outcome unknown) are
  *   retried until the deadline. That is safe because every write the CLI
  *   sends carries an `Idempotency-Key` (applied at most once, dissertation
@@ -31,11 +33,13 @@ import { TlsError } from "../errors.ts";
 import { describeNetworkError } from "../transport/network-error.ts";
 import { CLUSTER_ID_HEADER } from "./http.ts";
 
+import { mayCarryCredentials } from "../transport/credentials.ts";
+
 /** Where and how to reach the cluster. */
 export interface ClientOptions {
   /** Base URLs of members to try, in order. */
   readonly urls: readonly string[];
-  /** The bearer secret, or null. */
+  /** The client token sent as `Authorization: Bearer` (see `clientTokenFor`), or null. */
   readonly secret: string | null;
   /** Give up (retries included) after this long. */
   readonly timeoutMs: number;
@@ -130,8 +134,9 @@ export class ApiClient {
   /** One request to one URL, following redirects; throws on network errors and redirect loops. */
   private async _once(method: string, url: string, body: Uint8Array | undefined, headers: Record<string, string>, deadline: number): Promise<ClientResponse> {
     let target = url;
+    let sent = headers;
     for (let hop = 0; ; hop++) {
-      const init: RequestInit = { method, headers, redirect: "manual", signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) };
+      const init: RequestInit = { method, headers: sent, redirect: "manual", signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) };
       if (body !== undefined) init.body = body as Uint8Array<ArrayBuffer>;
       const res = this._opts.tls !== undefined || target.startsWith("https:") ? await this._viaAdapter(method, target, body, headers, deadline) : await fetch(target, init);
       const bytes = res instanceof Response ? new Uint8Array(await res.arrayBuffer()) : res.body;
@@ -139,7 +144,12 @@ export class ApiClient {
       const location = res.headers.get("location");
       if (_REDIRECT_STATUSES.has(res.status) && location !== null) {
         if (hop >= _HOPS_MAX) throw new _RedirectLoop(`More than ${_HOPS_MAX} redirects (the last from ${target} to ${location}); the members disagree on who leads, retry shortly`);
-        target = new URL(location, target).href;
+        const next = new URL(location, target).href;
+        if (!mayCarryCredentials(next, target, this._opts.urls)) {
+          const { authorization: _dropped, ...rest } = sent;
+          sent = rest;
+        }
+        target = next;
         continue;
       }
       return { status: res.status, headers: res.headers, body: bytes, url: target };

@@ -41,7 +41,7 @@ import type { TimelineEntry } from "./ui/timeline.ts";
 export interface EventStreamOptions {
   /** This member's `/status` body (the report asks it directly, not over HTTP). */
   readonly localStatus: () => StatusBody;
-  /** Sent as the bearer secret when asking the other members (their `/status` needs none today). */
+  /** The client token, sent as the bearer token when asking the other members (their `/status` needs none today). */
   readonly secret?: string | null;
   /** How the other members' `/status` is fetched. Default: over HTTP, with `statusTimeoutMs`. */
   readonly fetchStatus?: StatusFetcher;

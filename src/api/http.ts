@@ -17,6 +17,7 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import { readBodyLimited } from "../transport/read-body.ts";
+import { redactPaths } from "../transport/sanitize.ts";
 
 /**
  * The header on every answer of a member's client API, carrying its cluster
@@ -76,7 +77,8 @@ export function failureReply(c: Context, err: unknown, kind: OperationKind): Res
   if (err instanceof DiskSpaceError) return errorReply(507, err.message, { outcome: "not-applied" });
   if (err instanceof InvalidArgumentError) return errorReply(400, err.message);
   if (err instanceof MembershipChangeError) return errorReply(409, err.message);
-  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  // No file paths in a reply: the member's own log has the whole message.
+  const message = redactPaths(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
   return errorReply(500, `Internal error: ${message}`, kind === "write" ? { outcome: "unknown" } : {});
 }
 
@@ -87,10 +89,12 @@ export type BodyRead = { readonly ok: true; readonly bytes: Uint8Array } | { rea
  * Reads the request body, stopping as soon as it passes `maxBytes` (a
  * client cannot make the member buffer more than that).
  */
-export async function readBody(req: Request, maxBytes: number, what: string): Promise<BodyRead> {
-  const r = await readBodyLimited(req, maxBytes);
+export async function readBody(req: Request, maxBytes: number, what: string, timeoutMs?: number): Promise<BodyRead> {
+  const r = await readBodyLimited(req, maxBytes, timeoutMs);
   if (r.ok) return r;
-  return { ok: false, reply: errorReply(r.status, r.status === 413 ? `The ${what} is larger than the limit of ${maxBytes} bytes` : `The ${what} has a ${r.reason}`) };
+  const message = r.status === 413 ? `The ${what} is larger than the limit of ${maxBytes} bytes` : r.status === 408 ? `The ${what} did not arrive in time: ${r.reason}` : `The ${what} has a problem: ${r.reason}`;
+  // The rest of the body is never read: the connection cannot carry another request.
+  return { ok: false, reply: errorReply(r.status, message, {}, { connection: "close" }) };
 }
 
 /** Parses a JSON object body; a reply (400) if it is not one. */

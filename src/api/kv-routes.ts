@@ -24,6 +24,8 @@ export interface KvRouteOptions {
   readonly keyBytesMax?: number;
   /** Largest value in bytes. Default 1 MiB. */
   readonly valueBytesMax?: number;
+  /** A request body must arrive within this (else 408). Default 30 000 ms. */
+  readonly bodyTimeoutMs?: number;
 }
 
 /** Default key limit: 1 KiB. */
@@ -33,6 +35,20 @@ export const VALUE_BYTES_MAX_DEFAULT = 1024 * 1024;
 
 const _utf8 = new TextEncoder();
 const _utf8Lenient = new TextDecoder();
+
+/** The still-encoded key segment of a `/kv/KEY` or `/kv/KEY/cas` URL. */
+function _rawKey(url: string): string {
+  const start = url.indexOf("/kv/", url.indexOf("//") + 2);
+  if (start < 0) return "";
+  let end = url.length;
+  for (const stop of ["?", "#"]) {
+    const i = url.indexOf(stop, start);
+    if (i >= 0 && i < end) end = i;
+  }
+  let seg = url.slice(start + 4, end);
+  if (seg.endsWith("/cas")) seg = seg.slice(0, -4);
+  return seg;
+}
 
 function _isKvResult(x: unknown): x is KvResult {
   return typeof x === "object" && x !== null && typeof (x as KvResult).index === "number" && typeof (x as KvResult).ok === "boolean";
@@ -50,10 +66,18 @@ export function kvRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts:
   const valueBytesMax = opts.valueBytesMax ?? VALUE_BYTES_MAX_DEFAULT;
 
   const keyOf = (c: Context): string | Response => {
-    const key = c.req.param("key") ?? "";
+    // From the raw path, decoded strictly: Hono keeps an invalid escape as
+    // text, which made `%FF` and `%25FF` the same key.
+    const raw = _rawKey(c.req.url);
+    let key: string;
+    try {
+      key = decodeURIComponent(raw);
+    } catch {
+      return errorReply(400, "The key is not valid percent-encoded UTF-8");
+    }
     const n = _utf8.encode(key).length;
     if (n === 0) return errorReply(400, "The key is empty");
-    if (n > keyBytesMax) return errorReply(400, `The key is ${n} bytes; the limit is ${keyBytesMax}`);
+    if (n > keyBytesMax) return errorReply(413, `The key is ${n} bytes; the limit is ${keyBytesMax}`);
     return key;
   };
 
@@ -67,6 +91,9 @@ export function kvRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts:
     }
     if (!_isKvResult(result)) return errorReply(500, `Internal error: the state machine answered ${JSON.stringify(result)}`, { outcome: "unknown" });
     if (result.error !== null) return errorReply(400, result.error);
+    if (result.keyReused === true) {
+      return errorReply(422, `The Idempotency-Key was first used at index ${result.index} for a different request; nothing was applied. Use a new key for a new request`, { outcome: "not-applied" });
+    }
     const res = reply(result);
     if (result.duplicate) res.headers.set("idempotent-replayed", "true");
     return res;
@@ -82,7 +109,7 @@ export function kvRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts:
     if (key instanceof Response) return key;
     const idem = idempotencyOf(c);
     if (idem instanceof Response) return idem;
-    const body = await readBody(c.req.raw, valueBytesMax, "value");
+    const body = await readBody(c.req.raw, valueBytesMax, "value", opts.bodyTimeoutMs);
     if (!body.ok) return body.reply;
     return write(c, { op: "put", key, value: body.bytes, idempotencyKey: idem }, (r) => json({ index: r.index }));
   });
@@ -116,7 +143,7 @@ export function kvRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts:
     const idem = idempotencyOf(c);
     if (idem instanceof Response) return idem;
     // JSON escapes can take 6 bytes per byte of value; the decoded sizes are checked below.
-    const body = await readBody(c.req.raw, 12 * valueBytesMax + 4096, "CAS request");
+    const body = await readBody(c.req.raw, 12 * valueBytesMax + 4096, "CAS request", opts.bodyTimeoutMs);
     if (!body.ok) return body.reply;
     const parsed = parseJsonObject(body.bytes, "CAS request");
     if (!parsed.ok) return parsed.reply;

@@ -15,6 +15,7 @@ import type { Hono } from "hono";
 import type { RaftNodeApi } from "../node/types.ts";
 import type { KvStateMachine } from "../kv/state-machine.ts";
 import { bearerAuth } from "./auth.ts";
+import { clientTokenFor } from "../transport/credentials.ts";
 import { clusterRoutes } from "./cluster-routes.ts";
 import { memberCors } from "./cors.ts";
 import { eventsRoute } from "./events.ts";
@@ -29,8 +30,9 @@ import { uiRoute } from "./ui/page.ts";
 export interface ApiOptions extends KvRouteOptions {
   /**
    * With a secret, every route but `/status` and `/metrics` needs
-   * `Authorization: Bearer <secret>` (the secret's UTF-8 text), or HTTP
-   * Basic with the secret as the password (how a browser gives it to `/ui`).
+   * `Authorization: Bearer <client token>` (`clientTokenFor(secret)`), or
+   * HTTP Basic with the token as the password (how a browser gives it to
+   * `/ui`). The secret itself never leaves the member.
    */
   readonly secret?: Uint8Array;
   /** The pace of `/events` (tests make it quicker). */
@@ -65,14 +67,15 @@ export function apiRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts
     app.use("/events", auth);
     app.use("/ui", bearerAuth(opts.secret, { browser: true }));
   }
-  const secretText = opts.secret === undefined ? null : new TextDecoder().decode(opts.secret);
+  // What the page and the event stream present to other members: the client token, never the secret.
+  const token = opts.secret === undefined ? null : clientTokenFor(opts.secret);
   const { status } = clusterRoutes(app, node, { statusExtra: () => ({ kv: { keys: kv.size, idempotencyKeys: kv.idempotencyKeys } }) });
   kvRoutes(app, node, kv, opts);
   metricsRoute(app, node, () => ({
     kv_keys: { help: "Keys in the KV store.", value: kv.size },
     kv_idempotency_keys: { help: "Idempotency keys remembered for exactly-once retries.", value: kv.idempotencyKeys },
   }));
-  const events = eventsRoute(app, node, { ...opts.eventStream, localStatus: status, secret: secretText });
-  uiRoute(app, { secret: secretText });
+  const events = eventsRoute(app, node, { ...opts.eventStream, localStatus: status, secret: token });
+  uiRoute(app, { token });
   return { events };
 }

@@ -6,11 +6,10 @@
  *
  * @module
  */
+import { MEMBER_ID_RE as _ID } from "../raft/limits.ts";
 
 /** A checked value, or why it was refused. */
 export type Checked<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
-
-const _ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** A member id: 1 to 64 of letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
 export function checkMemberId(id: unknown): Checked<string> {
@@ -73,11 +72,7 @@ export function checkHostPort(addr: unknown): Checked<{ host: string; port: numb
   return { ok: true, value: { host, port } };
 }
 
-/** Whether `host` is a loopback address (only this machine can reach it). */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
-}
+export { isLoopbackHost } from "../node/listen-policy.ts";
 
 /** Longest accepted `Idempotency-Key`, in bytes (the command encoding's ceiling). */
 export const IDEMPOTENCY_HEADER_BYTES_MAX = 256;

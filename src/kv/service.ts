@@ -18,6 +18,7 @@ export function kvService(opts: KvServiceOptions): { stateMachine: StateMachine;
     ...(opts.keyBytesMax === undefined ? {} : { keyBytesMax: opts.keyBytesMax }),
     ...(opts.valueBytesMax === undefined ? {} : { valueBytesMax: opts.valueBytesMax }),
     ...(opts.secret === undefined ? {} : { secret: opts.secret }),
+    ...(opts.bodyTimeoutMs === undefined ? {} : { bodyTimeoutMs: opts.bodyTimeoutMs }),
   };
   return { stateMachine: kv, routes: (app, node) => void apiRoutes(app, node, kv, api) };
 }

@@ -5,7 +5,7 @@
  * ```
  * header   "RKV1" | u64 index (the last log index folded in)
  * records  0x01 | u32 keyLen | u32 valueLen | key (UTF-8) | value
- *          0x02 | u32 idemLen | u8 flags (1: ok, 2: has current) | u64 index | u32 currentLen | idempotency key | current
+ *          0x02 | u32 idemLen | u8 flags (1: ok, 2: has current, 4: has fingerprint) | u64 index | u32 currentLen | idempotency key | current | [8 bytes fingerprint]
  * trailer  0xFF | u32 number of 0x01 records | u32 number of 0x02 records | u32 CRC-32 of every byte before it
  * ```
  * All integers big-endian. Idempotency records come in the table's
@@ -23,6 +23,8 @@ export interface IdempotencyRecord {
   readonly ok: boolean;
   /** A CAS conflict's current value (null: the key was absent); null otherwise. */
   readonly current: Uint8Array | null;
+  /** First 8 bytes of the SHA-256 of the command that used the key (null in snapshots written before it was kept). */
+  readonly fingerprint: Uint8Array | null;
 }
 
 /** The state a snapshot holds. */
@@ -119,11 +121,12 @@ export async function* writeSnapshot(state: KvSnapshotState, chunkBytes = SNAPSH
     const k = _utf8.encode(key);
     w.u8(_REC_IDEM);
     w.u32(k.length);
-    w.u8((rec.ok ? 1 : 0) | (rec.current !== null ? 2 : 0));
+    w.u8((rec.ok ? 1 : 0) | (rec.current !== null ? 2 : 0) | (rec.fingerprint !== null ? 4 : 0));
     w.u64(rec.index);
     w.u32(rec.current?.length ?? 0);
     w.bytes(k);
     if (rec.current !== null) w.bytes(rec.current);
+    if (rec.fingerprint !== null) w.bytes(rec.fingerprint);
     idemCount++;
     while (w.ready.length > 0) yield w.ready.shift()!;
   }
@@ -238,11 +241,17 @@ export async function readSnapshot(chunks: AsyncIterable<Uint8Array>): Promise<K
       const flags = hv.getUint8(4);
       const idx = _u64(hv, 5, _SNAPSHOT_NAME, at);
       const curLen = hv.getUint32(13);
-      if ((flags & ~3) !== 0 || ((flags & 2) === 0 && curLen !== 0)) throw new StorageCorruptError(_SNAPSHOT_NAME, at, `bad idempotency record flags ${flags}`);
-      const body = r.takeSync(keyLen + curLen) ?? await r.take(keyLen + curLen, "an idempotency record");
+      if ((flags & ~7) !== 0 || ((flags & 2) === 0 && curLen !== 0)) throw new StorageCorruptError(_SNAPSHOT_NAME, at, `bad idempotency record flags ${flags}`);
+      const fpLen = (flags & 4) !== 0 ? 8 : 0;
+      const body = r.takeSync(keyLen + curLen + fpLen) ?? await r.take(keyLen + curLen + fpLen, "an idempotency record");
       const key = _text(body.subarray(0, keyLen), at);
       if (keyLen === 0 || idempotency.has(key)) throw new StorageCorruptError(_SNAPSHOT_NAME, at, `empty or repeated idempotency key ${JSON.stringify(key)}`);
-      idempotency.set(key, { index: idx, ok: (flags & 1) !== 0, current: (flags & 2) !== 0 ? body.slice(keyLen) : null });
+      idempotency.set(key, {
+        index: idx,
+        ok: (flags & 1) !== 0,
+        current: (flags & 2) !== 0 ? body.slice(keyLen, keyLen + curLen) : null,
+        fingerprint: fpLen > 0 ? body.slice(keyLen + curLen) : null,
+      });
     } else if (tag === _REC_END) {
       const t = await r.take(8, "the trailer");
       const tv = new DataView(t.buffer, t.byteOffset, t.byteLength);

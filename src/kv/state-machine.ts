@@ -7,6 +7,9 @@
  *   contract: a restarted node may replay entries).
  * - Exactly-once (dissertation §6.3): a command carrying an idempotency key
  *   that was seen before is not applied again; the first answer is returned.
+ *   A key reused for a different command is not applied either, and is
+ *   reported as such (`keyReused`; the API answers 422, as the IETF
+ *   Idempotency-Key draft says), never answered with the other command's result.
  *   The remembered keys are part of the replicated state (they come from
  *   the commands and travel in snapshots) and bounded, oldest evicted first,
  *   so every member keeps the same table.
@@ -16,6 +19,7 @@
  *
  * @module
  */
+import { sha256 } from "@noble/hashes/sha2.js";
 import { InvalidArgumentError } from "../errors.ts";
 import type { SnapshotSource, StateMachine } from "../node/types.ts";
 import { decodeCommand } from "./command.ts";
@@ -33,6 +37,8 @@ export interface KvResult {
   readonly current: Uint8Array | null;
   /** Answered from the idempotency table: this retry was not applied again. */
   readonly duplicate: boolean;
+  /** The idempotency key was first used for a different command: nothing was applied. */
+  readonly keyReused?: boolean;
   /** A malformed command (ignored, on every member alike): why. Else null. */
   readonly error: string | null;
 }
@@ -50,7 +56,12 @@ export interface KvStateMachineOptions {
 const _IDEMPOTENCY_RECORD_OVERHEAD_BYTES = 32;
 
 function _idemBytes(key: string, rec: IdempotencyRecord): number {
-  return key.length * 2 + (rec.current?.length ?? 0) + _IDEMPOTENCY_RECORD_OVERHEAD_BYTES;
+  return key.length * 2 + (rec.current?.length ?? 0) + (rec.fingerprint?.length ?? 0) + _IDEMPOTENCY_RECORD_OVERHEAD_BYTES;
+}
+
+/** What tells two commands apart under one idempotency key: the first 8 bytes of the SHA-256 of the encoded command. */
+function _fingerprint(data: Uint8Array): Uint8Array {
+  return sha256(data).slice(0, 8);
 }
 
 function _equalBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -130,12 +141,18 @@ export class KvStateMachine implements StateMachine {
       if (!(err instanceof InvalidArgumentError)) throw err;
       return { index: id, ok: false, current: null, duplicate: false, error: err.message };
     }
+    const fingerprint = cmd.idempotencyKey === null ? null : _fingerprint(data);
     if (cmd.idempotencyKey !== null) {
       const seen = this._idem.get(cmd.idempotencyKey);
-      if (seen !== undefined) return { index: seen.index, ok: seen.ok, current: seen.current, duplicate: true, error: null };
+      if (seen !== undefined) {
+        if (seen.fingerprint !== null && !_equalBytes(seen.fingerprint, fingerprint!)) {
+          return { index: seen.index, ok: false, current: null, duplicate: false, keyReused: true, error: null };
+        }
+        return { index: seen.index, ok: seen.ok, current: seen.current, duplicate: true, error: null };
+      }
     }
     const result = this._applyCommand(id, cmd);
-    if (cmd.idempotencyKey !== null) this._remember(cmd.idempotencyKey, { index: id, ok: result.ok, current: cmd.op === "cas" ? result.current : null });
+    if (cmd.idempotencyKey !== null) this._remember(cmd.idempotencyKey, { index: id, ok: result.ok, current: cmd.op === "cas" ? result.current : null, fingerprint });
     return result;
   }
 

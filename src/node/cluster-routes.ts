@@ -13,10 +13,12 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { RuntimeAdapter } from "../../adapters/types.ts";
 import { InvalidArgumentError, MembershipChangeError, NotLeaderError, RaftError, TlsError } from "../errors.ts";
+import { isMemberId } from "../raft/limits.ts";
 import type { Member } from "../raft/types.ts";
-import { timingSafeEqual } from "../transport/auth.ts";
 import { CLUSTER_ID_HEADER } from "../api/http.ts";
+import { bearerMatches, clientTokenFor, mayCarryCredentials } from "../transport/credentials.ts";
 import { describeNetworkError } from "../transport/network-error.ts";
+import { readBodyLimited } from "../transport/read-body.ts";
 import type { RaftNodeApi } from "./types.ts";
 
 /** Path of the cluster information route. */
@@ -43,11 +45,18 @@ export interface ClusterInfo {
   readonly members: readonly Member[];
 }
 
-/** Checks `Authorization: Bearer <secret>` in constant time. */
+/** Largest join request body (`{"id", "url"}`). */
+const _JOIN_BODY_BYTES_MAX = 64 * 1024;
+
+/** Checks `Authorization: Bearer <client token>` in constant time (neither contents nor length leak). */
 export function bearerOk(header: string | undefined, secret: Uint8Array | null): boolean {
   if (secret === null) return true;
-  if (header === undefined || !header.startsWith("Bearer ")) return false;
-  return timingSafeEqual(new TextEncoder().encode(header.slice(7)), secret);
+  return bearerMatches(header, clientTokenFor(secret));
+}
+
+/** The header a member sends when it joins: the client token, never the secret itself. */
+function _authHeaders(secret: Uint8Array | null): Record<string, string> {
+  return secret === null ? {} : { authorization: `Bearer ${clientTokenFor(secret)}` };
 }
 
 /** Mounts the info and join routes. */
@@ -65,10 +74,15 @@ export function nodeRoutes(app: Hono, opts: { getNode: () => RaftNodeApi & { clu
     return c.json(info);
   });
   app.post(JOIN_PATH, async (c) => {
-    if (!bearerOk(c.req.header("authorization"), opts.secret)) return c.json({ error: "a valid Authorization: Bearer <secret> header is required" }, 401);
+    if (!bearerOk(c.req.header("authorization"), opts.secret)) {
+      return c.json({ error: "a valid Authorization: Bearer <client token> header is required" }, 401, { connection: "close" });
+    }
+    const read = await readBodyLimited(c.req.raw, _JOIN_BODY_BYTES_MAX);
+    if (!read.ok) return c.json({ error: `the join request: ${read.reason}` }, read.status, { connection: "close" });
     let body: { id?: unknown; url?: unknown };
     try {
-      body = await c.req.json();
+      body = JSON.parse(new TextDecoder().decode(read.bytes)) as { id?: unknown; url?: unknown };
+      if (typeof body !== "object" || body === null) throw new Error("not an object");
     } catch {
       return c.json({ error: "the body must be JSON {\"id\", \"url\"}" }, 400);
     }
@@ -91,11 +105,15 @@ export function nodeRoutes(app: Hono, opts: { getNode: () => RaftNodeApi & { clu
 
 const _sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The body of a `GET /raft/v1/info` answer, or null if it is not one. */
+/** The body of a `GET /raft/v1/info` answer, checked (ids and URLs are used as they come), or null if it is not one. */
 function _clusterInfo(body: Uint8Array): ClusterInfo | null {
   try {
     const info = JSON.parse(new TextDecoder().decode(body)) as ClusterInfo;
-    return typeof info === "object" && info !== null && typeof info.clusterId === "string" && Array.isArray(info.members) ? info : null;
+    if (typeof info !== "object" || info === null || typeof info.clusterId !== "string" || !Array.isArray(info.members)) return null;
+    for (const m of info.members) {
+      if (typeof m !== "object" || m === null || !isMemberId(m.id) || typeof m.url !== "string" || typeof m.voter !== "boolean") return null;
+    }
+    return info;
   } catch {
     return null;
   }
@@ -131,7 +149,7 @@ export const joinCluster = {
         for (const base of urls) {
           if (notMembers.has(base)) continue;
           try {
-            const headers: Record<string, string> = secret === null ? {} : { authorization: `Bearer ${new TextDecoder().decode(secret)}` };
+            const headers = _authHeaders(secret);
             const res = await http.request({ method: "GET", url: `${base.replace(/\/$/, "")}${INFO_PATH}`, headers, timeoutMs: 5000 });
             unreachable.delete(base);
             if (res.status === 200) {
@@ -184,23 +202,25 @@ export const joinCluster = {
   ): Promise<void> {
     const http = rt.httpClient();
     const body = new TextEncoder().encode(JSON.stringify({ id, url }));
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    if (secret !== null) headers.authorization = `Bearer ${new TextDecoder().decode(secret)}`;
+    const headers: Record<string, string> = { "content-type": "application/json", ..._authHeaders(secret) };
     const bases = [...new Set([info.leader?.url, ...info.members.map((m) => m.url)].filter((u): u is string => u !== undefined && u !== url))];
+    const { authorization: _auth, ...anonymous } = headers;
     try {
       for (let attempt = 0; !closed(); attempt++) {
         for (const base of bases) {
           let target = `${base}${JOIN_PATH}`;
           try {
             for (let hop = 0; hop < 5; hop++) {
-              const res = await http.request({ method: "POST", url: target, headers, body, timeoutMs: 180_000 });
+              // The token goes only to the members' hosts: a redirect elsewhere gets the request without it.
+              const sent = mayCarryCredentials(target, base, bases) ? headers : anonymous;
+              const res = await http.request({ method: "POST", url: target, headers: sent, body, timeoutMs: 180_000 });
               if (res.status === 200) {
                 logger(`joined the cluster as ${id} (${url})`);
                 return;
               }
               const location = res.headers["location"];
               if (res.status === 307 && location !== undefined) {
-                target = location;
+                target = new URL(location, target).href;
                 continue;
               }
               const text = new TextDecoder().decode(res.body);

@@ -23,6 +23,7 @@ import { ProposalIntake } from "./intake.ts";
 import { MembershipCalls } from "./membership-calls.ts";
 import { PendingTable } from "./pending.ts";
 import { type DriverProbe, ReadyLoop } from "./ready-loop.ts";
+import { type MembershipView, membershipViewOf } from "./peer-admission.ts";
 import { Snapshots } from "./snapshots.ts";
 import type { Transport } from "./transport.ts";
 import type { MemberStatus, NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, TlsOptions } from "./types.ts";
@@ -36,6 +37,8 @@ export interface DriverTunables {
   readonly diskFreeBytesMin: number;
   readonly proposeTimeoutMs: number;
   readonly membershipTimeoutMs: number;
+  /** Largest proposal: an entry travels to followers in one peer request, which their body limit bounds. */
+  readonly proposalBytesMax: number;
   /** Flow control and batching of the core (`RaftConfig`). */
   readonly raft: Pick<RaftConfig, "preVote" | "checkQuorum" | "maxInflightMsgs" | "maxInflightBytes" | "maxMsgBytes" | "catchUpRoundsMax">;
 }
@@ -49,6 +52,7 @@ export const DRIVER_DEFAULTS: DriverTunables = {
   diskFreeBytesMin: 64 * 1024 * 1024,
   proposeTimeoutMs: 10_000,
   membershipTimeoutMs: 120_000,
+  proposalBytesMax: 8 * 1024 * 1024 - 64 * 1024,
   raft: { preVote: true, checkQuorum: true, maxInflightMsgs: 256, maxInflightBytes: 32 * 1024 * 1024, maxMsgBytes: 1024 * 1024, catchUpRoundsMax: 10 },
 };
 
@@ -280,6 +284,11 @@ export class RaftDriver implements RaftNodeApi {
     return this.#counters;
   }
 
+  /** The core's membership and leadership as of now (reused for 10 ms), for peer admission. */
+  membershipView(): MembershipView {
+    return membershipViewOf(this.#raft);
+  }
+
   /** The snapshot sink peers stream InstallSnapshot into. */
   get snapshotSink(): Snapshots["receiver"] {
     return this.#snapshots.receiver;
@@ -329,6 +338,8 @@ export class RaftDriver implements RaftNodeApi {
   propose(data: Uint8Array, tag: number | null = null): Promise<unknown> {
     const err = this.#refuseWrite();
     if (err !== null) return Promise.reject(err);
+    const max = this.#init.tunables.proposalBytesMax;
+    if (data.length > max) return Promise.reject(new InvalidArgumentError(`A proposal of ${data.length} bytes is larger than the ${max} one peer request carries (maxRpcBytes)`));
     return new Promise((resolve, reject) => {
       if (this.#intake.add(data, tag, this.#clock.now(), resolve, reject)) this.#loop.kick();
     });

@@ -11,6 +11,7 @@ import { atomicWriteFile, frameSmallFile, readSmallFile, unframeSmallFile } from
 import { type FileLayer, nodeFileLayer } from "../storage/file-layer.ts";
 import { InvalidArgumentError, StorageCorruptError } from "../errors.ts";
 import * as path from "node:path";
+import { MEMBER_ID_RE } from "../raft/limits.ts";
 
 /** The identity file's name inside the data directory. */
 export const IDENTITY_FILE_NAME = "IDENTITY";
@@ -39,7 +40,7 @@ export interface NodeIdentity {
 }
 
 /** Ids: 1-64 characters from a conservative set (they appear in URLs, file names and logs). */
-export const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const NODE_ID_RE = MEMBER_ID_RE;
 
 /** @throws InvalidArgumentError when `id` is not a valid member id */
 export function checkNodeId(id: string): void {

@@ -220,8 +220,8 @@ export function memberTls(rt: RuntimeAdapter, tls: TlsOptions | undefined, logge
 
   const runtime: RuntimeAdapter = {
     ...rt,
-    async serve(app, host, port): Promise<HttpServer> {
-      const server = await rt.serveTls(gate(app as unknown as TlsApp), host, port, serverOptions());
+    async serve(app, host, port, limits): Promise<HttpServer> {
+      const server = await rt.serveTls(gate(app as unknown as TlsApp), host, port, serverOptions(), limits);
       servers.add(server);
       return {
         port: server.port,

@@ -35,6 +35,7 @@ export class Peers implements Transport {
   readonly #urls = new Map<NodeId, string>();
   readonly #unknownLogged = new Set<NodeId>();
   readonly #refusalLogged = new Map<NodeId, { line: string; atMs: number }>();
+  readonly #goneLogged = new Set<NodeId>();
 
   constructor(opts: PeersOptions) {
     this.#o = opts;
@@ -80,6 +81,11 @@ export class Peers implements Transport {
       onUnreachable: (peer, reason, error) => {
         this.#logRefusal(peer, url, reason, error);
         this.#o.onUnreachable(peer, reason);
+      },
+      onGone: (peer) => {
+        if (this.#goneLogged.has(peer)) return;
+        this.#goneLogged.add(peer);
+        this.#o.logger(`member ${peer} answers 410: this member was removed from the cluster; stop it, and wipe its data directory before adding it again`);
       },
     });
     this.#clients.set(id, c);
@@ -127,10 +133,10 @@ export class Peers implements Transport {
   }
 
   /** Streams a snapshot to `msg.to`. */
-  sendSnapshot(msg: MsgSnap, chunks: SnapshotChunks, _totalBytes: number, onProgress: (bytes: number) => void): Promise<void> {
+  sendSnapshot(msg: MsgSnap, chunks: SnapshotChunks, totalBytes: number, onProgress: (bytes: number) => void): Promise<void> {
     const c = this.client(msg.to);
     if (c === undefined) return Promise.reject(new Error(`no URL known for member ${msg.to}`));
-    return c.sendSnapshot(msg, chunks, { onProgress });
+    return c.sendSnapshot(msg, chunks, { totalBytes, onProgress });
   }
 
   /** Drops clients of members no longer known. */

@@ -8,10 +8,16 @@
  *
  * @module
  */
+import process from "node:process";
+import { Hono } from "hono";
 import { runtime as defaultRuntime } from "../../adapters/mod.ts";
-import type { RuntimeAdapter } from "../../adapters/types.ts";
+import { serveLimits } from "../../adapters/shared/serve-limits.ts";
+import type { HttpServer, RuntimeAdapter } from "../../adapters/types.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { NodeId } from "../raft/types.ts";
+import { MAX_CLIENT_REQUESTS_DEFAULT, shedExcess } from "./client-limits.ts";
+import { checkListenHost } from "./listen-policy.ts";
+import { type MemberTls, memberTls } from "./member-tls.ts";
 import type { RaftDriver } from "./driver.ts";
 import { startDriver, withService } from "./start.ts";
 import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, TlsOptions } from "./types.ts";
@@ -23,6 +29,10 @@ export { bootstrapDataDir } from "./start.ts";
 export class RaftNode implements RaftNodeApi {
   /** The implementation: the driver itself ("caller") or the handle on its worker ("worker"). */
   readonly #impl: RaftDriver | WorkerNode;
+  /** The client listener (`listenClient`), if any. */
+  #clientServer: HttpServer | null = null;
+  /** Its TLS (the member's certificates, reloaded with them), when the member has TLS. */
+  #clientTls: MemberTls | null = null;
 
   private constructor(impl: RaftDriver | WorkerNode) {
     this.#impl = impl;
@@ -41,9 +51,36 @@ export class RaftNode implements RaftNodeApi {
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
     const thread = opts.thread ?? "worker";
     if (thread !== "worker" && thread !== "caller") throw new InvalidArgumentError(`thread must be "worker" or "caller", not ${String(thread)}`);
-    if (thread === "caller") return new RaftNode(await startDriver(withService(opts)));
     const rt = (opts as { runtime?: RuntimeAdapter }).runtime ?? defaultRuntime;
-    return new RaftNode(await WorkerNode.start(opts, rt));
+    const lc = opts.listenClient;
+    if (lc !== undefined) {
+      if (opts.routes === undefined) throw new InvalidArgumentError("listenClient serves routes: give routes too (with kv, the built-in store serves on the member's port; give stateMachine and routes from kvService to serve it here)");
+      if (!Number.isInteger(lc.port) || lc.port < 0 || lc.port > 65535) throw new InvalidArgumentError(`listenClient port ${lc.port} is invalid: give a port in 0-65535`);
+      checkListenHost(lc.host, opts.secret, opts.insecure, opts.tls !== undefined);
+    }
+    const node = new RaftNode(thread === "caller" ? await startDriver(withService(opts)) : await WorkerNode.start(opts, rt));
+    if (lc !== undefined) {
+      // On this thread: in worker mode, client traffic then never reaches the consensus loop's thread.
+      const app = new Hono();
+      app.use("*", shedExcess(opts.maxClientRequests ?? MAX_CLIENT_REQUESTS_DEFAULT));
+      opts.routes!(app, node);
+      try {
+        // Over TLS when the member has TLS, with the same certificates (and client certificate rule).
+        const tls = opts.tls === undefined ? null : memberTls(rt, opts.tls, opts.logger ?? ((line) => process.stderr.write(`${line}\n`)));
+        if (tls !== null) tls.setClusterId(node.clusterId);
+        node.#clientTls = tls;
+        node.#clientServer = await (tls?.runtime ?? rt).serve(app, lc.host, lc.port, serveLimits(opts.connectionLimits, 2));
+      } catch (err) {
+        await node.close().catch(() => {});
+        throw err;
+      }
+    }
+    return node;
+  }
+
+  /** The port of the client listener (`listenClient`), or null without one. */
+  get clientPort(): number | null {
+    return this.#clientServer?.port ?? null;
   }
 
   /** This member's id. */
@@ -93,7 +130,10 @@ export class RaftNode implements RaftNodeApi {
   on(listener: (event: NodeEvent) => void): () => void {
     return this.#impl.on(listener);
   }
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    const s = this.#clientServer;
+    this.#clientServer = null;
+    if (s !== null) await s.close().catch(() => {});
     return this.#impl.close();
   }
   /**
@@ -102,8 +142,9 @@ export class RaftNode implements RaftNodeApi {
    * effect without a restart. The CLI calls it on SIGHUP and when the files
    * change. @throws InvalidArgumentError for bad material, or a member started without TLS
    */
-  reloadTls(tls: TlsOptions): Promise<void> {
-    return this.#impl.reloadTls(tls);
+  async reloadTls(tls: TlsOptions): Promise<void> {
+    await this.#impl.reloadTls(tls);
+    await this.#clientTls?.reload(tls);
   }
 
   /** Test hook (not in mod.ts): makes a worker-mode node's worker fail. @throws InvalidArgumentError in caller mode */

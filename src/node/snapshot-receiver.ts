@@ -74,10 +74,15 @@ export class SnapshotReceiver implements SnapshotSink {
     await this.#onComplete(t.msg, t.incoming);
   }
 
-  /** Drops unfinished transfers (their partial files go too). */
+  /** Drops unfinished transfers (their partial files go too); new ones may begin. */
+  async dropAll(): Promise<void> {
+    for (const t of [...this.#transfers.values()]) await this.#drop(t);
+  }
+
+  /** Drops unfinished transfers (their partial files go too) and refuses new ones. */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const t of [...this.#transfers.values()]) await this.#drop(t);
+    await this.dropAll();
   }
 
   #transfer(from: NodeId, snapshotId: string): _Transfer {

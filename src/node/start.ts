@@ -14,23 +14,30 @@ import process from "node:process";
 import { Hono } from "hono";
 import { runtime as defaultRuntime } from "../../adapters/mod.ts";
 import type { DirLock, HttpServer, RuntimeAdapter } from "../../adapters/types.ts";
+import { serveLimits } from "../../adapters/shared/serve-limits.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Member, NodeId } from "../raft/types.ts";
 import { peerRoutes } from "../transport/routes.ts";
 import { type Applier, localApplier } from "./applier.ts";
+import { MAX_CLIENT_REQUESTS_DEFAULT, shedExcess } from "./client-limits.ts";
 import { systemClock } from "./clock.ts";
 import { clusterIdFor, joinCluster, nodeRoutes } from "./cluster-routes.ts";
 import { DRIVER_DEFAULTS, type DriverTunables, RaftDriver } from "./driver.ts";
 import { checkMemberUrl, checkNodeId, type NodeIdentity, readIdentity, writeIdentity } from "./identity.ts";
+import { checkListenHost } from "./listen-policy.ts";
 import { bootstrapStorage, closeNodeStorage, type NodeStorage, openNodeStorage, storageIsFresh } from "./node-storage.ts";
 import { memberTls } from "./member-tls.ts";
+import { PeerAdmission } from "./peer-admission.ts";
 import { Peers } from "./peers.ts";
+import { SNAPSHOT_IDLE_TIMEOUT_MS_DEFAULT, SnapshotGuard } from "./snapshot-guard.ts";
 import { writeTracerFromEnv } from "./write-trace.ts";
 import { kvService } from "../kv/service.ts";
 import type { RaftNodeOptions, StateMachine } from "./types.ts";
 
-/** Largest accepted peer RPC body by default. */
-const _MAX_RPC_BYTES_DEFAULT = 64 * 1024 * 1024;
+/** Largest accepted peer RPC body by default (peers send batches of 4 MiB at most). */
+const _MAX_RPC_BYTES_DEFAULT = 8 * 1024 * 1024;
+/** Room in a peer request for everything but one entry's data (message and body headers). */
+const _RPC_OVERHEAD_BYTES = 64 * 1024;
 
 /** What the worker thread changes in a start; caller mode uses none. */
 export interface StartHooks {
@@ -67,6 +74,7 @@ export function tunablesOf(opts: RaftNodeOptions): DriverTunables {
     snapshotLogBytes: opts.snapshotLogBytes ?? d.snapshotLogBytes,
     diskFreeBytesMin: opts.diskFreeBytesMin ?? d.diskFreeBytesMin,
     proposeTimeoutMs: opts.proposeTimeoutMs ?? d.proposeTimeoutMs,
+    proposalBytesMax: (opts.maxRpcBytes ?? _MAX_RPC_BYTES_DEFAULT) - _RPC_OVERHEAD_BYTES,
   };
 }
 
@@ -138,6 +146,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     if (id === undefined) throw new InvalidArgumentError(`Data directory ${dataDir} holds no member yet: give an id (and host, port) to start one`);
     checkNodeId(id);
     const host = opts.host ?? saved?.host ?? "127.0.0.1";
+    checkListenHost(host, opts.secret, opts.insecure, opts.tls !== undefined);
     const port = opts.port ?? saved?.port;
     if (port === undefined || !Number.isInteger(port) || port < 0 || port > 65535) {
       throw new InvalidArgumentError(`Port ${String(port)} is invalid: give a port in 0-65535`);
@@ -145,6 +154,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     if (opts.advertiseUrl !== undefined) checkMemberUrl(opts.advertiseUrl);
 
     storage = await openNodeStorage(dataDir, { logger, ...(opts.segmentBytesMax === undefined ? {} : { segmentBytesMax: opts.segmentBytesMax }) });
+    const admission = await PeerAdmission.open(dataDir, logger);
 
     // The cluster: saved, or bootstrapped now, or learned from a member we join.
     let clusterId = saved?.clusterId ?? null;
@@ -173,7 +183,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     let routed = false;
     const front = new Hono();
     front.all("*", (c) => routed ? app.fetch(c.req.raw, c.env) : c.text("Member is starting; retry shortly\n", 503, { "Retry-After": "1" }));
-    server = await rt.serve(front, host, port);
+    server = await rt.serve(front, host, port, serveLimits(opts.connectionLimits, opts.listenClient === undefined ? 1 : 2));
     const url = opts.advertiseUrl ?? saved?.url ?? `${tls.scheme}://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
     tls.checkUrl(url, dataDir);
     const identity: NodeIdentity = { id, url, host, port: saved?.port ?? (port === 0 ? server.port : port), clusterId: clusterId! };
@@ -185,6 +195,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     const tunables = tunablesOf(opts);
     const tracer = writeTracerFromEnv(id);
     const srv = server;
+    let guard: SnapshotGuard | null = null;
     const d = await RaftDriver.create({
       id,
       url,
@@ -208,7 +219,11 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
       knownMembers: joinInfo?.members ?? [],
       runtimeName: rt.name,
       ...(tracer === null ? {} : { probe: tracer }),
-      beforeStorageClose: () => srv.close(),
+      beforeStorageClose: async () => {
+        await srv.close();
+        await guard?.close().catch(() => {});
+        await admission.flushed();
+      },
       afterClose: () => {
         http.close();
         lock.release();
@@ -217,6 +232,15 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     });
     driver = d;
     storage = null; // the driver owns it now
+    if (joinInfo !== null) admission.setJoinPeers(joinInfo.members.map((m) => m.id));
+    const g = new SnapshotGuard(d.snapshotSink, {
+      dir: path.join(dataDir, "snapshots"),
+      admit: (from, msg) => admission.snapshot(d.membershipView(), from, msg),
+      reserveBytes: tunables.diskFreeBytesMin,
+      idleTimeoutMs: opts.snapshotIdleTimeoutMs ?? SNAPSHOT_IDLE_TIMEOUT_MS_DEFAULT,
+      logger,
+    });
+    guard = g;
     nodeRoutes(app, { getNode: () => d, secret: opts.secret ?? null });
     app.route("/", peerRoutes({
       clusterId: identity.clusterId,
@@ -224,7 +248,8 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
       secret: opts.secret ?? null,
       maxBodyBytes: opts.maxRpcBytes ?? _MAX_RPC_BYTES_DEFAULT,
       onMessages: (_from, msgs) => d.receive(msgs),
-      snapshotSink: d.snapshotSink,
+      admitSender: (from) => admission.sender(d.membershipView(), from),
+      snapshotSink: g,
       onRefused: (r) => {
         d.counters.rpcsRefused++;
         logger(`refused peer request ${r.path} from ${r.from ?? "unknown"}: ${r.status} ${r.reason}`);
@@ -232,6 +257,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     }));
     if (opts.routes !== undefined) {
       const user = new Hono();
+      user.use("*", shedExcess(opts.maxClientRequests ?? MAX_CLIENT_REQUESTS_DEFAULT));
       user.use("*", async (c, next) => {
         if (!d.serving) return c.text("Member is starting (replaying its log); retry shortly\n", 503, { "Retry-After": "1" });
         await next();

@@ -92,7 +92,12 @@ export interface RaftNodeOptions {
    * promoted) and retries until the cluster answers. Ignored on restart.
    */
   readonly join?: readonly string[];
-  /** Shared secret: peers authenticate every RPC with HMAC-SHA-256. */
+  /**
+   * Cluster secret: peers authenticate every RPC with HMAC-SHA-256 over it.
+   * It never travels; clients use the token derived from it
+   * (`clientTokenFor`). Without it a member listens only on a loopback
+   * address, unless `insecure` is set.
+   */
   readonly secret?: Uint8Array;
   /**
    * Serve HTTPS and talk to peers over TLS (see `TlsOptions`). The member's
@@ -101,6 +106,8 @@ export interface RaftNodeOptions {
    * the certificates of a running member.
    */
   readonly tls?: TlsOptions;
+  /** Allow a non-loopback `host` without a `secret` (anyone who reaches the port can act as a member). */
+  readonly insecure?: boolean;
   /** Mounts extra routes (the KV service) on the node's HTTP server. */
   readonly routes?: (app: Hono, node: RaftNodeApi) => void;
   /** Milliseconds per tick of the core. Default 100. */
@@ -117,8 +124,37 @@ export interface RaftNodeOptions {
   readonly proposeTimeoutMs?: number;
   /** Log segment size: a segment is sealed and a new one started past it. Default 64 MiB. */
   readonly segmentBytesMax?: number;
-  /** Largest accepted peer RPC body. Default 64 MiB. */
+  /**
+   * Largest accepted peer RPC body. Default 8 MiB (peers send batches of at
+   * most 4 MiB). A proposal must fit in one: larger ones are refused with
+   * InvalidArgumentError.
+   */
   readonly maxRpcBytes?: number;
+  /** Drop an incoming snapshot transfer that received nothing for this long. Default 60 000 ms. */
+  readonly snapshotIdleTimeoutMs?: number;
+  /**
+   * Serve `routes` on a listener of their own too, as etcd's client URLs:
+   * clients that use it never share a connection or (in worker mode) a
+   * thread with peer RPCs. The member's port keeps serving `routes`
+   * (redirects to the leader point there). Without a secret the host must
+   * be a loopback address, unless `insecure`.
+   */
+  readonly listenClient?: { readonly host: string; readonly port: number };
+  /** Requests for `routes` served at once, per listener; the excess is answered 503 at once. Default 1024. */
+  readonly maxClientRequests?: number;
+  /**
+   * Connection limits of the member's servers: at most `maxConnections`
+   * (default: the open-file limit less a reserve for the log and peers),
+   * request heads within `headersTimeoutMs` (10 s), whole requests within
+   * `requestTimeoutMs` (30 s), idle kept-alive connections closed after
+   * `idleTimeoutMs` (5 s). What each runtime enforces is in the README.
+   */
+  readonly connectionLimits?: {
+    readonly maxConnections?: number;
+    readonly headersTimeoutMs?: number;
+    readonly requestTimeoutMs?: number;
+    readonly idleTimeoutMs?: number;
+  };
   /**
    * Where the consensus loop runs. "worker": timers, the peer RPC server,
    * replication and log writes run on their own worker thread, so a state
@@ -144,6 +180,8 @@ export interface KvServiceOptions {
   readonly valueBytesMax?: number;
   /** With a secret, the routes need it as a bearer token (see `apiRoutes`). */
   readonly secret?: Uint8Array;
+  /** A request body must arrive within this long (ms). Default 30 s. */
+  readonly bodyTimeoutMs?: number;
 }
 
 /** One member as status reports it. */

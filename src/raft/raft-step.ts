@@ -14,6 +14,7 @@
  * @module
  */
 import { assert } from "./assert.ts";
+import { isAcceptableTerm, TERM_MAX } from "./limits.ts";
 import { findMember } from "./membership.ts";
 import { hasQuorum, voteResult } from "./quorum.ts";
 import { isIndex, RaftReplication } from "./replication.ts";
@@ -78,6 +79,8 @@ export abstract class RaftStep extends RaftReplication {
    */
   protected startCampaign(kind: "pre" | "election" | "transfer"): void {
     if (!this.promotable()) return;
+    // Never into a term peers would refuse (only a data directory that took such a term before the limit existed holds one).
+    if (this.term + 1 >= TERM_MAX) return;
     let voteTerm: number;
     if (kind === "pre") {
       this.becomePreCandidate();
@@ -137,6 +140,8 @@ export abstract class RaftStep extends RaftReplication {
    */
   step(m: Message): void {
     if (typeof m !== "object" || m === null || m.to !== this.id || m.from === this.id || !isIndex(m.term)) return;
+    // A term near the top of the safe integers would make the next election overflow (see TERM_MAX).
+    if (!isAcceptableTerm(m.term)) return;
     if (typeof m.from !== "string" || m.from === "") return;
     const isVoteRequest = m.type === "MsgVote" || m.type === "MsgPreVote";
     // Removed members (and strangers) cannot disrupt a cluster that has a

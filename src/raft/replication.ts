@@ -15,6 +15,7 @@
  * @module
  */
 import { assert } from "./assert.ts";
+import { MSG_APP_ENTRIES_MAX } from "./limits.ts";
 import { decodeMembership } from "./membership-codec.ts";
 import { committedIndex } from "./quorum.ts";
 import { RaftState } from "./raft-state.ts";
@@ -64,7 +65,7 @@ export abstract class RaftReplication extends RaftState {
     const last = this.log.lastIndex();
     const commit = this.log.committed;
     let entries: Entry[] = [];
-    if (pr.next <= last) entries = this.log.entries(pr.next, last + 1, this.cfg.maxMsgBytes);
+    if (pr.next <= last) entries = this.log.entries(pr.next, Math.min(last + 1, pr.next + MSG_APP_ENTRIES_MAX), this.cfg.maxMsgBytes);
     if (entries.length === 0 && !sendIfEmpty) return false;
     let bytes = 0;
     for (const e of entries) bytes += e.data.length;
@@ -224,7 +225,7 @@ export abstract class RaftReplication extends RaftState {
 
   /** Checks that the entries of an AppendEntries are well formed (peer input is never trusted blindly). */
   private validEntries(m: MsgApp): boolean {
-    if (!Array.isArray(m.entries)) return false;
+    if (!Array.isArray(m.entries) || m.entries.length > MSG_APP_ENTRIES_MAX) return false;
     let index = m.prevLogIndex;
     for (const e of m.entries) {
       index++;

@@ -10,6 +10,9 @@
  *   pool, off the event loop): the storage layer issues one of each per
  *   batch, never one per entry. Reads are synchronous `pread`s, because the
  *   Raft core's `LogReader` is synchronous.
+ * - An `open` that finds no file descriptor left (EMFILE/ENFILE: a flood of
+ *   connections) waits for one, up to a minute, rather than fail: nothing
+ *   was written yet, and the servers give descriptors back.
  * - Every error surfaces as `StorageFailedError` naming the file and the
  *   operation. The stores built on this layer treat it as fatal ("fsyncgate":
  *   after a failed fsync the kernel may have dropped the dirty pages, so a
@@ -127,14 +130,37 @@ async function _pwrite(file: FileHandle, data: Uint8Array, position: number): Pr
   }
 }
 
+/** How long an `open` waits for a file descriptor when the process has none left (EMFILE/ENFILE). */
+export const OPEN_DESCRIPTOR_WAIT_MS_MAX = 60_000;
+
+/**
+ * `fs.open`, waiting (with backoff, up to `OPEN_DESCRIPTOR_WAIT_MS_MAX`)
+ * while the process or the system is out of file descriptors. Unlike a
+ * failed write or fsync, a failed open changed nothing on disk, so waiting
+ * is safe; and descriptors come back as the servers close idle or excess
+ * connections. Any other error (or still none after the wait) is fatal as usual.
+ */
+async function _open(path: string, op: string, flags: string | number, mode?: number): Promise<number> {
+  const deadline = performance.now() + OPEN_DESCRIPTOR_WAIT_MS_MAX;
+  for (let delayMs = 10; ; delayMs = Math.min(500, delayMs * 2)) {
+    try {
+      return await new Promise<number>((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== "EMFILE" && code !== "ENFILE") || performance.now() > deadline) throw new StorageFailedError(path, op, err);
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+}
+
 /** The real `FileLayer`: `node:fs` callbacks for writes and syncs, synchronous preads. */
 export const nodeFileLayer: FileLayer = {
   async open(path, mode) {
-    const fd = await _call<number>(path, `open(${mode})`, (cb) => fs.open(path, _FLAGS[mode], 0o644, cb));
+    const fd = await _open(path, `open(${mode})`, _FLAGS[mode], 0o644);
     return new _NodeHandle(path, fd);
   },
   async openDir(path) {
-    const fd = await _call<number>(path, "open directory", (cb) => fs.open(path, "r", cb));
+    const fd = await _open(path, "open directory", "r");
     return new _NodeHandle(path, fd);
   },
   async mkdir(dir) {
@@ -147,7 +173,7 @@ export const nodeFileLayer: FileLayer = {
     await _call<string | undefined>(dir, "mkdir", (cb) => fs.mkdir(dir, { recursive: true }, cb));
     for (const d of created) {
       const parent = nodePath.dirname(d);
-      const fd = await _call<number>(parent, "open directory", (cb) => fs.open(parent, "r", cb));
+      const fd = await _open(parent, "open directory", "r");
       try {
         await _call<void>(parent, "fsync directory", (cb) => fs.fsync(fd, cb));
       } finally {

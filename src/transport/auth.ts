@@ -14,23 +14,30 @@
  *    window the nonce is known, after it the timestamp is stale.
  * The replay cache is bounded: when it is full the oldest nonce is forgotten
  * and the lowest acceptable timestamp raised past it, so the bound costs
- * (at worst) spurious refusals under a flood, never a replay.
+ * (at worst) spurious refusals under a flood, never a replay. It starts
+ * empty with a process, so requests stamped before the process started are
+ * refused: one recorded before a restart cannot be replayed after it.
+ *
+ * Everything but the signature is checked from the headers alone
+ * (`checkRequestHead`), so a request that cannot pass is refused before its
+ * body is read; the signature over the body comes last (`verifyRequestBody`).
  *
  * Status codes: a wrong or missing cluster id is 403; a missing, stale,
  * replayed or wrongly signed request is 401; a request meant for another
- * member is 421.
+ * member is 421; without a secret, a malformed sender or receiver id is 400.
  *
  * @module
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { InvalidArgumentError } from "../errors.ts";
+import { isMemberId } from "../raft/limits.ts";
 
 /** Header naming the cluster the sender belongs to. */
 export const HEADER_CLUSTER = "x-raft-cluster";
-/** Header naming the sender's member id (URI-encoded). */
+/** Header naming the sender's member id (as it is: member ids are URI-safe). */
 export const HEADER_FROM = "x-raft-from";
-/** Header naming the intended receiver's member id (URI-encoded). */
+/** Header naming the intended receiver's member id. */
 export const HEADER_TO = "x-raft-to";
 /** Header with the sender's wall-clock time in ms since the Unix epoch (decimal). */
 export const HEADER_TS = "x-raft-ts";
@@ -47,8 +54,6 @@ export const REPLAY_CACHE_ENTRIES_MAX_DEFAULT = 100_000;
 const _NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/;
 const _TS_RE = /^[0-9]{1,15}$/;
 const _SIG_RE = /^[0-9a-f]{64}$/;
-/** Ids in headers are URI-encoded, so only these characters appear. */
-const _HEADER_ID_MAX = 1024;
 
 const _utf8Encoder = new TextEncoder();
 
@@ -165,19 +170,34 @@ export class ReplayCache {
   readonly #entriesMax: number;
   /** key -> timestamp, in insertion order (roughly timestamp order). */
   readonly #seen = new Map<string, number>();
-  /** Highest timestamp among forgotten entries: nothing at or below it is accepted. */
-  #floorTs = -1;
+  /**
+   * Highest timestamp among forgotten entries, or the moment this cache was
+   * made (the process started): nothing at or below it is accepted, so a
+   * request recorded before a restart cannot be replayed after it, when the
+   * cache that knew its nonce is gone.
+   */
+  #floorTs: number;
 
   /**
    * @param windowMs How long a nonce must be remembered: the clock-skew window.
    * @param entriesMax Bound on remembered nonces.
+   * @param floorTs Requests stamped at or before this are refused (the wall clock when the process started); -1 for none.
    */
-  constructor(windowMs: number, entriesMax: number) {
+  constructor(windowMs: number, entriesMax: number, floorTs = -1) {
     if (!(windowMs > 0) || !Number.isSafeInteger(entriesMax) || entriesMax < 1) {
       throw new InvalidArgumentError(`Replay cache needs windowMs > 0 and entriesMax >= 1 (got ${windowMs}, ${entriesMax})`);
     }
     this.#windowMs = windowMs;
     this.#entriesMax = entriesMax;
+    this.#floorTs = floorTs;
+  }
+
+  /**
+   * Whether `remember` would refuse this pair now, without recording it: the
+   * cheap check made before a body is read (the MAC, checked after, decides).
+   */
+  refuses(from: string, nonce: string, tsMs: number): boolean {
+    return tsMs <= this.#floorTs || this.#seen.has(`${from}\u0000${nonce}`);
   }
 
   /** Number of nonces remembered now. */
@@ -218,18 +238,14 @@ export class ReplayCache {
   }
 }
 
-/** What `verifyRequest` needs. */
-export interface VerifyParams {
+/** What `checkRequestHead` needs: everything about a request but its body. */
+export interface HeadParams {
   readonly secret: Uint8Array | null;
   readonly clusterId: string;
   /** This member's id: requests addressed to another member are refused. */
   readonly nodeId: string;
-  readonly method: string;
-  /** Path and query of the request URL as received. */
-  readonly path: string;
   /** Header lookup (case-insensitive, as `Headers.get`). */
   readonly header: (name: string) => string | null | undefined;
-  readonly body: Uint8Array;
   /** The receiver's wall clock, ms since the epoch. */
   readonly nowMs: number;
   readonly clockSkewMsMax: number;
@@ -237,57 +253,105 @@ export interface VerifyParams {
   readonly replayCache: ReplayCache | null;
 }
 
+/** What `verifyRequest` needs. */
+export interface VerifyParams extends HeadParams {
+  readonly method: string;
+  /** Path and query of the request URL as received. */
+  readonly path: string;
+  readonly body: Uint8Array;
+}
+
 /** The outcome of `verifyRequest`: the authenticated sender, or why not with the HTTP status to answer. */
 export type VerifyResult =
   | { readonly ok: true; readonly from: string }
   | { readonly ok: false; readonly status: 400 | 401 | 403 | 421; readonly reason: string };
 
-function _decodeId(raw: string | null | undefined): string | null {
-  if (raw === null || raw === undefined || raw.length === 0 || raw.length > _HEADER_ID_MAX) return null;
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return null; // malformed %-escape: the caller refuses the request
+/** A request head that passed every check that does not need the body. */
+export interface RequestHead {
+  /** The sender's id, as claimed (authenticated only once `verifyRequestBody` passed). */
+  readonly from: string;
+  readonly to: string;
+  readonly cluster: string;
+  /** Present when a secret is set. */
+  readonly ts: string | null;
+  readonly nonce: string | null;
+  readonly sig: string | null;
+}
+
+/** The outcome of `checkRequestHead`. */
+export type HeadResult =
+  | { readonly ok: true; readonly head: RequestHead }
+  | { readonly ok: false; readonly status: 400 | 401 | 403 | 421; readonly reason: string };
+
+/**
+ * Checks everything a request's headers can tell before its body is read:
+ * the cluster id, that sender and receiver are well-formed member ids (they
+ * travel as they are: every character of a member id is URI-safe) and that
+ * it is addressed to this member, and with a secret that timestamp, nonce
+ * and signature are well-formed, the timestamp is fresh (and after this
+ * process started) and the nonce unseen. Only then is the body worth
+ * reading; `verifyRequestBody` checks the signature over it.
+ *
+ * Ids never reach a log line or a reply unchecked: a header value that is
+ * not a member id is refused without being echoed.
+ */
+export function checkRequestHead(p: HeadParams): HeadResult {
+  const cluster = p.header(HEADER_CLUSTER);
+  if (cluster === null || cluster === undefined || cluster !== encodeURIComponent(p.clusterId)) {
+    return { ok: false, status: 403, reason: `request is not from cluster ${p.clusterId}` };
   }
+  const from = p.header(HEADER_FROM);
+  const to = p.header(HEADER_TO);
+  const badStatus = p.secret === null ? 400 : 401;
+  if (!isMemberId(from) || !isMemberId(to)) {
+    return { ok: false, status: badStatus, reason: `missing or malformed ${HEADER_FROM} or ${HEADER_TO} header (member ids: 1-64 letters, digits, '.', '_' or '-')` };
+  }
+  if (p.secret === null) {
+    if (to !== p.nodeId) return { ok: false, status: 421, reason: `request is addressed to ${to}, this member is ${p.nodeId}` };
+    return { ok: true, head: { from, to, cluster, ts: null, nonce: null, sig: null } };
+  }
+  const ts = p.header(HEADER_TS);
+  const nonce = p.header(HEADER_NONCE);
+  const sig = p.header(HEADER_SIG);
+  if (ts === null || ts === undefined || !_TS_RE.test(ts)) return { ok: false, status: 401, reason: `missing or malformed ${HEADER_TS}` };
+  if (nonce === null || nonce === undefined || !_NONCE_RE.test(nonce)) return { ok: false, status: 401, reason: `missing or malformed ${HEADER_NONCE}` };
+  if (sig === null || sig === undefined || !_SIG_RE.test(sig)) return { ok: false, status: 401, reason: `missing or malformed ${HEADER_SIG}` };
+  const tsMs = Number(ts);
+  if (Math.abs(p.nowMs - tsMs) > p.clockSkewMsMax) {
+    return { ok: false, status: 401, reason: `timestamp is ${p.nowMs - tsMs} ms from this member's clock (allowed: ${p.clockSkewMsMax}); check the clocks` };
+  }
+  if (p.replayCache === null) throw new InvalidArgumentError("checkRequestHead needs a replay cache when a secret is set");
+  if (p.replayCache.refuses(from, nonce, tsMs)) return { ok: false, status: 401, reason: "replayed request (nonce already seen, or stamped before this member started)" };
+  if (to !== p.nodeId) return { ok: false, status: 421, reason: `request is addressed to ${to}, this member is ${p.nodeId}` };
+  return { ok: true, head: { from, to, cluster, ts, nonce, sig } };
+}
+
+/**
+ * With a secret, checks the signature over the head and `body` in constant
+ * time and records the nonce; without one there is nothing to check.
+ */
+export function verifyRequestBody(p: HeadParams & { readonly method: string; readonly path: string }, head: RequestHead, body: Uint8Array): VerifyResult {
+  if (p.secret === null) return { ok: true, from: head.from };
+  const { ts, nonce, sig } = head;
+  if (ts === null || nonce === null || sig === null || p.replayCache === null) throw new InvalidArgumentError("verifyRequestBody needs the head checkRequestHead returned with the same secret");
+  const prefix = _canonicalPrefix(p.method, p.path, head.cluster, head.from, head.to, ts, nonce);
+  if (!timingSafeEqual(_mac(p.secret, prefix, body), _hexToBytes(sig))) {
+    return { ok: false, status: 401, reason: "bad signature (wrong cluster secret?)" };
+  }
+  if (!p.replayCache.remember(head.from, nonce, Number(ts), p.nowMs)) return { ok: false, status: 401, reason: "replayed request (nonce already seen)" };
+  return { ok: true, from: head.from };
 }
 
 /**
  * Checks the cluster id of a request and, with a secret, its signature,
- * freshness and nonce (recording the nonce when all else passed).
- *
- * Only call it after the whole body is read: the MAC covers the body.
+ * freshness and nonce (recording the nonce when all else passed): the
+ * head, then the body. The peer routes call the two halves separately, to
+ * refuse before reading a body whatever can be refused without it.
  *
  * @returns `{ ok: true, from }` or the status and reason to refuse with.
  */
 export function verifyRequest(p: VerifyParams): VerifyResult {
-  const clusterRaw = p.header(HEADER_CLUSTER);
-  if (clusterRaw === null || clusterRaw === undefined || clusterRaw !== encodeURIComponent(p.clusterId)) {
-    return { ok: false, status: 403, reason: `request is not from cluster ${p.clusterId}` };
-  }
-  const fromRaw = p.header(HEADER_FROM);
-  const toRaw = p.header(HEADER_TO);
-  const from = _decodeId(fromRaw);
-  const to = _decodeId(toRaw);
-  const badStatus = p.secret === null ? 400 : 401;
-  if (from === null || to === null) return { ok: false, status: badStatus, reason: `missing or malformed ${HEADER_FROM} or ${HEADER_TO} header` };
-  if (p.secret !== null) {
-    const ts = p.header(HEADER_TS);
-    const nonce = p.header(HEADER_NONCE);
-    const sig = p.header(HEADER_SIG);
-    if (ts === null || ts === undefined || !_TS_RE.test(ts)) return { ok: false, status: 401, reason: `missing or malformed ${HEADER_TS}` };
-    if (nonce === null || nonce === undefined || !_NONCE_RE.test(nonce)) return { ok: false, status: 401, reason: `missing or malformed ${HEADER_NONCE}` };
-    if (sig === null || sig === undefined || !_SIG_RE.test(sig)) return { ok: false, status: 401, reason: `missing or malformed ${HEADER_SIG}` };
-    const tsMs = Number(ts);
-    if (Math.abs(p.nowMs - tsMs) > p.clockSkewMsMax) {
-      return { ok: false, status: 401, reason: `timestamp is ${p.nowMs - tsMs} ms from this member's clock (allowed: ${p.clockSkewMsMax}); check the clocks` };
-    }
-    const prefix = _canonicalPrefix(p.method, p.path, clusterRaw, fromRaw!, toRaw!, ts, nonce);
-    if (!timingSafeEqual(_mac(p.secret, prefix, p.body), _hexToBytes(sig))) {
-      return { ok: false, status: 401, reason: "bad signature (wrong cluster secret?)" };
-    }
-    if (p.replayCache === null) throw new InvalidArgumentError("verifyRequest needs a replay cache when a secret is set");
-    if (!p.replayCache.remember(from, nonce, tsMs, p.nowMs)) return { ok: false, status: 401, reason: "replayed request (nonce already seen)" };
-  }
-  if (to !== p.nodeId) return { ok: false, status: 421, reason: `request is addressed to ${to}, this member is ${p.nodeId}` };
-  return { ok: true, from };
+  const h = checkRequestHead(p);
+  if (!h.ok) return h;
+  return verifyRequestBody(p, h.head, p.body);
 }

@@ -30,13 +30,18 @@
  * checked against the bytes that remain and against the Raft invariants a
  * well-formed AppendEntries obeys (entry terms in [1, term], never
  * decreasing: the Log Matching property of §5.3), and trailing bytes are
- * refused. Any failure throws `CodecError`; a half-parsed message is never
+ * refused. It also puts limits on what a body may make the receiver hold
+ * (src/raft/limits.ts): every term below 2^52, ids that are member ids, at
+ * most `MSG_APP_ENTRIES_MAX` entries per AppendEntries, `BODY_ENTRIES_MAX`
+ * entries and `BODY_MESSAGES_MAX` messages per body (the encoder refuses
+ * the same). Any failure throws `CodecError`; a half-parsed message is never
  * returned. Entry `data` in decoded messages is a view into the body (no
  * copy): the caller must not reuse the body's buffer while entries live.
  *
  * @module
  */
 import { RaftError } from "../errors.ts";
+import { isMemberId, MSG_APP_ENTRIES_MAX, TERM_MAX } from "../raft/limits.ts";
 import type { Entry, EntryType, Member, Message, MsgApp, MsgSnap } from "../raft/types.ts";
 
 /**
@@ -57,6 +62,15 @@ export class CodecError extends RaftError {
 
 /** The four bytes every body starts with: "RFT" and the format version. */
 export const CODEC_MAGIC: readonly number[] = [0x52, 0x46, 0x54, 0x01];
+
+/**
+ * Most messages in one body: a sender's queue holds at most 4,096 by default,
+ * and decoding a body costs an object per message, so the count is bounded
+ * as well as the bytes.
+ */
+export const BODY_MESSAGES_MAX = 8192;
+/** Most entries across all the AppendEntries of one body (each also holds at most `MSG_APP_ENTRIES_MAX`). */
+export const BODY_ENTRIES_MAX = 65_536;
 
 /** Bytes before the first message: magic and u32 count. */
 const _HEADER_BYTES = 8;
@@ -124,25 +138,31 @@ function _checkU64(v: number, field: string): void {
   if (!Number.isSafeInteger(v) || v < 0) throw new CodecError(`${field} = ${v} is not a safe non-negative integer`, -1);
 }
 
+function _checkTerm(v: number, field: string): void {
+  _checkU64(v, field);
+  if (v >= TERM_MAX) throw new CodecError(`${field} = ${v} is not below the term limit 2^52`, -1);
+}
+
 /** Encoded size of one message, validating what the writer will rely on. */
 function _messageSize(m: Message): number {
   if (typeof m.from !== "string" || m.from.length === 0) throw new CodecError(`${m.type}.from must be a non-empty string`, -1);
   if (typeof m.to !== "string" || m.to.length === 0) throw new CodecError(`${m.type}.to must be a non-empty string`, -1);
-  _checkU64(m.term, `${m.type}.term`);
+  _checkTerm(m.term, `${m.type}.term`);
   let n = 1 + _strSize(m.from, "from") + _strSize(m.to, "to") + 8;
   switch (m.type) {
     case "MsgApp": {
       _checkU64(m.prevLogIndex, "MsgApp.prevLogIndex");
-      _checkU64(m.prevLogTerm, "MsgApp.prevLogTerm");
+      _checkTerm(m.prevLogTerm, "MsgApp.prevLogTerm");
       _checkU64(m.leaderCommit, "MsgApp.leaderCommit");
       n += 8 * 3 + 4;
       const entries = m.entries;
+      if (entries.length > MSG_APP_ENTRIES_MAX) throw new CodecError(`MsgApp carries ${entries.length} entries, more than ${MSG_APP_ENTRIES_MAX}`, -1);
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i]!;
         if (e.index !== m.prevLogIndex + 1 + i) {
           throw new CodecError(`MsgApp.entries[${i}].index = ${e.index}, expected ${m.prevLogIndex + 1 + i} (entries must follow prevLogIndex contiguously)`, -1);
         }
-        _checkU64(e.term, "Entry.term");
+        _checkTerm(e.term, "Entry.term");
         if (!(e.type in _ENTRY_TYPE_CODE)) throw new CodecError(`unknown entry type ${String(e.type)}`, -1);
         n += _ENTRY_BYTES_MIN + e.data.length;
       }
@@ -150,14 +170,14 @@ function _messageSize(m: Message): number {
     }
     case "MsgAppResp":
       _checkU64(m.matchIndex, "MsgAppResp.matchIndex");
-      _checkU64(m.conflictTerm, "MsgAppResp.conflictTerm");
+      _checkTerm(m.conflictTerm, "MsgAppResp.conflictTerm");
       _checkU64(m.conflictIndex, "MsgAppResp.conflictIndex");
       _checkU64(m.lastLogIndex, "MsgAppResp.lastLogIndex");
       return n + 1 + 8 * 4;
     case "MsgVote":
     case "MsgPreVote":
       _checkU64(m.lastLogIndex, `${m.type}.lastLogIndex`);
-      _checkU64(m.lastLogTerm, `${m.type}.lastLogTerm`);
+      _checkTerm(m.lastLogTerm, `${m.type}.lastLogTerm`);
       return n + 8 * 2 + 1;
     case "MsgVoteResp":
     case "MsgPreVoteResp":
@@ -172,7 +192,7 @@ function _messageSize(m: Message): number {
     case "MsgSnap": {
       const s = m.snapshot;
       _checkU64(s.index, "MsgSnap.snapshot.index");
-      _checkU64(s.term, "MsgSnap.snapshot.term");
+      _checkTerm(s.term, "MsgSnap.snapshot.term");
       if (s.membership.length > 0xffff) throw new CodecError(`MsgSnap membership has ${s.membership.length} members, more than 65535`, -1);
       n += 8 * 2 + 2;
       for (const mem of s.membership) n += _strSize(mem.id, "Member.id") + _strSize(mem.url, "Member.url") + 1;
@@ -314,6 +334,10 @@ function _writeMessage(w: _Writer, m: Message): void {
  */
 export function encodeMessages(msgs: readonly Message[]): Uint8Array {
   if (msgs.length === 0) throw new CodecError("an empty batch is not a valid body", -1);
+  if (msgs.length > BODY_MESSAGES_MAX) throw new CodecError(`${msgs.length} messages in one body, more than ${BODY_MESSAGES_MAX}`, -1);
+  let entries = 0;
+  for (const m of msgs) if (m.type === "MsgApp") entries += m.entries.length;
+  if (entries > BODY_ENTRIES_MAX) throw new CodecError(`${entries} entries in one body, more than ${BODY_ENTRIES_MAX}`, -1);
   let size = _HEADER_BYTES;
   for (const m of msgs) size += _messageSize(m);
   const w = new _Writer(size);
@@ -426,8 +450,18 @@ class _Reader {
     const at = this.pos;
     const s = this.str(what);
     if (s.length === 0) this.fail(`${what} is empty`, at);
+    if (!isMemberId(s)) this.fail(`${what} is not a member id (1-64 letters, digits, '.', '_' or '-')`, at);
     return s;
   }
+  /** A term: refused at TERM_MAX and above, where elections would run out of safe integers. */
+  term(what: string): number {
+    const at = this.pos;
+    const v = this.u64(what);
+    if (v >= TERM_MAX) this.fail(`${what} = ${v} is not below the term limit 2^52`, at);
+    return v;
+  }
+  /** Entries decoded so far in this body (bounded by BODY_ENTRIES_MAX). */
+  entries = 0;
   /** A count of items of at least `itemBytesMin` bytes each: refuse counts the remaining bytes cannot hold before allocating anything. */
   count(n: number, itemBytesMin: number, what: string, at: number): number {
     if (n * itemBytesMin > this.remaining) this.fail(`${what} count ${n} cannot fit in the ${this.remaining} bytes left`, at);
@@ -438,12 +472,15 @@ class _Reader {
 function _readEntries(r: _Reader, m: { term: number; prevLogIndex: number; prevLogTerm: number }): Entry[] {
   const at = r.pos;
   const n = r.count(r.u32("MsgApp entry count"), _ENTRY_BYTES_MIN, "MsgApp entry", at);
+  if (n > MSG_APP_ENTRIES_MAX) r.fail(`MsgApp carries ${n} entries, more than ${MSG_APP_ENTRIES_MAX}`, at);
+  r.entries += n;
+  if (r.entries > BODY_ENTRIES_MAX) r.fail(`the body carries more than ${BODY_ENTRIES_MAX} entries`, at);
   if (n > 0 && !Number.isSafeInteger(m.prevLogIndex + n)) r.fail("MsgApp last entry index exceeds Number.MAX_SAFE_INTEGER", at);
   const entries: Entry[] = new Array<Entry>(n);
   let prevTerm = m.prevLogTerm;
   for (let i = 0; i < n; i++) {
     const termAt = r.pos;
-    const term = r.u64("Entry.term");
+    const term = r.term("Entry.term");
     // Log Matching (§5.3): terms never decrease along a log, and a leader only
     // holds entries from its own or earlier terms.
     if (term < 1 || term < prevTerm || term > m.term) {
@@ -485,11 +522,11 @@ function _readMessage(r: _Reader): Message {
   const kind = r.u8("message kind");
   const from = r.id("from");
   const to = r.id("to");
-  const term = r.u64("term");
+  const term = r.term("term");
   switch (kind) {
     case _KIND_CODE.MsgApp: {
       const prevLogIndex = r.u64("MsgApp.prevLogIndex");
-      const prevLogTerm = r.u64("MsgApp.prevLogTerm");
+      const prevLogTerm = r.term("MsgApp.prevLogTerm");
       const leaderCommit = r.u64("MsgApp.leaderCommit");
       const entries = _readEntries(r, { term, prevLogIndex, prevLogTerm });
       const m: MsgApp = { type: "MsgApp", from, to, term, prevLogIndex, prevLogTerm, entries, leaderCommit };
@@ -498,7 +535,7 @@ function _readMessage(r: _Reader): Message {
     case _KIND_CODE.MsgAppResp: {
       const success = r.bool("MsgAppResp.success");
       const matchIndex = r.u64("MsgAppResp.matchIndex");
-      const conflictTerm = r.u64("MsgAppResp.conflictTerm");
+      const conflictTerm = r.term("MsgAppResp.conflictTerm");
       const conflictIndex = r.u64("MsgAppResp.conflictIndex");
       const lastLogIndex = r.u64("MsgAppResp.lastLogIndex");
       return { type: "MsgAppResp", from, to, term, success, matchIndex, conflictTerm, conflictIndex, lastLogIndex };
@@ -507,7 +544,7 @@ function _readMessage(r: _Reader): Message {
     case _KIND_CODE.MsgPreVote: {
       const type = kind === _KIND_CODE.MsgVote ? "MsgVote" : "MsgPreVote";
       const lastLogIndex = r.u64(`${type}.lastLogIndex`);
-      const lastLogTerm = r.u64(`${type}.lastLogTerm`);
+      const lastLogTerm = r.term(`${type}.lastLogTerm`);
       const transfer = r.bool(`${type}.transfer`);
       return { type, from, to, term, lastLogIndex, lastLogTerm, transfer };
     }
@@ -528,7 +565,7 @@ function _readMessage(r: _Reader): Message {
     }
     case _KIND_CODE.MsgSnap: {
       const index = r.u64("MsgSnap.snapshot.index");
-      const snapTerm = r.u64("MsgSnap.snapshot.term");
+      const snapTerm = r.term("MsgSnap.snapshot.term");
       const membership = _readMembers(r);
       const m: MsgSnap = { type: "MsgSnap", from, to, term, snapshot: { index, term: snapTerm, membership } };
       return m;
@@ -559,6 +596,7 @@ export function decodeMessages(bytes: Uint8Array): Message[] {
   r.pos = CODEC_MAGIC.length;
   const n = r.count(r.u32("message count"), _MESSAGE_BYTES_MIN, "message", 4);
   if (n === 0) r.fail("empty batch", 4);
+  if (n > BODY_MESSAGES_MAX) r.fail(`${n} messages in one body, more than ${BODY_MESSAGES_MAX}`, 4);
   const msgs: Message[] = new Array<Message>(n);
   for (let i = 0; i < n; i++) msgs[i] = _readMessage(r);
   if (r.remaining !== 0) r.fail(`${r.remaining} trailing bytes after the last message`);

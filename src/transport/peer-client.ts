@@ -24,7 +24,7 @@ import type { HttpClient, HttpResponse } from "../../adapters/types.ts";
 import { ClosedError, InvalidArgumentError, TimeoutError } from "../errors.ts";
 import type { Message, MsgSnap, NodeId } from "../raft/types.ts";
 import { NonceSource, signRequest } from "./auth.ts";
-import { encodedMessageSize, encodeMessages } from "./codec.ts";
+import { BODY_ENTRIES_MAX, BODY_MESSAGES_MAX, encodedMessageSize, encodeMessages } from "./codec.ts";
 import {
   HEADER_SNAPSHOT_OFFSET,
   MESSAGES_PATH,
@@ -79,6 +79,8 @@ export interface PeerClientOptions {
   readonly now?: () => number;
   /** A message request failed (network error, timeout or non-204 status); `error` is what the client threw, if it threw. */
   readonly onUnreachable: (peerId: NodeId, reason: string, error?: unknown) => void;
+  /** The peer answered 410: it knows this member was removed from the cluster. */
+  readonly onGone?: (peerId: NodeId, reason: string) => void;
   /** Messages were dropped from a full queue. */
   readonly onDropped?: (peerId: NodeId, count: number) => void;
 }
@@ -88,6 +90,8 @@ export type SnapshotSource = AsyncIterable<Uint8Array> | ((offset: number) => As
 
 /** Options of one `sendSnapshot` call. */
 export interface SendSnapshotOptions {
+  /** The snapshot's size in bytes, declared at begin (the receiver checks it against its free space). */
+  readonly totalBytes: number;
   /** Transfer id (matches `SNAPSHOT_ID_RE`); the same id lets a restarted sender resume. Default derived from the terms and index. */
   readonly snapshotId?: string;
   /** Called with the number of bytes the receiver holds after each acknowledged chunk. */
@@ -359,12 +363,16 @@ export class PeerClient {
   #flush(): void {
     while (!this.#closed && this.#inflight < this.#maxInflight && this.#head < this.#queue.length) {
       // Take messages while the body stays under the batch limit (at least one).
+      // Also within the receiver's message and entry counts (each MsgApp alone is within them).
       let bytes = _BODY_HEADER_BYTES;
+      let entries = 0;
       let end = this.#head;
       while (end < this.#queue.length) {
-        const size = this.#queue[end]!.size;
-        if (end > this.#head && bytes + size > this.#maxBatchBytes) break;
-        bytes += size;
+        const q = this.#queue[end]!;
+        const n = q.m.type === "MsgApp" ? q.m.entries.length : 0;
+        if (end > this.#head && (bytes + q.size > this.#maxBatchBytes || entries + n > BODY_ENTRIES_MAX || end - this.#head >= BODY_MESSAGES_MAX)) break;
+        bytes += q.size;
+        entries += n;
         end++;
       }
       const batch = this.#queue.slice(this.#head, end).map((q) => q.m);
@@ -395,7 +403,9 @@ export class PeerClient {
             this.#messagesSent += batch.length;
             return;
           }
-          this.#failed(`HTTP ${res.status} from ${this.#messagesUrl}: ${new TextDecoder().decode(res.body.subarray(0, 200))}`);
+          const text = new TextDecoder().decode(res.body.subarray(0, 200));
+          if (res.status === 410) this.#o.onGone?.(this.#o.peerId, text);
+          this.#failed(`HTTP ${res.status} from ${this.#messagesUrl}: ${text}`);
         },
         (e: unknown) => this.#failed(`${this.#messagesUrl}: ${_errorText(e)}`, e),
       )
@@ -453,26 +463,28 @@ export class PeerClient {
    * @throws {InvalidArgumentError} For another transfer already running, a bad id, or a stream that cannot rewind to where the receiver is.
    * @throws {ClosedError} If the client is closed meanwhile.
    */
-  async sendSnapshot(msg: MsgSnap, source: SnapshotSource, opts: SendSnapshotOptions = {}): Promise<void> {
+  async sendSnapshot(msg: MsgSnap, source: SnapshotSource, opts: SendSnapshotOptions): Promise<void> {
     const id = opts.snapshotId ?? `s${msg.term}-${msg.snapshot.term}-${msg.snapshot.index}`;
+    if (!Number.isSafeInteger(opts.totalBytes) || opts.totalBytes < 0) throw new InvalidArgumentError(`Snapshot size ${opts.totalBytes} must be a non-negative integer`);
     if (!SNAPSHOT_ID_RE.test(id)) throw new InvalidArgumentError(`Snapshot id ${JSON.stringify(id)} must match ${SNAPSHOT_ID_RE.source}`);
     if (msg.from !== this.#o.nodeId || msg.to !== this.#o.peerId) throw new InvalidArgumentError(`MsgSnap from ${msg.from} to ${msg.to} handed to the client of ${this.#o.nodeId} -> ${this.#o.peerId}`);
     if (this.#snapshotActive) throw new InvalidArgumentError(`A snapshot transfer to ${this.#o.peerId} is already running`);
     this.#snapshotActive = true;
     const reader = new _ChunkReader(source, this.#chunkBytes);
     try {
-      await this.#transfer(id, msg, reader, opts.onProgress);
+      await this.#transfer(id, msg, opts.totalBytes, reader, opts.onProgress);
     } finally {
       this.#snapshotActive = false;
       await reader.close();
     }
   }
 
-  async #transfer(id: string, msg: MsgSnap, reader: _ChunkReader, onProgress: ((n: number) => void) | undefined): Promise<void> {
+  async #transfer(id: string, msg: MsgSnap, totalBytes: number, reader: _ChunkReader, onProgress: ((n: number) => void) | undefined): Promise<void> {
     const attemptsMax = this.#o.snapshotAttemptsMax ?? 5;
     const retryDelayMs = this.#o.snapshotRetryDelayMs ?? 500;
     const metaBody = encodeMessages([msg]);
     const q = `?id=${id}`;
+    const beginQuery = `${q}&bytes=${totalBytes}`;
     let failures = 0;
     /** Counts a failed request; throws after too many in a row, else waits before the retry. */
     const fail = async (reason: string): Promise<void> => {
@@ -486,7 +498,7 @@ export class PeerClient {
     const begin = async (): Promise<number | null> => {
       let reason: string;
       try {
-        const res = await this.#snapshotRequest(SNAPSHOT_BEGIN_PATH, q, metaBody);
+        const res = await this.#snapshotRequest(SNAPSHOT_BEGIN_PATH, beginQuery, metaBody);
         const held = _offsetHeader(res);
         if (res.status === 200 && held !== null) return held;
         reason = `begin: HTTP ${res.status}: ${new TextDecoder().decode(res.body.subarray(0, 200))}`;

@@ -9,34 +9,43 @@
  * - InstallSnapshot (§7), streamed one acknowledged chunk per request so
  *   neither side holds a whole snapshot in memory and the sender waits for
  *   each write (backpressure):
- *   - `POST /raft/v1/snapshot/begin?id=ID` with the encoded MsgSnap as body:
- *     the receiver opens (or resumes) transfer ID and answers 200 with the
- *     offset it already holds in `x-raft-snapshot-offset`;
+ *   - `POST /raft/v1/snapshot/begin?id=ID&bytes=N` with the encoded MsgSnap
+ *     as body, N the snapshot's size: the receiver opens (or resumes)
+ *     transfer ID and answers 200 with the offset it already holds in
+ *     `x-raft-snapshot-offset` (or refuses: 403/409/410 from a sender that
+ *     may not send it, 503 while another transfer runs, 507 without room);
  *   - `POST /raft/v1/snapshot/chunk?id=ID&offset=N`: bytes [N, N + length);
  *     200 with the new offset, or 409 with the offset it holds when N is not
  *     it (the sender resumes from there), 404 if the transfer is unknown;
  *   - `POST /raft/v1/snapshot/finish?id=ID&offset=N` (N = total bytes): the
  *     receiver installs the snapshot and steps the MsgSnap; 204.
  *
- * Every request is checked by `verifyRequest` (cluster id, and with a secret
- * an HMAC with timestamp and nonce) after its body is read under a size
- * limit: a wrong cluster is 403, a bad signature 401, a body over the limit
- * 413, a malformed body 400; none of them reaches the driver.
+ * Every request is refused as early as it can be, and before its body is
+ * read whenever the headers suffice: the cluster id (403), the sender and
+ * receiver ids and with a secret the timestamp, nonce and signature format
+ * (400/401/421, `checkRequestHead`), the sender's membership (403 for a
+ * stranger, 410 for a removed member: `admitSender`) and a declared
+ * Content-Length over the limit (413). Only then is the body read, under the
+ * limit, and its signature checked (401), then decoded (400). None of the
+ * refused requests reaches the driver; refusals made before the body was
+ * read close the connection, so its unread bytes cost nothing. Reasons are
+ * escaped before they reach a log (`forLog`), and a 500 names no file path.
  *
  * @module
  */
 import { Hono } from "hono";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, RefusedError } from "../errors.ts";
 import type { Message, MsgSnap, NodeId } from "../raft/types.ts";
 import {
+  checkRequestHead,
   CLOCK_SKEW_MS_MAX_DEFAULT,
-  HEADER_CLUSTER,
   REPLAY_CACHE_ENTRIES_MAX_DEFAULT,
   ReplayCache,
-  verifyRequest,
+  verifyRequestBody,
 } from "./auth.ts";
 import { CodecError, decodeMessages } from "./codec.ts";
 import { readBodyLimited } from "./read-body.ts";
+import { forLog, redactPaths } from "./sanitize.ts";
 
 /** Path of the message batch route. */
 export const MESSAGES_PATH = "/raft/v1/messages";
@@ -49,8 +58,14 @@ export const SNAPSHOT_FINISH_PATH = "/raft/v1/snapshot/finish";
 /** Response header with the number of snapshot bytes the receiver holds. */
 export const HEADER_SNAPSHOT_OFFSET = "x-raft-snapshot-offset";
 
-/** Default largest message batch body. */
-export const MAX_BODY_BYTES_DEFAULT = 64 * 1024 * 1024;
+/**
+ * Default largest message batch body: twice the 4 MiB batches peers send
+ * (a single larger entry travels alone; `RaftNode` refuses proposals that
+ * would not fit).
+ */
+export const MAX_BODY_BYTES_DEFAULT = 8 * 1024 * 1024;
+/** Largest snapshot begin body (one MsgSnap with its membership). */
+const _SNAPSHOT_BEGIN_BYTES_MAX = 1024 * 1024;
 /** Default largest snapshot chunk body. */
 export const MAX_SNAPSHOT_CHUNK_BYTES_DEFAULT = 4 * 1024 * 1024;
 
@@ -66,13 +81,13 @@ export const SNAPSHOT_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
 export interface SnapshotSink {
   /**
    * Opens transfer `snapshotId` from `from` for the snapshot `msg` describes,
-   * or resumes it if the sink already holds a prefix of it. The sink may
-   * drop other unfinished transfers from `from`.
+   * `totalBytes` long, or resumes it if the sink already holds a prefix of
+   * it. The sink may drop other unfinished transfers.
    *
    * @returns The number of bytes already held (0 for a new transfer).
-   * @throws To refuse the transfer (answered 500 with the error's message).
+   * @throws {RefusedError} To refuse the transfer with its status; anything else is answered 500.
    */
-  begin(from: NodeId, snapshotId: string, msg: MsgSnap): Promise<number>;
+  begin(from: NodeId, snapshotId: string, msg: MsgSnap, totalBytes: number): Promise<number>;
   /** Bytes held for the transfer, or null if it is unknown (never begun, finished or dropped). */
   receivedOffset(from: NodeId, snapshotId: string): number | null;
   /**
@@ -121,6 +136,15 @@ export interface PeerRoutesOptions {
   readonly snapshotSink: SnapshotSink;
   /** Told about every refused request (bad auth, bad body, sink failures). */
   readonly onRefused?: (refused: RefusedRequest) => void;
+  /**
+   * Whether `from` may send to this member at all (called before the body
+   * is read, with the id the request claims; with a secret the signature
+   * checked after proves it): null to go on, or the refusal (403 for an id
+   * outside the membership, 410 for a removed member). Default: everyone.
+   */
+  readonly admitSender?: (from: NodeId) => { readonly status: number; readonly reason: string } | null;
+  /** Wall-clock ms when this process started: signed requests stamped before it are refused. Default: when `peerRoutes` is called. */
+  readonly startedAtMs?: number;
 }
 
 /** A non-negative safe integer from a query parameter, or null. */
@@ -151,37 +175,35 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 64) throw new InvalidArgumentError(`maxBodyBytes must be an integer >= 64, got ${maxBodyBytes}`);
   if (!Number.isSafeInteger(maxChunkBytes) || maxChunkBytes < 1) throw new InvalidArgumentError(`maxSnapshotChunkBytes must be a positive integer, got ${maxChunkBytes}`);
   if (opts.clusterId.length === 0 || opts.nodeId.length === 0) throw new InvalidArgumentError("clusterId and nodeId must be non-empty");
-  const replayCache = opts.secret === null ? null : new ReplayCache(clockSkewMsMax, opts.replayCacheEntriesMax ?? REPLAY_CACHE_ENTRIES_MAX_DEFAULT);
+  const startedAtMs = opts.startedAtMs ?? now();
+  // Stamped before this process started: the cache that knew the nonce may be gone (a replay after a restart).
+  const replayCache = opts.secret === null ? null : new ReplayCache(clockSkewMsMax, opts.replayCacheEntriesMax ?? REPLAY_CACHE_ENTRIES_MAX_DEFAULT, startedAtMs - 1);
   /** Transfers with a sink call in progress ("from\0id"): a duplicate request gets 409 instead of a concurrent write. */
   const busy = new Set<string>();
 
-  const refuse = (path: string, status: number, reason: string, from: NodeId | null, headers?: Record<string, string>): Response => {
-    opts.onRefused?.({ status, reason, path, from });
-    return new Response(reason, { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });
+  /** A refusal: reported (escaped) and answered; `close` when the body was left unread. */
+  const refuse = (path: string, status: number, reason: string, from: NodeId | null, headers?: Record<string, string>, close = false): Response => {
+    opts.onRefused?.({ status, reason: forLog(reason), path: forLog(path), from });
+    const text = status >= 500 ? redactPaths(reason) : reason;
+    return new Response(text, {
+      status,
+      headers: { "content-type": "text/plain; charset=utf-8", ...(close ? { connection: "close" } : {}), ...headers },
+    });
   };
 
-  /** Reads and authenticates a request; returns the sender and body, or the refusal to send. */
+  /** Checks a request's head, reads its body under `limit` and checks its signature; returns the sender and body, or the refusal to send. */
   const admit = async (req: Request, limit: number): Promise<{ from: NodeId; body: Uint8Array; path: string } | Response> => {
     const url = new URL(req.url);
     const path = url.pathname + url.search;
-    // The cheap checks first: a foreign cluster is refused before its body is read.
-    if (req.headers.get(HEADER_CLUSTER) !== encodeURIComponent(opts.clusterId)) {
-      return refuse(url.pathname, 403, `request is not from cluster ${opts.clusterId}`, null);
-    }
+    const p = { secret: opts.secret, clusterId: opts.clusterId, nodeId: opts.nodeId, method: req.method, path, header: (name: string) => req.headers.get(name), nowMs: now(), clockSkewMsMax, replayCache };
+    // Everything the headers can refuse is refused before a byte of the body is read.
+    const h = checkRequestHead(p);
+    if (!h.ok) return refuse(url.pathname, h.status, h.reason, null, {}, true);
+    const no = opts.admitSender?.(h.head.from) ?? null;
+    if (no !== null) return refuse(url.pathname, no.status, no.reason, null, {}, true);
     const read = await readBodyLimited(req, limit);
-    if (!read.ok) return refuse(url.pathname, read.status, read.reason, null);
-    const v = verifyRequest({
-      secret: opts.secret,
-      clusterId: opts.clusterId,
-      nodeId: opts.nodeId,
-      method: req.method,
-      path,
-      header: (name) => req.headers.get(name),
-      body: read.bytes,
-      nowMs: now(),
-      clockSkewMsMax,
-      replayCache,
-    });
+    if (!read.ok) return refuse(url.pathname, read.status, read.reason, null, {}, true);
+    const v = verifyRequestBody(p, h.head, read.bytes);
     if (!v.ok) return refuse(url.pathname, v.status, v.reason, null);
     return { from: v.from, body: read.bytes, path: url.pathname };
   };
@@ -227,6 +249,7 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
     try {
       return await fn();
     } catch (e) {
+      if (e instanceof RefusedError) return refuse(path, e.status, `snapshot ${id}: ${e.message}`, from, e.status === 503 ? { "retry-after": "1" } : {});
       return refuse(path, 500, `snapshot ${id}: ${e instanceof Error ? e.message : String(e)}`, from);
     } finally {
       busy.delete(key);
@@ -234,16 +257,18 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
   };
 
   app.post(SNAPSHOT_BEGIN_PATH, async (c) => {
-    const a = await admit(c.req.raw, maxBodyBytes);
+    const a = await admit(c.req.raw, Math.min(maxBodyBytes, _SNAPSHOT_BEGIN_BYTES_MAX));
     if (a instanceof Response) return a;
     const id = c.req.query("id");
     if (id === undefined || !SNAPSHOT_ID_RE.test(id)) return refuse(a.path, 400, `snapshot id must match ${SNAPSHOT_ID_RE.source}`, a.from);
+    const totalBytes = _parseOffset(c.req.query("bytes"));
+    if (totalBytes === null) return refuse(a.path, 400, "snapshot begin needs bytes=N, the snapshot's size", a.from);
     const msgs = decodeFrom(a.from, a.body, true);
     if (typeof msgs === "string") return refuse(a.path, 400, msgs, a.from);
     const msg = msgs[0];
     if (msgs.length !== 1 || msg === undefined || msg.type !== "MsgSnap") return refuse(a.path, 400, "snapshot begin must carry exactly one MsgSnap", a.from);
     return exclusive(a.from, id, a.path, async () => {
-      const held = await opts.snapshotSink.begin(a.from, id, msg);
+      const held = await opts.snapshotSink.begin(a.from, id, msg, totalBytes);
       if (!Number.isSafeInteger(held) || held < 0) throw new Error(`Assertion failed: sink.begin returned offset ${held}`);
       return new Response(null, { status: 200, headers: { [HEADER_SNAPSHOT_OFFSET]: String(held) } });
     });

@@ -25,6 +25,7 @@ import { Timeline } from "../../src/api/ui/timeline.ts";
 import type { TimelineEntry } from "../../src/api/ui/timeline.ts";
 import { KvStateMachine } from "../../src/kv/state-machine.ts";
 import { RaftNode } from "../../src/node/raft-node.ts";
+import { clientTokenFor } from "../../src/transport/credentials.ts";
 import type { NodeStatus } from "../../src/node/types.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { FakeNode } from "./fake-node.ts";
@@ -228,20 +229,25 @@ describe("CORS and auth of the client routes", () => {
     assert.equal(status.headers.get("access-control-allow-origin"), "http://127.0.0.1:7002");
   });
 
-  it("with a secret, /ui asks a browser for it (HTTP Basic) and hands it to the page's script; /events needs it", async () => {
-    const s = setup({ secret: new TextEncoder().encode("s3cret-s3cret-s3cret") });
+  it("with a secret, /ui asks a browser for the client token (HTTP Basic) and hands the token, never the secret, to the page's script; /events needs it", async () => {
+    const secret = "s3cret-s3cret-s3cret";
+    const token = clientTokenFor(new TextEncoder().encode(secret));
+    const s = setup({ secret: new TextEncoder().encode(secret) });
     const bare = await s.app.request("/ui");
     assert.equal(bare.status, 401);
     assert.match(bare.headers.get("www-authenticate") ?? "", /^Basic /);
     assert.equal((await s.app.request("/ui", { headers: { authorization: `Basic ${btoa("admin:wrong-wrong-wrong")}` } })).status, 401);
-    const page = await s.app.request("/ui", { headers: { authorization: `Basic ${btoa("admin:s3cret-s3cret-s3cret")}` } });
+    assert.equal((await s.app.request("/ui", { headers: { authorization: `Basic ${btoa(`admin:${secret}`)}` } })).status, 401, "the secret is not a client credential");
+    const page = await s.app.request("/ui", { headers: { authorization: `Basic ${btoa(`admin:${token}`)}` } });
     assert.equal(page.status, 200);
     assert.equal(page.headers.get("cache-control"), "no-store");
     assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'none'/);
-    assert.match(await page.text(), /<script type="application\/json" id="raft-config">\{"secret":"s3cret-s3cret-s3cret"\}<\/script>/);
+    const html = await page.text();
+    assert.ok(html.includes(`<script type="application/json" id="raft-config">{"token":"${token}"}</script>`), html.slice(0, 400));
+    assert.ok(!html.includes(secret), "the page must not carry the cluster secret");
     assert.equal((await s.app.request("/events")).status, 401);
-    const r = await stream(s, { authorization: "Bearer s3cret-s3cret-s3cret" });
-    await r.waitFor("report", () => true, "a report with the bearer secret");
+    const r = await stream(s, { authorization: `Bearer ${token}` });
+    await r.waitFor("report", () => true, "a report with the bearer token");
     await r.cancel();
     assert.equal((await s.app.request("/status")).status, 200, "/status stays open");
   });

@@ -12,6 +12,7 @@ import { Hono } from "hono";
 import { apiRoutes } from "../../src/api/routes.ts";
 import type { ApiOptions } from "../../src/api/routes.ts";
 import { KvStateMachine } from "../../src/kv/state-machine.ts";
+import { clientTokenFor } from "../../src/transport/credentials.ts";
 import { FakeNode } from "./fake-node.ts";
 
 const SECRET = "s3cret-s3cret-s3cret";
@@ -94,10 +95,31 @@ describe("KV routes on the leader", () => {
   });
 });
 
+describe("KV keys and idempotency keys are taken exactly", () => {
+  it("an escaped percent sign is a key of its own; an invalid escape is refused, not taken literally", async () => {
+    const { app } = setup();
+    assert.equal((await app.request("/kv/%25FF%25FE", { method: "PUT", body: "literal" })).status, 200);
+    assert.equal((await app.request("/kv/%FF%FE", { method: "PUT", body: "other" })).status, 400);
+    assert.equal(await (await app.request("/kv/%25FF%25FE")).text(), "literal");
+  });
+
+  it("an Idempotency-Key reused for a different request is refused with 422 and applies nothing", async () => {
+    const { app } = setup();
+    const h = { "idempotency-key": "once-only" };
+    assert.equal((await put(app, "k", "first", h)).status, 200);
+    const again = await put(app, "k", "first", h);
+    assert.deepEqual([again.status, again.headers.get("idempotent-replayed")], [200, "true"]);
+    const other = await put(app, "k", "second", h);
+    assert.equal(other.status, 422);
+    assert.match(((await other.json()) as { error: string }).error, /different request/);
+    assert.equal(await (await app.request("/kv/k")).text(), "first");
+  });
+});
+
 describe("KV routes refuse bad input with 400/413/405 and a message", () => {
-  it("limits keys (400) and values (413), configurably", async () => {
+  it("limits keys and values (413), configurably", async () => {
     const { app, node } = setup({ keyBytesMax: 8, valueBytesMax: 10 });
-    assert.equal((await put(app, "k".repeat(9), "v")).status, 400);
+    assert.equal((await put(app, "k".repeat(9), "v")).status, 413);
     assert.equal((await put(app, "k".repeat(8), "v")).status, 200);
     const big = await put(app, "k", "x".repeat(11));
     assert.equal(big.status, 413);
@@ -109,7 +131,7 @@ describe("KV routes refuse bad input with 400/413/405 and a message", () => {
 
   it("the default limits are 1 KiB keys and 1 MiB values", async () => {
     const { app } = setup();
-    assert.equal((await put(app, "k".repeat(1025), "v")).status, 400);
+    assert.equal((await put(app, "k".repeat(1025), "v")).status, 413);
     assert.equal((await put(app, "k".repeat(1024), new Uint8Array(1024 * 1024))).status, 200);
     assert.equal((await put(app, "k", new Uint8Array(1024 * 1024 + 1))).status, 413);
   });
@@ -123,6 +145,8 @@ describe("KV routes refuse bad input with 400/413/405 and a message", () => {
     ["an empty Idempotency-Key", "/kv/k", { method: "PUT", body: "v", headers: { "idempotency-key": "" } }],
     ["a 257-byte Idempotency-Key", "/kv/k", { method: "PUT", body: "v", headers: { "idempotency-key": "i".repeat(257) } }],
     ["a missing key", "/kv/", { method: "PUT", body: "v" }],
+    ["a key that is not valid percent-encoded UTF-8", "/kv/%FF%FE", { method: "PUT", body: "v" }],
+    ["a key with a truncated escape", "/kv/a%2", { method: "GET" }],
     ["no key at all", "/kv", { method: "GET" }],
   ];
   for (const [name, path, init] of bad) {
@@ -202,10 +226,11 @@ describe("writes whose outcome is unknown", () => {
 });
 
 describe("authentication with a secret", () => {
-  const auth = { authorization: `Bearer ${SECRET}` };
-  it("needs the bearer secret on /kv and /cluster, not on /status and /metrics", async () => {
+  const auth = { authorization: `Bearer ${clientTokenFor(new TextEncoder().encode(SECRET))}` };
+  it("needs the client token on /kv and /cluster, not on /status and /metrics; the secret itself is refused", async () => {
     const { app } = setup({ secret: new TextEncoder().encode(SECRET) });
     assert.equal((await put(app, "k", "v")).status, 401);
+    assert.equal((await put(app, "k", "v", { authorization: `Bearer ${SECRET}` })).status, 401, "the peer key is not a client credential");
     assert.equal((await put(app, "k", "v", { authorization: "Bearer wrong" })).status, 401);
     assert.equal((await put(app, "k", "v", { authorization: "Basic abc" })).status, 401);
     assert.equal((await put(app, "k", "v", auth)).status, 200);

@@ -43,11 +43,15 @@ const BAD: readonly [string, readonly string[], RegExp][] = [
   ["a first start with --data only", ["start", "--data", D], /holds no member/],
   ["start with an unknown --log-format", ["start", ...LISTEN, "--bootstrap", "--log-format", "xml"], /log-format/],
   ["start on a non-loopback address without a secret", ["start", "--id", "n1", "--data", D, "--listen", "0.0.0.0:7999", "--bootstrap"], /--insecure/],
+  ["start with a non-loopback client listener without a secret", ["start", ...LISTEN, "--bootstrap", "--listen-client", "0.0.0.0:7998"], /--insecure/],
+  ["start with a malformed --listen-client", ["start", ...LISTEN, "--bootstrap", "--listen-client", "nope"], /malformed address/i],
+  ["a client command with both --token-file and --secret-file", ["get", "k", "--token-file", path.join(tmp, "t"), "--secret-file", path.join(tmp, "s")], /not both/],
+  ["token without --secret-file", ["token"], /--secret-file/],
   ["bootstrap with a malformed member URL", ["bootstrap", "--data", D, "--id", "n1", "--members", "n1=127.0.0.1:7001"], /malformed URL of n1/i],
   ["bootstrap of a member not in the list", ["bootstrap", "--data", D, "--id", "n9", "--members", "n1=http://127.0.0.1:7001"], /does not list/],
 ];
 
-const HELP = ["start", "bootstrap", "status", "members", "transfer", "leave", "put", "get", "del", "cas"];
+const HELP = ["start", "bootstrap", "status", "members", "transfer", "leave", "put", "get", "del", "cas", "token"];
 
 describe(`raft CLI on ${RUNTIME}: bad input`, () => {
   let bad: CliRun[] = [];

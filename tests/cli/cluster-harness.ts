@@ -36,12 +36,13 @@ export class MemberProcess {
     return `${this.tls === null ? "http" : "https"}://127.0.0.1:${this.port}`;
   }
 
-  /** Starts `raft start ARGS`. */
-  start(args: readonly string[]): void {
+  /** Starts `raft start ARGS`; with `fileLimit`, under `ulimit -n fileLimit` (soft and hard). */
+  start(args: readonly string[], opts: { fileLimit?: number } = {}): void {
     if (this.child !== null) throw new Error(`member ${this.id} is already running`);
-    const [cmd, argv] = cliCommand(this.rt, ["start", ...args]);
+    let [cmd, argv] = cliCommand(this.rt, ["start", ...args]);
+    if (opts.fileLimit !== undefined) [cmd, argv] = ["sh", ["-c", `ulimit -n ${opts.fileLimit} && exec "$0" "$@"`, cmd, ...argv]];
     const child = trackExit(spawn(cmd, argv, { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NO_COLOR: "1" } }));
-    this.log.push(`--- ${this.rt}: raft start ${args.join(" ")}`);
+    this.log.push(`--- ${this.rt}: raft start ${args.join(" ")}${opts.fileLimit === undefined ? "" : ` (ulimit -n ${opts.fileLimit})`}`);
     let partial = "";
     child.stderr!.on("data", (d: Buffer) => {
       const lines = (partial + d.toString()).split("\n");

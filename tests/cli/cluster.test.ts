@@ -17,6 +17,7 @@ import * as fs from "node:fs";
 import { waitFor } from "../helpers/wait.ts";
 import { Cluster } from "./cluster-harness.ts";
 import type { MemberProcess } from "./cluster-harness.ts";
+import { heartbeatWithTerm, postMessages } from "../helpers/peer-requests.ts";
 import { pool, runCli, RUNTIME } from "./run-cli.ts";
 import type { CliRun } from "./run-cli.ts";
 
@@ -111,6 +112,23 @@ describe(`raft cluster end to end on ${RUNTIME}`, () => {
     const get = cliOk(await runCli(["get", "greeting", "--cluster", f2.url]));
     assert.equal(get.stdout, "hello");
     cliOk(await runCli(["get", "no-such-key", "--cluster", f2.url]), 3);
+  }));
+
+  it("without a secret: a stranger's heartbeat at term 2^53 - 1 and its AppendEntries are refused (403), a member's at the term limit too (400); nothing changes", step(async () => {
+    const leader = await c.waitLeader();
+    const f = c.members.find((m) => m !== leader)!;
+    const { clusterId } = (await (await fetch(`${f.url}/raft/v1/info`)).json()) as { clusterId: string };
+    const as = (from: string) => ({ clusterId, secret: null, from, to: f.id });
+    assert.equal((await postMessages(f.url, as("evil"), heartbeatWithTerm("evil", f.id, Number.MAX_SAFE_INTEGER))).status, 403);
+    assert.equal((await postMessages(f.url, as(leader.id), heartbeatWithTerm(leader.id, f.id, Number.MAX_SAFE_INTEGER))).status, 400);
+    const term = (await f.status())!.term as number;
+    const evil = await postMessages(f.url, as("evil"), [{
+      type: "MsgApp", from: "evil", to: f.id, term: term + 1, prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0,
+      entries: [{ index: 1, term: term + 1, type: "normal", data: new TextEncoder().encode("evil") }],
+    }]);
+    assert.equal(evil.status, 403);
+    for (const m of c.members) assert.ok(((await m.status())?.term as number) < 1000, `${m.id} kept a small term`);
+    // The steps that follow (writes, a failover, restarts) run on this same cluster.
   }));
 
   it("CAS succeeds on the expected value and reports the current one on a conflict; a retried Idempotency-Key applies once", step(async () => {
@@ -209,14 +227,14 @@ describe(`raft bootstrap (a static cluster) with a shared secret on ${RUNTIME}`,
   before(async () => {
     c = await Cluster.create(["s1", "s2"], RUNTIME);
     secretFile = `${c.root}/secret`;
-    fs.writeFileSync(secretFile, "0123456789abcdef0123456789abcdef\n");
+    fs.writeFileSync(secretFile, "0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
   });
 
   after(async () => {
     await c.destroy();
   });
 
-  it("prepares one directory per member; started with --data alone they elect a leader (peers sign RPCs); clients need the secret, except for status", async () => {
+  it("prepares one directory per member; started with --data alone they elect a leader (peers sign RPCs); clients need the client token, except for status; the secret is no client credential", async () => {
     const [s1, s2] = c.members as [MemberProcess, MemberProcess];
     try {
       const list = c.members.map((m) => `${m.id}=${m.url}`).join(",");
@@ -238,6 +256,20 @@ describe(`raft bootstrap (a static cluster) with a shared secret on ${RUNTIME}`,
       const wrong = await fetch(`${s1.url}/kv/k`, { headers: { authorization: "Bearer not-the-secret" } });
       assert.equal(wrong.status, 401);
       await wrong.body?.cancel();
+      // The peer key itself is refused as a bearer token: clients hold only the token derived from it.
+      const rawSecret = await fetch(`${s1.url}/kv/k`, { headers: { authorization: "Bearer 0123456789abcdef0123456789abcdef" } });
+      assert.equal(rawSecret.status, 401);
+      await rawSecret.body?.cancel();
+      const token = cliOk(await runCli(["token", "--secret-file", secretFile])).stdout.trim();
+      assert.match(token, /^[0-9a-f]{64}$/);
+      const tokenFile = `${c.root}/token`;
+      fs.writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+      assert.equal(cliOk(await runCli(["get", "k", "--cluster", s2.url, "--token-file", tokenFile])).stdout, "v");
+      // A credential file other users can read is refused.
+      const loose = `${c.root}/loose`;
+      fs.writeFileSync(loose, "0123456789abcdef0123456789abcdef\n", { mode: 0o644 });
+      fs.chmodSync(loose, 0o644);
+      assert.match(cliOk(await runCli(["get", "k", "--cluster", s2.url, "--secret-file", loose]), 2).stderr, /chmod 600/);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       e.message = `${e.message}\n--- cluster on ${RUNTIME} ---\n${c.diagnostics()}`;

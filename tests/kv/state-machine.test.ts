@@ -166,9 +166,12 @@ describe("KvStateMachine snapshot() -> restore()", () => {
     assert.deepEqual(dump(copy, keys), dump(sm, keys));
     assert.equal(copy.idempotencyKeys, sm.idempotencyKeys);
     // The restored table still answers retries, with the remembered CAS value.
-    assert.equal((copy.apply(id + 1, put("key-0-", "again", "idem-0")) as KvResult).duplicate, true);
+    assert.equal((copy.apply(id + 1, put("key-0-", "value-0-", "idem-0")) as KvResult).duplicate, true);
     const casRetry = copy.apply(id + 2, cas("key-1-é", "wrong", "x", "cas-conflict")) as KvResult;
     assert.deepEqual([casRetry.duplicate, text(casRetry.current)], [true, "value-1-v"]);
+    // ... and still tells a key reused for another command (not applied: 422 in the API).
+    const reused = copy.apply(id + 3, put("key-0-", "again", "idem-0")) as KvResult;
+    assert.deepEqual([reused.duplicate, reused.keyReused, reused.ok], [false, true, false]);
     assert.equal(text(copy.get("key-0-")), "value-0-");
   });
 

@@ -1,7 +1,8 @@
 /**
  * Test helpers for the transport tests: a seeded PRNG and a generator of
  * random, valid Raft messages covering every message type and the edges of
- * the wire format (u64 extremes, non-ASCII ids, empty and large entries).
+ * the wire format (u64 extremes, terms just below the limit, the longest
+ * member ids, empty and large entries).
  *
  * @module
  */
@@ -50,10 +51,23 @@ export class Rng {
         return this.int(1000);
     }
   }
+  /** A term: mostly small, sometimes just below TERM_MAX (2^52). */
+  term(): number {
+    switch (this.int(5)) {
+      case 0:
+        return 0;
+      case 1:
+        return 2 ** 52 - 1 - this.int(3);
+      case 2:
+        return 0xffff_ffff + this.int(3) - 1;
+      default:
+        return this.int(1000);
+    }
+  }
 }
 
-const _ID_CHARS = ["n1", "n2", "node-3", "ü", "節点", "😀", "a".repeat(300), "x"];
-/** A non-empty id, sometimes non-ASCII or long. */
+const _ID_CHARS = ["n1", "n2", "node-3", "N.4_x", "a".repeat(60), "x"];
+/** A valid member id, sometimes of the longest length allowed. */
 export function randomId(rng: Rng): string {
   let s = rng.pick(_ID_CHARS);
   if (rng.int(4) === 0) s += String(rng.int(100));
@@ -71,7 +85,7 @@ const _ENTRY_TYPES: readonly EntryType[] = ["normal", "noop", "config"];
 export function randomMessage(rng: Rng, type: MessageType = rng.pick(MESSAGE_TYPES)): Message {
   const from = randomId(rng);
   const to = randomId(rng);
-  const term = rng.u64();
+  const term = rng.term();
   switch (type) {
     case "MsgApp": {
       const n = rng.int(4) === 0 ? 0 : rng.int(12);
@@ -80,7 +94,7 @@ export function randomMessage(rng: Rng, type: MessageType = rng.pick(MESSAGE_TYP
       const hi = Math.max(1, term);
       const termMsg = n > 0 ? hi : term;
       let t = 1 + rng.int(Math.min(hi, 1000));
-      const prevLogTerm = n > 0 ? rng.int(t + 1) : rng.u64();
+      const prevLogTerm = n > 0 ? rng.int(t + 1) : rng.term();
       const entries: Entry[] = [];
       for (let i = 0; i < n; i++) {
         if (rng.int(3) === 0) t = Math.min(hi, t + rng.int(3));
@@ -91,10 +105,10 @@ export function randomMessage(rng: Rng, type: MessageType = rng.pick(MESSAGE_TYP
       return { type, from, to, term: termMsg, prevLogIndex, prevLogTerm, entries, leaderCommit: rng.u64() };
     }
     case "MsgAppResp":
-      return { type, from, to, term, success: rng.bool(), matchIndex: rng.u64(), conflictTerm: rng.u64(), conflictIndex: rng.u64(), lastLogIndex: rng.u64() };
+      return { type, from, to, term, success: rng.bool(), matchIndex: rng.u64(), conflictTerm: rng.term(), conflictIndex: rng.u64(), lastLogIndex: rng.u64() };
     case "MsgVote":
     case "MsgPreVote":
-      return { type, from, to, term, lastLogIndex: rng.u64(), lastLogTerm: rng.u64(), transfer: rng.bool() };
+      return { type, from, to, term, lastLogIndex: rng.u64(), lastLogTerm: rng.term(), transfer: rng.bool() };
     case "MsgVoteResp":
     case "MsgPreVoteResp":
       return { type, from, to, term, granted: rng.bool() };
@@ -106,9 +120,9 @@ export function randomMessage(rng: Rng, type: MessageType = rng.pick(MESSAGE_TYP
       const n = 1 + rng.int(5);
       const membership: Member[] = [];
       for (let i = 0; i < n; i++) {
-        membership.push({ id: `${randomId(rng)}#${i}`, url: rng.int(5) === 0 ? "" : `http://127.0.0.1:${7000 + i}`, voter: rng.bool() });
+        membership.push({ id: `${randomId(rng).slice(0, 60)}-${i}`, url: rng.int(5) === 0 ? "" : `http://127.0.0.1:${7000 + i}`, voter: rng.bool() });
       }
-      return { type, from, to, term, snapshot: { index: rng.u64(), term: rng.u64(), membership } };
+      return { type, from, to, term, snapshot: { index: rng.u64(), term: rng.term(), membership } };
     }
     case "MsgTimeoutNow":
       return { type, from, to, term };

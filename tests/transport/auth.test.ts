@@ -12,6 +12,7 @@ import {
   HEADER_SIG,
   HEADER_TO,
   NonceSource,
+  checkRequestHead,
   ReplayCache,
   signRequest,
   timingSafeEqual,
@@ -45,9 +46,31 @@ describe("auth", () => {
     assert.deepStrictEqual(verify(sign()), { ok: true, from: "n1" });
   });
 
-  it("accepts ids that are not ASCII (they travel URI-encoded)", () => {
-    const h = sign({ from: "nœud-1", to: "節点" });
-    assert.deepStrictEqual(verify(h, { nodeId: "節点" }), { ok: true, from: "nœud-1" });
+  it("refuses sender and receiver ids that are not member ids, without reading on (a path, a newline, non-ASCII)", () => {
+    for (const secret of [SECRET, null]) {
+      for (const bad of ["x%2F..%2F..%2Fescaped", "x/../../escaped", "n1%0Aforged", "n%C5%93ud", "", "a".repeat(65)]) {
+        const h: Record<string, string> = { ...sign({ secret }), [HEADER_FROM]: bad };
+        const r = checkRequestHead({ secret, clusterId: "c1", nodeId: "n2", header: (n) => h[n] ?? null, nowMs: NOW, clockSkewMsMax: 30_000, replayCache: new ReplayCache(30_000, 10) });
+        assert.equal(r.ok, false, bad);
+        assert.equal(!r.ok && r.status, secret === null ? 400 : 401, bad);
+        assert.ok(!r.ok && !r.reason.includes(bad === "" ? "\u0000" : bad), `the reason does not echo ${bad}`);
+      }
+    }
+  });
+
+  it("checks everything but the signature from the head alone, and refuses requests stamped before the process started", () => {
+    const cache = new ReplayCache(30_000, 1000, NOW - 1000);
+    const head = (h: Record<string, string>) => checkRequestHead({ secret: SECRET, clusterId: "c1", nodeId: "n2", header: (n) => h[n] ?? null, nowMs: NOW, clockSkewMsMax: 30_000, replayCache: cache });
+    assert.equal(head(sign()).ok, true);
+    // Recorded 2 s before a restart at NOW - 1000, and still inside the skew window: refused anyway.
+    const before = head(sign({ nowMs: NOW - 2000 }));
+    assert.equal(!before.ok && before.status, 401);
+    assert.match(!before.ok ? before.reason : "", /before this member started/);
+    assert.equal(verify(sign({ nowMs: NOW - 2000 }), { replayCache: cache }).ok, false);
+    // A head check records nothing: only a verified body does, and a seen nonce is then refused by the head.
+    assert.equal(verify(sign(), { replayCache: cache }).ok, true);
+    const again = head(sign());
+    assert.equal(!again.ok && again.status, 401);
   });
 
   it("refuses a wrong secret with 401", () => {

@@ -1,13 +1,15 @@
 /**
  * Tests of the peer message codec: random round trips of every message
- * type, and refusal of every truncation, garbage, bad integers, bad counts
- * and violated AppendEntries invariants with `CodecError`.
+ * type, and refusal of every truncation, garbage, bad integers, terms at
+ * the limit, ids that are not member ids, counts past the limits and
+ * violated AppendEntries invariants with `CodecError`.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CodecError, decodeMessages, encodedSize, encodeMessages } from "../../src/transport/codec.ts";
+import { BODY_ENTRIES_MAX, BODY_MESSAGES_MAX, CodecError, decodeMessages, encodedSize, encodeMessages } from "../../src/transport/codec.ts";
+import { MSG_APP_ENTRIES_MAX } from "../../src/raft/limits.ts";
 import type { Message, MsgApp } from "../../src/raft/types.ts";
 import { appendMessage, MESSAGE_TYPES, randomMessage, Rng } from "./_messages.ts";
 
@@ -140,13 +142,62 @@ describe("codec", () => {
     /** Header 8 + kind 1 + "n1" 4 + "n2" 4: the term starts at byte 17. */
     const TERM_AT = 17;
 
-    it("a u64 above Number.MAX_SAFE_INTEGER", () => {
+    it("a u64 above Number.MAX_SAFE_INTEGER, and a term at or above 2^52", () => {
       const body = encodeMessages([heartbeat]);
       new DataView(body.buffer).setUint32(TERM_AT + 4, 0x20_0000, true);
       assertCodecError(() => decodeMessages(body), "term high half 0x200000");
+      // Number.MAX_SAFE_INTEGER is a valid u64 but not a term: the next election would overflow.
       new DataView(body.buffer).setUint32(TERM_AT + 4, 0x1f_ffff, true);
       new DataView(body.buffer).setUint32(TERM_AT, 0xffff_ffff, true);
-      assert.equal(decodeMessages(body)[0]!.term, Number.MAX_SAFE_INTEGER);
+      assertCodecError(() => decodeMessages(body), "term Number.MAX_SAFE_INTEGER");
+      new DataView(body.buffer).setUint32(TERM_AT + 4, 0x10_0000, true);
+      new DataView(body.buffer).setUint32(TERM_AT, 0, true);
+      assertCodecError(() => decodeMessages(body), "term 2^52");
+      new DataView(body.buffer).setUint32(TERM_AT + 4, 0x0f_ffff, true);
+      new DataView(body.buffer).setUint32(TERM_AT, 0xffff_ffff, true);
+      assert.equal(decodeMessages(body)[0]!.term, 2 ** 52 - 1);
+      // The same limit on every term field, not only the message's.
+      const vote = encodeMessages([{ type: "MsgVote", from: "n1", to: "n2", term: 3, lastLogIndex: 1, lastLogTerm: 2, transfer: false }]);
+      new DataView(vote.buffer).setUint32(TERM_AT + 8 + 8 + 4, 0x10_0000, true);
+      assertCodecError(() => decodeMessages(vote), "lastLogTerm 2^52");
+      // The leaderCommit of a heartbeat is an index, not a term: any safe integer.
+      const hb = encodeMessages([{ ...heartbeat, leaderCommit: Number.MAX_SAFE_INTEGER }]);
+      assert.equal((decodeMessages(hb)[0] as { leaderCommit: number }).leaderCommit, Number.MAX_SAFE_INTEGER);
+    });
+
+    it("ids that are not member ids (a path, a newline, non-ASCII)", () => {
+      for (const bad of ["x/../../../escaped", "n1\nforged log line", "nœud", "a".repeat(65), "-n1"]) {
+        const body = encodeMessages([{ ...heartbeat, from: bad }]);
+        assertCodecError(() => decodeMessages(body), `from ${JSON.stringify(bad)}`);
+        const snap: Message = { type: "MsgSnap", from: "n1", to: "n2", term: 2, snapshot: { index: 5, term: 2, membership: [{ id: bad, url: "", voter: true }] } };
+        assertCodecError(() => decodeMessages(encodeMessages([snap])), `member ${JSON.stringify(bad)}`);
+      }
+    });
+
+    it("more entries in a message, or messages and entries in a body, than the limits", () => {
+      const big = appendMessage("n1", "n2", 0, MSG_APP_ENTRIES_MAX, 0) as MsgApp;
+      assert.equal(decodeMessages(encodeMessages([big])).length, 1);
+      // One entry more: refused to encode, and refused to decode when forged.
+      const more = appendMessage("n1", "n2", 0, MSG_APP_ENTRIES_MAX + 1, 0) as MsgApp;
+      assert.throws(() => encodeMessages([more]), CodecError);
+      const forged = encodeMessages([{ ...more, entries: more.entries.slice(0, MSG_APP_ENTRIES_MAX) }]);
+      const countAt = 8 + 1 + 4 + 4 + 8 + 24;
+      const grown = new Uint8Array(forged.length + 13);
+      grown.set(forged);
+      new DataView(grown.buffer).setUint32(countAt, MSG_APP_ENTRIES_MAX + 1, true);
+      new DataView(grown.buffer).setUint32(forged.length, 5, true); // the extra entry: term 5, normal, no data
+      assertCodecError(() => decodeMessages(grown), "MSG_APP_ENTRIES_MAX + 1 entries");
+      // Entries across a body: 9 full messages pass BODY_ENTRIES_MAX.
+      const many = Array.from({ length: Math.ceil(BODY_ENTRIES_MAX / MSG_APP_ENTRIES_MAX) + 1 }, (_, i) => appendMessage("n1", "n2", i * MSG_APP_ENTRIES_MAX, MSG_APP_ENTRIES_MAX, 0));
+      assert.throws(() => encodeMessages(many), CodecError);
+      const hbs = Array.from({ length: BODY_MESSAGES_MAX + 1 }, () => heartbeat);
+      assert.throws(() => encodeMessages(hbs), CodecError);
+      const ok = encodeMessages(hbs.slice(1));
+      const forgedCount = new Uint8Array(ok.length + (ok.length - 8) / BODY_MESSAGES_MAX);
+      forgedCount.set(ok);
+      forgedCount.set(ok.subarray(8, 8 + (ok.length - 8) / BODY_MESSAGES_MAX), ok.length);
+      new DataView(forgedCount.buffer).setUint32(4, BODY_MESSAGES_MAX + 1, true);
+      assertCodecError(() => decodeMessages(forgedCount), "BODY_MESSAGES_MAX + 1 messages");
     });
 
     it("an unknown message kind, boolean or entry type", () => {
@@ -224,6 +275,7 @@ describe("codec", () => {
     it("unsafe integers, long strings, empty ids and non-contiguous entries", () => {
       const hb: Message = { type: "MsgHeartbeat", from: "n1", to: "n2", term: 3, leaderCommit: 4, readContext: 0 };
       assert.throws(() => encodeMessages([{ ...hb, term: 2 ** 53 }]), CodecError);
+      assert.throws(() => encodeMessages([{ ...hb, term: 2 ** 52 }]), CodecError);
       assert.throws(() => encodeMessages([{ ...hb, term: -1 }]), CodecError);
       assert.throws(() => encodeMessages([{ ...hb, term: 1.5 }]), CodecError);
       assert.throws(() => encodeMessages([{ ...hb, from: "" }]), CodecError);

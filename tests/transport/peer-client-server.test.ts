@@ -104,7 +104,7 @@ describe(`PeerClient over a real server (${runtime.name})`, () => {
       for (let p = offset; p < bytes.length; p += 100_000) yield bytes.subarray(p, Math.min(bytes.length, p + 100_000));
     }
     const progress: number[] = [];
-    await client().sendSnapshot(snap, source, { onProgress: (n) => progress.push(n) });
+    await client().sendSnapshot(snap, source, { totalBytes: bytes.length, onProgress: (n) => progress.push(n) });
     assert.equal(sink.finished.length, 1);
     assert.deepStrictEqual(sink.finished[0]!.bytes, bytes);
     assert.deepStrictEqual(sink.finished[0]!.msg, snap);

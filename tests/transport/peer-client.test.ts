@@ -169,7 +169,7 @@ describe("PeerClient.sendSnapshot", () => {
   it("sends the snapshot in acknowledged chunks and reports progress", async () => {
     const w = world();
     const progress: number[] = [];
-    await w.client().sendSnapshot(snap, pieces(data), { onProgress: (n) => progress.push(n) });
+    await w.client().sendSnapshot(snap, pieces(data), { totalBytes: data.length, onProgress: (n) => progress.push(n) });
     assert.equal(w.sink.finished.length, 1);
     assert.deepStrictEqual(w.sink.finished[0]!.bytes, data);
     assert.deepStrictEqual(w.sink.finished[0]!.msg, snap);
@@ -195,7 +195,7 @@ describe("PeerClient.sendSnapshot", () => {
       faults.delete(key);
       return fault ?? "deliver";
     };
-    await w.client().sendSnapshot(snap, pieces(data));
+    await w.client().sendSnapshot(snap, pieces(data), { totalBytes: data.length });
     assert.deepStrictEqual(w.sink.finished[0]!.bytes, data);
     // Every byte was written exactly once despite the retries.
     assert.deepStrictEqual(w.sink.writes, [...Array(10).fill(1000), 500]);
@@ -205,7 +205,7 @@ describe("PeerClient.sendSnapshot", () => {
   it("restarts from the receiver's offset when a new sender resumes the same transfer id", async () => {
     const w = world();
     w.http.hook = (req) => (new URL(req.url).pathname === SNAPSHOT_CHUNK_PATH && w.sink.writes.length === 4 ? "refuse" : "deliver");
-    await assert.rejects(w.client({ snapshotAttemptsMax: 2 }).sendSnapshot(snap, pieces(data)), TimeoutError);
+    await assert.rejects(w.client({ snapshotAttemptsMax: 2 }).sendSnapshot(snap, pieces(data), { totalBytes: data.length }), TimeoutError);
     assert.equal(w.sink.finished.length, 0);
     w.http.hook = () => "deliver";
     const opened: number[] = [];
@@ -213,7 +213,7 @@ describe("PeerClient.sendSnapshot", () => {
       opened.push(offset);
       return pieces(data, offset);
     };
-    await w.client().sendSnapshot(snap, source);
+    await w.client().sendSnapshot(snap, source, { totalBytes: data.length });
     assert.deepStrictEqual(opened, [4000]);
     assert.deepStrictEqual(w.sink.finished[0]!.bytes, data);
     assert.deepStrictEqual(w.sink.writes, [...Array(10).fill(1000), 500]);
@@ -233,7 +233,7 @@ describe("PeerClient.sendSnapshot", () => {
     await w.client().sendSnapshot(snap, (offset) => {
       opened.push(offset);
       return pieces(data, offset);
-    });
+    }, { totalBytes: data.length });
     assert.deepStrictEqual(opened, [0, 0]);
     assert.deepStrictEqual(w.sink.finished[0]!.bytes, data);
     // A plain stream cannot go back: the transfer fails with a clear error.
@@ -246,13 +246,13 @@ describe("PeerClient.sendSnapshot", () => {
       }
       return "deliver";
     };
-    await assert.rejects(w2.client().sendSnapshot(snap, pieces(data)), /cannot rewind/);
+    await assert.rejects(w2.client().sendSnapshot(snap, pieces(data), { totalBytes: data.length }), /cannot rewind/);
   });
 
   it("gives up with TimeoutError after snapshotAttemptsMax consecutive failures", async () => {
     const w = world();
     w.http.hook = () => "refuse";
-    await assert.rejects(w.client({ snapshotAttemptsMax: 3 }).sendSnapshot(snap, pieces(data)), (e: unknown) => {
+    await assert.rejects(w.client({ snapshotAttemptsMax: 3 }).sendSnapshot(snap, pieces(data), { totalBytes: data.length }), (e: unknown) => {
       assert.ok(e instanceof TimeoutError);
       assert.match(e.message, /failed 3 times/);
       return true;
@@ -264,8 +264,8 @@ describe("PeerClient.sendSnapshot", () => {
     const w = world();
     w.http.hold = true;
     const c = w.client();
-    const first = c.sendSnapshot(snap, pieces(data));
-    await assert.rejects(c.sendSnapshot(snap, pieces(data)), /already running/);
+    const first = c.sendSnapshot(snap, pieces(data), { totalBytes: data.length });
+    await assert.rejects(c.sendSnapshot(snap, pieces(data), { totalBytes: data.length }), /already running/);
     await w.http.heldCount(1);
     w.http.hold = false;
     w.http.held[0]!.release();

@@ -1,7 +1,8 @@
 /**
  * Tests of the peer routes through Hono's in-process `app.request`: accepted
- * batches, refusals (400, 401, 403, 413, 421) that never reach the driver,
- * and a chunked snapshot upload that is interrupted and resumed.
+ * batches, refusals (400, 401, 403, 410, 413, 421) that never reach the
+ * driver, made before the body is read when the headers suffice, and a
+ * chunked snapshot upload that is interrupted and resumed.
  *
  * @module
  */
@@ -146,12 +147,79 @@ describe("peer routes", () => {
     assert.deepStrictEqual(refused.map((r) => [r.status, r.reason]), [[500, "node is closing"]]);
   });
 
+  it("refuses before reading the body: a bad signature format, a stale timestamp, a refused sender (403, 410), an oversized declared length", async () => {
+    const refusedSenders = new Map([["mallory", 403], ["n9", 410]] as const);
+    const app = peerRoutes({
+      clusterId: "c1", nodeId: "n2", secret: SECRET, maxBodyBytes: 4096, snapshotSink: new MemorySnapshotSink(),
+      onMessages: () => {},
+      admitSender: (from) => {
+        const status = refusedSenders.get(from as "mallory" | "n9");
+        return status === undefined ? null : { status, reason: `${from} may not send` };
+      },
+    });
+    /** A body that records whether the server pulled any of it. */
+    const watched = () => {
+      const w = { pulled: false, body: null as unknown as ReadableStream<Uint8Array> };
+      w.body = new ReadableStream<Uint8Array>({
+        pull(ctl) {
+          w.pulled = true;
+          ctl.enqueue(new Uint8Array(100));
+          ctl.close();
+        },
+      }, { highWaterMark: 0 });
+      return w;
+    };
+    const send = async (headers: Record<string, string>) => {
+      const w = watched();
+      const res = await app.request(MESSAGES_PATH, { method: "POST", body: w.body, headers, duplex: "half" } as RequestInit);
+      return { status: res.status, pulled: w.pulled, close: res.headers.get("connection") };
+    };
+    const signed = (o: { from?: string; nowMs?: number } = {}) =>
+      signRequest({ secret: SECRET, clusterId: "c1", from: o.from ?? "n1", to: "n2", method: "POST", path: MESSAGES_PATH, body: new Uint8Array(100), nowMs: o.nowMs ?? Date.now(), nonce: nonces.next() });
+    for (const [what, headers, want] of [
+      ["a malformed signature", { ...signed(), "x-raft-sig": "zz" }, 401],
+      ["a stale timestamp", signed({ nowMs: Date.now() - 60_000 }), 401],
+      ["a stranger", signed({ from: "mallory" }), 403],
+      ["a removed member", signed({ from: "n9" }), 410],
+      ["a declared length over the limit", { ...signed(), "content-length": "1000000" }, 413],
+      ["a sender id with a newline", { ...signed(), "x-raft-from": "n1%0Aforged" }, 401],
+    ] as const) {
+      const r = await send(headers);
+      assert.equal(r.status, want, what);
+      assert.equal(r.pulled, false, `${what}: the body was not read`);
+      assert.equal(r.close, "close", `${what}: the connection is closed after the answer`);
+    }
+    // The same request from a member passes the head checks and its body is read: authenticated, then refused as malformed.
+    const ok = await send(signed());
+    assert.equal(ok.pulled, true);
+    assert.equal(ok.status, 400);
+  });
+
+  it("500 replies name no file path; reasons are escaped before they reach the log", async () => {
+    const refused: RefusedRequest[] = [];
+    const app = peerRoutes({
+      clusterId: "c1", nodeId: "n2", secret: null, maxBodyBytes: 4096, snapshotSink: new MemorySnapshotSink(),
+      onMessages: () => {
+        throw new Error("Storage failed: open(replace) on /var/lib/raft/n2/snapshots/x.tmp: EMFILE\nFATAL: forged");
+      },
+      onRefused: (r) => refused.push(r),
+    });
+    const res = await post({ app } as Harness, MESSAGES_PATH, encodeMessages([hb]), { secret: null });
+    assert.equal(res.status, 500);
+    const text = await res.text();
+    assert.doesNotMatch(text, /\/var\/lib/);
+    assert.match(text, /x\.tmp/);
+    assert.equal(refused.length, 1);
+    assert.doesNotMatch(refused[0]!.reason, /\n/);
+    assert.match(refused[0]!.reason, /\/var\/lib\/raft/, "the log keeps the full path");
+  });
+
   describe("snapshot upload", () => {
     const snap: MsgSnap = { type: "MsgSnap", from: "n1", to: "n2", term: 3, snapshot: { index: 100, term: 3, membership: [{ id: "n1", url: "http://a", voter: true }] } };
     const id = "n1-3-100";
     const data = patternBytes(3000);
     const chunk = (off: number, len: number): Promise<Response> => post(h, `${SNAPSHOT_CHUNK_PATH}?id=${id}&offset=${off}`, data.subarray(off, off + len));
-    const begin = (): Promise<Response> => post(h, `${SNAPSHOT_BEGIN_PATH}?id=${id}`, encodeMessages([snap]));
+    const begin = (): Promise<Response> => post(h, `${SNAPSHOT_BEGIN_PATH}?id=${id}&bytes=${data.length}`, encodeMessages([snap]));
 
     it("is uploaded in chunks, interrupted, and resumed from the receiver's offset", async () => {
       let res = await begin();
@@ -189,7 +257,8 @@ describe("peer routes", () => {
       assert.equal((await chunk(0, 1025)).status, 413);
       assert.equal((await post(h, `${SNAPSHOT_CHUNK_PATH}?id=../etc&offset=0`, data.subarray(0, 10))).status, 400);
       assert.equal((await post(h, `${SNAPSHOT_CHUNK_PATH}?id=${id}&offset=-1`, data.subarray(0, 10))).status, 400);
-      assert.equal((await post(h, `${SNAPSHOT_BEGIN_PATH}?id=${id}`, encodeMessages([hb]))).status, 400);
+      assert.equal((await post(h, `${SNAPSHOT_BEGIN_PATH}?id=${id}&bytes=10`, encodeMessages([hb]))).status, 400);
+      assert.equal((await post(h, `${SNAPSHOT_BEGIN_PATH}?id=${id}`, encodeMessages([snap]))).status, 400, "begin without its declared size");
       assert.equal((await post(h, `${SNAPSHOT_CHUNK_PATH}?id=${id}&offset=0`, data.subarray(0, 10), { clusterId: "c2" })).status, 403);
       assert.deepStrictEqual(h.sink.writes, []);
     });

@@ -1,6 +1,6 @@
 // The dashboard's script, inlined into the page by page.ts (no build step, no
 // library). It reads the live feed of one member (`GET /events`, Server-Sent
-// Events read through fetch so that it can carry the bearer secret), prefers
+// Events read through fetch so that it can carry the bearer token), prefers
 // the leader's feed (its charts are the cluster's commit latency), moves to
 // another member's URL when that one stops answering, and falls back to
 // polling every member's `/status` when no event stream can be had (or with
@@ -10,7 +10,7 @@
   "use strict";
   const config = JSON.parse(document.getElementById("raft-config").textContent);
   const forcePoll = new URLSearchParams(location.search).get("transport") === "poll";
-  const auth = config.secret ? { authorization: "Bearer " + config.secret } : {};
+  const auth = config.token ? { authorization: "Bearer " + config.token } : {};
   const $ = (id) => document.getElementById(id);
   const SWITCH = new Error("switching to the leader's feed");
   /** A member that failed is not tried again for this long, unless none is left. */

@@ -6,9 +6,9 @@
  * and styles only the inlined ones, by hash; connections only to http(s)
  * members).
  *
- * With a secret, the page is served only to a request that carries it (a
- * browser asks for it as a password, see `bearerAuth`), and it hands the
- * secret to its script, which sends it as a bearer token to the other
+ * With a secret, the page is served only to a request that carries the
+ * client token (a browser asks for it as a password, see `bearerAuth`), and
+ * it hands the token to its script, which sends it as a bearer token to the other
  * members (a browser keeps an HTTP Basic password per origin, and each
  * member is its own origin). `Cache-Control: no-store` keeps that page out
  * of every cache.
@@ -21,8 +21,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 
 /** Options of `uiRoute`. */
 export interface UiOptions {
-  /** The cluster's secret (the route is behind the auth middleware when set). */
-  readonly secret: string | null;
+  /** The client token (the route is behind the auth middleware when set); never the cluster secret. */
+  readonly token: string | null;
 }
 
 interface _Assets {
@@ -96,7 +96,7 @@ export function dashboardPage(opts: UiOptions): { html: string; csp: string } {
   <p id="confirm-text"></p>
   <div class="buttons"><button value="cancel" data-action="cancel">Cancel</button><button id="confirm-ok" class="danger" value="ok" data-action="confirm">Confirm</button></div>
 </dialog>
-<script type="application/json" id="raft-config">${_scriptJson({ secret: opts.secret })}</script>
+<script type="application/json" id="raft-config">${_scriptJson({ token: opts.token })}</script>
 <script>${a.js}</script>
 </body>
 </html>

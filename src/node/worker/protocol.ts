@@ -26,6 +26,7 @@ import {
   TlsError,
 } from "../../errors.ts";
 import { assert } from "../../raft/assert.ts";
+import type { ForwardedRequest } from "../forwarded-request.ts";
 
 /** An error as plain data: class name, message, and the class's own fields. */
 export interface EncodedError {
@@ -173,7 +174,7 @@ export type FromWorker =
     readonly lastIndex: number;
   }
   | { readonly t: "sm-call"; readonly id: number; readonly method: "lastApplied" | "snapshot" | "restore"; readonly args: readonly unknown[] }
-  | { readonly t: "http"; readonly id: number; readonly method: string; readonly url: string; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer | null }
+  | ({ readonly t: "http"; readonly id: number } & ForwardedRequest)
   | { readonly t: "status"; readonly status: unknown; readonly metrics: unknown }
   | { readonly t: "event"; readonly event: unknown; readonly error: EncodedError | null; readonly status: unknown; readonly metrics: unknown }
   | { readonly t: "log"; readonly line: string }
@@ -261,6 +262,15 @@ export class ChunkStreams {
       return true;
     }
     return false;
+  }
+
+  /** Drops a source this side offered, ending it (`return()`); true if the other side had not read it to the end. */
+  close(id: number): boolean {
+    const s = this.#sources.get(id);
+    if (s === undefined) return false;
+    this.#sources.delete(id);
+    void s.it.return?.()?.catch?.(() => {});
+    return true;
   }
 
   /** Ends every stream being read with `err` (the other side is gone). */

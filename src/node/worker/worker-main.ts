@@ -10,9 +10,11 @@
  * @module
  */
 import { runtime } from "../../../adapters/mod.ts";
+import { REQUEST_TIMEOUT_MS_DEFAULT } from "../../../adapters/shared/serve-limits.ts";
 import type { DirLock } from "../../../adapters/types.ts";
 import { RaftError } from "../../errors.ts";
 import type { RaftDriver } from "../driver.ts";
+import { forwardRequest } from "../forwarded-request.ts";
 import { kvService } from "../../kv/service.ts";
 import { startDriver } from "../start.ts";
 import type { NodeEvent, RaftNodeOptions, TlsOptions } from "../types.ts";
@@ -171,16 +173,17 @@ async function start(init: Extract<ToWorker, { t: "init" }>): Promise<void> {
       if (!init.hasRoutes) return;
       // Everything that is not a peer or cluster route goes to the user's routes on the caller's thread.
       app.all("*", async (c) => {
-        const req = c.req.raw;
-        const hasBody = req.method !== "GET" && req.method !== "HEAD";
-        const body = hasBody ? await req.arrayBuffer() : null;
-        const headers: [string, string][] = [];
-        req.headers.forEach((v, k) => headers.push([k, v]));
+        // The body crosses only as the routes read it (see forwarded-request.ts).
+        const f = await forwardRequest(c.req.raw, streams, o.connectionLimits?.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT);
+        if (f instanceof Response) return f;
+        const { request, transfer, done } = f;
         const id = nextHttp++;
-        return await new Promise<Response>((resolve) => {
+        const res = await new Promise<Response>((resolve) => {
           httpCalls.set(id, resolve);
-          post({ t: "http", id, method: req.method, url: req.url, headers, body }, body === null ? [] : [body]);
+          post({ t: "http", id, ...request }, transfer);
         });
+        if (done()) res.headers.set("connection", "close");
+        return res;
       });
     },
   };

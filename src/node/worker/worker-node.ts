@@ -34,6 +34,8 @@ import {
   unpackBatch,
   type WireCall,
 } from "./protocol.ts";
+import { redactPaths } from "../../transport/sanitize.ts";
+import { rebuildRequest } from "../forwarded-request.ts";
 
 interface _Pending {
   readonly resolve: (v: unknown) => void;
@@ -391,7 +393,7 @@ export class WorkerNode implements RaftNodeApi {
     try {
       const app = this.#userApp;
       if (app === null) throw new RaftError("No routes are mounted");
-      const res = await app.fetch(new Request(m.url, { method: m.method, headers: m.headers as [string, string][], ...(m.body === null ? {} : { body: m.body }) }));
+      const res = await app.fetch(rebuildRequest(m, this.#streams));
       status = res.status;
       res.headers.forEach((v, k) => headers.push([k, v]));
       // An event stream never ends by itself: its chunks cross as they are written.
@@ -400,7 +402,7 @@ export class WorkerNode implements RaftNodeApi {
     } catch (err) {
       status = 500;
       headers = [["content-type", "text/plain; charset=UTF-8"]];
-      body = new TextEncoder().encode(`Internal error in a route: ${(err as Error).message}\n`).buffer as ArrayBuffer;
+      body = new TextEncoder().encode(`Internal error in a route: ${redactPaths((err as Error).message)}\n`).buffer as ArrayBuffer;
       this.#logger(`route ${m.method} ${m.url} threw: ${(err as Error).message}`);
     }
     this.#post({ t: "http-reply", id: m.id, status, headers, body, stream }, [body]);

@@ -1,0 +1,99 @@
+/**
+ * Connection limits and timeouts of the member's HTTP servers, shared by the
+ * three adapters (each applies what its server supports, in one function of
+ * its own next to its `serve`):
+ *
+ * - `maxConnections`: held at once at most, by default the process's open
+ *   file limit minus a reserve for the log, snapshots and peer clients, so
+ *   that idle connections can never take the descriptors the storage layer
+ *   needs (an `open` failing with EMFILE would stop the member). Node:
+ *   `server.maxConnections` (a connection past it is closed at once).
+ * - `headersTimeoutMs`: a connection that has not sent a whole request head
+ *   by then is closed (slowloris). Node: `headersTimeout`, checked every
+ *   second rather than every 30 s. Bun: `idleTimeout` (any inactivity).
+ * - `requestTimeoutMs`: the whole request, body included, must arrive by
+ *   then (a `Content-Length` that promises more than is sent). Node:
+ *   `requestTimeout`; elsewhere the body readers enforce it.
+ * - `idleTimeoutMs`: a kept-alive connection with no request is closed.
+ *   Node: `keepAliveTimeout`.
+ *
+ * The runtimes raise the soft open-file limit to the hard one at start by
+ * themselves (Node, Deno and Bun all do, measured on Linux), so the limit
+ * read here is the hard one unless an operator lowered both.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+
+/** How a server limits its connections (see the module doc). */
+export interface ServeLimits {
+  readonly maxConnections: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+/** Descriptors kept free for the log, snapshots, the state files and outgoing peer connections. */
+export const RESERVED_FILES = 256;
+/** Defaults of the timeouts. */
+export const HEADERS_TIMEOUT_MS_DEFAULT = 10_000;
+export const REQUEST_TIMEOUT_MS_DEFAULT = 30_000;
+export const IDLE_TIMEOUT_MS_DEFAULT = 5_000;
+/** Used when the open-file limit cannot be read (not Linux). */
+const _MAX_CONNECTIONS_FALLBACK = 4096;
+
+/** The soft limit on open files of this process (Linux `/proc/self/limits`), or null where it cannot be read. */
+export function openFileLimit(): number | null {
+  try {
+    const line = fs.readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const soft = line?.split(/\s{2,}/)[1];
+    if (soft === undefined || soft === "unlimited") return null;
+    const n = Number(soft);
+    return Number.isSafeInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Descriptors this process holds now (Linux `/proc/self/fd`): Infinity when
+ * none is left even to count them, null where they cannot be counted.
+ */
+export function openFileCount(): number | null {
+  try {
+    return fs.readdirSync("/proc/self/fd").length;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    return code === "EMFILE" || code === "ENFILE" ? Infinity : null;
+  }
+}
+
+/**
+ * The limits to serve with: `given` over the defaults. `servers` is how many
+ * servers share the process's descriptors (a client listener beside the
+ * peer one): each gets its share of what the reserve leaves.
+ */
+export function serveLimits(given: Partial<ServeLimits> = {}, servers = 1): ServeLimits {
+  const limit = openFileLimit();
+  const share = limit === null ? _MAX_CONNECTIONS_FALLBACK : Math.floor((limit - RESERVED_FILES) / Math.max(1, servers));
+  return {
+    maxConnections: given.maxConnections ?? Math.max(16, share),
+    headersTimeoutMs: given.headersTimeoutMs ?? HEADERS_TIMEOUT_MS_DEFAULT,
+    requestTimeoutMs: given.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT,
+    idleTimeoutMs: given.idleTimeoutMs ?? IDLE_TIMEOUT_MS_DEFAULT,
+  };
+}
+
+/**
+ * `node:http` / `node:https` `createServer` options for `limits` (Node, and
+ * the `node:https` server Deno and Bun use for mutual TLS).
+ */
+export function nodeServerOptions(limits: ServeLimits): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number } {
+  return {
+    headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    // Timeouts are enforced when connections are checked: every second, not every 30 s.
+    connectionsCheckingInterval: 1000,
+  };
+}
