@@ -131,6 +131,7 @@ export class RaftDriver implements RaftNodeApi {
     this.#pending = new PendingTable(this.#counters);
     this.#intake = new ProposalIntake(this.#counters);
     this.#disk = new DiskSpace(init.storage.fs, init.storage.dir, init.tunables.diskFreeBytesMin, init.logger);
+    this.#disk.check(); // before the first message: a member that starts low takes no entries at all
     const log = init.storage.log;
     const snapshot = log.snapshotMeta();
     const configs: ConfigState[] = log.configs().map((c) => ({ index: c.index, members: decodeMembership(c.data) }));
