@@ -110,6 +110,8 @@ export class RaftDriver implements RaftNodeApi {
   #closing: Promise<void> | null = null;
   #fatal: Error | null = null;
   readonly #disk: DiskSpace;
+  /** A "removed" event went out (from the core, or from a peer's 410). */
+  #removedByPeer = false;
   readonly #intake: ProposalIntake;
   readonly #membership: MembershipCalls;
   #dropsLoggedAtMs = -Infinity;
@@ -328,6 +330,22 @@ export class RaftDriver implements RaftNodeApi {
     this.#loop.kick();
   }
 
+  /**
+   * A peer answered 410: it saw a configuration that leaves this member out
+   * commit. Taken as this member's removal when its own latest
+   * configuration leaves it out too (its removal reached its log but the
+   * commit index never did: the leader stops sending once the removal
+   * commits), as etcd stops a member its peers call removed.
+   */
+  peerSaysRemoved(peer: NodeId): void {
+    if (this.#closed || this.#removedByPeer) return;
+    const st = this.#raft.status();
+    if (st.config.members.some((m) => m.id === this.id)) return;
+    this.#removedByPeer = true;
+    this.#logger(`member ${peer} saw the removal of this member commit, and this member's latest configuration leaves it out: this member was removed from the cluster`);
+    this.#emit({ type: "removed" });
+  }
+
   // ---- Public API ----
 
   /**
@@ -541,6 +559,8 @@ export class RaftDriver implements RaftNodeApi {
         this.#pending.failReadRound(ev.requestId, new NotLeaderError(null, null));
         break;
       case "removed":
+        if (this.#removedByPeer) break;
+        this.#removedByPeer = true;
         this.#logger("this member was removed from the cluster");
         this.#emit({ type: "removed" });
         break;

@@ -24,6 +24,8 @@ export interface PeersOptions {
   readonly requestTimeoutMs: number;
   readonly counters: NodeCounters;
   readonly onUnreachable: (id: NodeId, reason: string) => void;
+  /** `id` answered 410: it saw this member's removal commit. */
+  readonly onGone?: (id: NodeId) => void;
   readonly logger: (line: string) => void;
 }
 
@@ -83,6 +85,7 @@ export class Peers implements Transport {
         this.#o.onUnreachable(peer, reason);
       },
       onGone: (peer) => {
+        this.#o.onGone?.(peer);
         if (this.#goneLogged.has(peer)) return;
         this.#goneLogged.add(peer);
         this.#o.logger(`member ${peer} answers 410: this member was removed from the cluster; stop it, and wipe its data directory before adding it again`);

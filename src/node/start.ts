@@ -212,6 +212,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
           requestTimeoutMs: Math.max(1000, tunables.tickMs * tunables.electionTicks),
           counters: drv.counters,
           onUnreachable: (peer) => drv.reportUnreachable(peer),
+          onGone: (peer) => drv.peerSaysRemoved(peer),
           logger,
         }),
       applier: hooks.applier ?? localApplier(stateMachineOf(opts)),

@@ -15,6 +15,7 @@
  * @module
  */
 import { InvalidArgumentError, NotLeaderError } from "../errors.ts";
+import { MSG_APP_ENTRIES_MAX } from "./limits.ts";
 import { assert } from "./assert.ts";
 import { RaftLog } from "./log.ts";
 import { ConfigHistory, findMember } from "./membership.ts";
@@ -375,6 +376,24 @@ export abstract class RaftState {
    * for members removed by a not yet committed config (they still get the
    * log, so they learn the commit of their removal).
    */
+  /**
+   * Leader: the last message to a member whose removal committed: the
+   * entries from its match up to the commit index with the commit index,
+   * so it can commit its removal even if it never acked them; a heartbeat
+   * when those entries were compacted.
+   */
+  private sendLastWord(id: NodeId, pr: Progress): void {
+    const committed = this.log.committed;
+    const prev = Math.min(pr.match, committed);
+    const prevTerm = this.log.maybeTerm(prev);
+    if (prev < committed && prevTerm !== undefined && this.log.maybeTerm(prev + 1) !== undefined) {
+      const entries = this.log.entries(prev + 1, Math.min(committed + 1, prev + 1 + MSG_APP_ENTRIES_MAX), this.cfg.maxMsgBytes);
+      this.send({ type: "MsgApp", from: this.id, to: id, term: this.term, prevLogIndex: prev, prevLogTerm: prevTerm, entries, leaderCommit: committed });
+      return;
+    }
+    this.send({ type: "MsgHeartbeat", from: this.id, to: id, term: this.term, leaderCommit: prev, readContext: 0 });
+  }
+
   protected syncProgress(): void {
     const want = new Set<NodeId>([this.id]);
     for (const m of this.configs.current().members) want.add(m.id);
@@ -387,11 +406,13 @@ export abstract class RaftState {
       if (this.role === "leader") {
         // A member whose removal committed keeps getting the log until it
         // holds the commit index (so it learns it was removed), for at most
-        // an election timeout; then one last heartbeat carries the commit.
+        // an election timeout; then one last AppendEntries from its match
+        // carries the commit (its acks may never arrive: once the removal
+        // committed, the transport refuses the removed sender's messages).
         const since = this.leaving.get(id) ?? this.tickCount;
         this.leaving.set(id, since);
         if (pr.match < this.log.committed && this.tickCount - since < this.cfg.electionTicks) continue;
-        this.send({ type: "MsgHeartbeat", from: this.id, to: id, term: this.term, leaderCommit: Math.min(this.log.committed, pr.match), readContext: 0 });
+        this.sendLastWord(id, pr);
       }
       this.prs.delete(id);
       this.leaving.delete(id);

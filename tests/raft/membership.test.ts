@@ -108,6 +108,24 @@ describe("membership changes", () => {
     assert.deepEqual(ids(net.node("n1")), ["n1", "n2", "n3", "n4"], "promoted once the transfer ended");
   });
 
+  it("a removed follower whose acks never arrive still learns its removal committed (the last AppendEntries carries the commit)", () => {
+    // Once the removal commits, the transport refuses the removed sender (410),
+    // so its ack of the removal entry never arrives: n1 alone commits it.
+    const net = new Net(["n1", "n2"]);
+    net.elect("n1");
+    net.propose("n1", "a");
+    net.stabilize();
+    net.cutOneWay("n2", "n1");
+    net.raft("n1").removeMember("n2");
+    net.stabilize();
+    assert.deepEqual(ids(net.node("n1")), ["n1"]);
+    assert.equal(eventsOf(net.node("n2"), "removed").length, 0, "not yet: its commit index is behind");
+    net.tick(30);
+    net.stabilize();
+    assert.equal(eventsOf(net.node("n2"), "removed").length, 1, "n2 learned its removal committed");
+    assert.equal(net.raft("n2").status().commitIndex, net.raft("n1").status().commitIndex);
+  });
+
   it("removing a follower: it learns of it and cannot disrupt afterwards", () => {
     const net = new Net(["n1", "n2", "n3"], { checkQuorum: true, preVote: true });
     net.elect("n1");
