@@ -2,7 +2,7 @@
  * The `raft` command line: runs a member serving the built-in KV store
  * (`start`), prepares data directories for a static cluster (`bootstrap`),
  * and talks to a running cluster over its HTTP API (`status`, `members`,
- * `transfer`, `leave`, `put`, `get`, `del`, `cas`). It parses, calls, and
+ * `transfer`, `leave`, `health`, `put`, `get`, `del`, `cas`). It parses, calls, and
  * prints; the protocol lives in src/. Client commands find the cluster in
  * `--cluster`, else in the `RAFT_CLUSTER` environment variable, else at
  * http://127.0.0.1:7000.
@@ -52,6 +52,7 @@ commands:
   start       run a member serving the built-in KV store
   bootstrap   prepare a data directory for a static multi-member cluster
   status      show every member's role, term, indexes and lag, and what is wrong
+  health      ask every member whether it is healthy (exit code 0 only when all are)
   members     list, add or remove members
   transfer    hand leadership to another member
   leave       remove the member at --cluster from its cluster, cleanly
@@ -98,6 +99,13 @@ Prepares DIR for member ID of a new static cluster; run it once per member with 
 Asks every member for its status and prints a table; says what is wrong, if anything.
 Exit code 0 only when a leader is known.
   --json                  machine-readable output
+${CLIENT_FLAGS}`,
+  health: `usage: raft health [--json] [client options]
+
+Finds every member (from the membership any --cluster URL reports, plus the URLs given) and asks each
+for GET /health: one row per URL with HEALTHY, how long the answer TOOK and the REASON when unhealthy.
+A member that does not answer is unhealthy, its reason the error. Exit code 0 only when all are healthy.
+  --json                  machine-readable output: [{"url", "id", "healthy", "reason", "tookMs"}]
 ${CLIENT_FLAGS}`,
   members: `usage: raft members [list] [--json] [client options]
        raft members add ID URL [client options]    (waits until it is caught up and promoted)
@@ -345,6 +353,17 @@ async function cmdStatus(args: readonly string[]): Promise<number> {
   const out = p.values.json === true ? JSON.stringify(statusJson(g.report), null, 2) + "\n" : formatStatus(g.report);
   await writeOut(process.stdout, out);
   return g.report.leader === null ? 1 : 0;
+}
+
+async function cmdHealth(args: readonly string[]): Promise<number> {
+  const p = parse("health", args, { ...CLIENT_OPTIONS, json: { type: "boolean" } }, [0, 0]);
+  if (p === null) return help("health");
+  const client = await clientFor("health", p.values, 3);
+  const timeoutMs = positiveNumber("health", "timeout", str(p.values, "timeout"), 3) * 1000;
+  const { formatHealth, gatherHealth } = await import("./src/api/health-report.ts");
+  const rows = await gatherHealth((url) => client.getJson(url, timeoutMs), clusterUrls("health", p.values));
+  await writeOut(process.stdout, p.values.json === true ? JSON.stringify(rows, null, 2) + "\n" : formatHealth(rows));
+  return rows.every((r) => r.healthy) ? 0 : 1;
 }
 
 async function cmdMembers(args: readonly string[]): Promise<number> {
@@ -681,6 +700,7 @@ const COMMANDS: Record<string, (args: readonly string[]) => Promise<number | nul
   start: cmdStart,
   bootstrap: cmdBootstrap,
   status: cmdStatus,
+  health: cmdHealth,
   members: cmdMembers,
   transfer: cmdTransfer,
   leave: cmdLeave,

@@ -421,7 +421,7 @@ export class RaftDriver implements RaftNodeApi {
   }
 
   metrics(): NodeMetrics {
-    return this.#counters.snapshot();
+    return { ...this.#counters.snapshot(), logBytes: this.#storage.log.diskBytes(), snapshotBytes: this.#storage.snapshots.diskBytes() };
   }
 
   on(listener: (event: NodeEvent) => void): () => void {
