@@ -29,7 +29,7 @@ import type { RaftNode } from "./src/node/raft-node.ts";
 import type { TlsClientOptions } from "./adapters/types.ts";
 import { CLIENT_TLS_FLAGS, clientTlsFromFlags, memberTlsFiles, readMemberTls, reloadTlsOnChange, START_TLS_FLAGS } from "./src/api/cli-tls.ts";
 import type { TlsFiles } from "./src/node/identity.ts";
-import type { RaftNodeOptions, TlsOptions } from "./src/node/types.ts";
+import type { NodeEvent, RaftNodeOptions, TlsOptions } from "./src/node/types.ts";
 import type { Member } from "./src/raft/types.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -498,16 +498,17 @@ async function _nodeModules() {
   return { RaftNode: node.RaftNode, bootstrapDataDir: node.bootstrapDataDir };
 }
 
-/** One line per log message or event on stderr, as text or JSON. */
-function makeLogger(format: "text" | "json", member: string): { line: (msg: string) => void; event: (ev: Record<string, unknown>) => void } {
+/** One line per log message or event on stderr, as text or JSON (see src/api/log-lines.ts). */
+async function makeLogger(format: "text" | "json", member: string): Promise<{ line: (msg: string) => void; event: (ev: NodeEvent) => void }> {
+  const { eventMessage, jsonEventLine, jsonMessageLine, textLine } = await import("./src/api/log-lines.ts");
   const write = (s: string) => process.stderr.write(s + "\n");
   if (format === "json") {
     return {
-      line: (msg) => write(JSON.stringify({ ts: new Date().toISOString(), member, msg })),
-      event: (ev) => write(JSON.stringify({ ts: new Date().toISOString(), member, event: ev.type, ...ev, type: undefined })),
+      line: (msg) => write(jsonMessageLine(new Date(), member, msg)),
+      event: (ev) => write(jsonEventLine(new Date(), member, ev)),
     };
   }
-  return { line: (msg) => write(`${new Date().toISOString()} ${member} ${msg}`), event: () => {} };
+  return { line: (msg) => write(textLine(new Date(), member, msg)), event: (ev) => write(textLine(new Date(), member, eventMessage(ev))) };
 }
 
 async function cmdStart(args: readonly string[]): Promise<number | null> {
@@ -594,7 +595,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
 
   const { RaftNode } = await _nodeModules();
   const member = idArg ?? saved!.id;
-  const log = makeLogger(format, member);
+  const log = await makeLogger(format, member);
   const secretBytes = secret === null ? undefined : new TextEncoder().encode(secret);
   const opts: { -readonly [K in keyof RaftNodeOptions]: RaftNodeOptions[K] } = {
     dataDir,
@@ -678,7 +679,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     process.exit(code);
   };
   node.on((ev) => {
-    log.event(ev as unknown as Record<string, unknown>);
+    log.event(ev);
     if (ev.type === "removed") void stop(0, "removed from the cluster: stopping");
     if (ev.type === "stopped" && ev.error !== null) void stop(1, `stopped: ${ev.error.message}`);
   });
