@@ -171,6 +171,7 @@ export class RaftDriver implements RaftNodeApi {
       counters: this.#counters,
       snapshotLogBytes: this.#t.snapshotLogBytes,
       logger: this.#logger,
+      now: () => init.clock.now(),
       emit: (ev) => this.#emit(ev),
       applied: () => this.#applied,
       restored: (index) => {
