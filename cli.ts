@@ -500,7 +500,7 @@ async function _nodeModules() {
 
 /** One line per log message or event on stderr, as text or JSON (see src/api/log-lines.ts). */
 async function makeLogger(format: "text" | "json", member: string): Promise<{ line: (msg: string) => void; event: (ev: NodeEvent) => void }> {
-  const { eventMessage, jsonEventLine, jsonMessageLine, textLine } = await import("./src/api/log-lines.ts");
+  const { jsonEventLine, jsonMessageLine, textLine } = await import("./src/api/log-lines.ts");
   const write = (s: string) => process.stderr.write(s + "\n");
   if (format === "json") {
     return {
@@ -508,7 +508,8 @@ async function makeLogger(format: "text" | "json", member: string): Promise<{ li
       event: (ev) => write(jsonEventLine(new Date(), member, ev)),
     };
   }
-  return { line: (msg) => write(textLine(new Date(), member, msg)), event: (ev) => write(textLine(new Date(), member, eventMessage(ev))) };
+  // The driver logs its own sentence for each event in text: events add nothing there.
+  return { line: (msg) => write(textLine(new Date(), member, msg)), event: () => {} };
 }
 
 async function cmdStart(args: readonly string[]): Promise<number | null> {
