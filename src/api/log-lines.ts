@@ -19,11 +19,11 @@ import type { NodeEvent } from "../node/types.ts";
 export type LogLevel = "info" | "warn" | "error";
 
 /** Words that make a plain message a warning: it reports something that failed or was refused. */
-const _WARN_RE = /\b(fail(ed|s|ure)?|error|refus(ed|ing)|cannot|could not|corrupt|lost|unreachable|dropped|timed out|gave up|giving up)\b/i;
+const _WARN_RE = /\b(fail(ed|s|ure)?|error|refus(ed|ing)|cannot|could not|corrupt|lost|unreachable|dropped|aborted|timed out|gave up|giving up)\b/i;
 
 /** The level of a plain log message: "warn" when it reports a failure or refusal, else "info". */
 export function messageLevel(msg: string): LogLevel {
-  if (/^stopped: /.test(msg)) return "error";
+  if (/^(stopped: |FATAL: )/.test(msg)) return "error";
   return _WARN_RE.test(msg) ? "warn" : "info";
 }
 

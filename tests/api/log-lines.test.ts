@@ -33,6 +33,8 @@ describe("log lines", () => {
     assert.equal(messageLevel("snapshot transfer to n2 failed: connection refused"), "warn");
     assert.equal(messageLevel("took snapshot 120 (4096 bytes)"), "info");
     assert.equal(messageLevel("stopped: the disk is full"), "error");
+    assert.equal(messageLevel("FATAL: fsync failed; the node has stopped"), "error");
+    assert.equal(messageLevel("leadership transfer to n2 aborted: timeout"), "warn");
     assert.deepEqual(JSON.parse(jsonMessageLine(TS, "n1", "hello")), { ts: "2026-01-02T03:04:05.000Z", level: "info", member: "n1", msg: "hello" });
   });
 
