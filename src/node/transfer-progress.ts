@@ -3,7 +3,8 @@
  * received from the leader): one when it starts, at most one per
  * `PROGRESS_LOG_INTERVAL_MS` while it runs (bytes so far and, when the total
  * is known, the percentage), and one when it ends. The clock is passed in,
- * so the simulator's virtual time works as well as the real one.
+ * so the simulator's virtual time works as well as the real one. Also the
+ * percentage of a learner's catch-up (`CatchUpGaps`).
  *
  * @module
  */
@@ -52,5 +53,28 @@ export class TransferProgress {
     this.#ended = true;
     const s = ((this.#now() - this.#startedMs) / 1000).toFixed(1);
     this.#logger(error === null ? `${this.#what}: done, ${bytes} bytes in ${s} s` : `${this.#what}: failed after ${_amount(bytes, this.#totalBytes)} in ${s} s: ${error.message}`);
+  }
+}
+
+/**
+ * A learner's catch-up, as a percentage: of the gap it had at its first
+ * round, how much is closed (catch-up rounds come at most once per election
+ * timeout, so their lines are already rare). Entries, not bytes: the core
+ * counts a learner's lag in entries.
+ */
+export class CatchUpGaps {
+  readonly #firstLag = new Map<string, number>();
+
+  /** The percentage for round `round` of `id` at `lag` entries behind (0 when it fell further behind). */
+  percent(id: string, round: number, lag: number): number {
+    if (round <= 1 || !this.#firstLag.has(id)) this.#firstLag.set(id, lag);
+    const first = this.#firstLag.get(id)!;
+    if (first <= 0) return 100;
+    return Math.max(0, Math.floor((100 * (first - lag)) / first));
+  }
+
+  /** Catching up `id` ended. */
+  forget(id: string): void {
+    this.#firstLag.delete(id);
   }
 }

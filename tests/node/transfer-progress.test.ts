@@ -6,7 +6,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { PROGRESS_LOG_INTERVAL_MS, TransferProgress } from "../../src/node/transfer-progress.ts";
+import { CatchUpGaps, PROGRESS_LOG_INTERVAL_MS, TransferProgress } from "../../src/node/transfer-progress.ts";
 
 describe("TransferProgress", () => {
   it("logs start, at most one line per interval with bytes and percent, and the end once", () => {
@@ -33,5 +33,17 @@ describe("TransferProgress", () => {
     p.update(512);
     p.end(512, new Error("dropped"));
     assert.deepEqual(lines, ["receiving snapshot 9 from n1: started", "receiving snapshot 9 from n1: 512 bytes", "receiving snapshot 9 from n1: failed after 512 bytes in 2.0 s: dropped"]);
+  });
+});
+
+describe("CatchUpGaps", () => {
+  it("gives the share of the first round's gap closed, restarting at round 1", () => {
+    const g = new CatchUpGaps();
+    assert.equal(g.percent("n4", 1, 200), 0);
+    assert.equal(g.percent("n4", 2, 50), 75);
+    assert.equal(g.percent("n4", 3, 300), 0);
+    assert.equal(g.percent("n4", 1, 0), 100);
+    g.forget("n4");
+    assert.equal(g.percent("n4", 2, 10), 0);
   });
 });
