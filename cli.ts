@@ -80,7 +80,8 @@ commands:
   --trusted-ca-file FILE  members' certificates must be signed by this CA, both ways (mutual TLS)
   --client-cert-auth    clients too must present a certificate signed by that CA
   --insecure            allow listening on a non-loopback address without TLS or a secret
-  --log-format FORMAT   text (default) or json, one line per event on stderr
+  --log-format FORMAT   text (default) or json, one line per message or event on stderr; JSON lines carry
+                        ts, level (info|warn|error), member, msg, and for events event plus its fields
   --max-key-bytes N     longest key accepted (default ${KEY_BYTES_MAX_DEFAULT})
   --max-value-bytes N   largest value accepted (default ${VALUE_BYTES_MAX_DEFAULT})
   --snapshot-log-bytes N  snapshot the store and compact the log once it holds N bytes (default 64 MiB)
