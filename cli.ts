@@ -2,7 +2,7 @@
  * The `raft` command line: runs a member serving the built-in KV store
  * (`start`), prepares data directories for a static cluster (`bootstrap`),
  * and talks to a running cluster over its HTTP API (`status`, `members`,
- * `transfer`, `leave`, `put`, `get`, `del`, `cas`). It parses, calls, and
+ * `transfer`, `leave`, `health`, `put`, `get`, `del`, `cas`). It parses, calls, and
  * prints; the protocol lives in src/. Client commands find the cluster in
  * `--cluster`, else in the `RAFT_CLUSTER` environment variable, else at
  * http://127.0.0.1:7000.
@@ -29,7 +29,7 @@ import type { RaftNode } from "./src/node/raft-node.ts";
 import type { TlsClientOptions } from "./adapters/types.ts";
 import { CLIENT_TLS_FLAGS, clientTlsFromFlags, memberTlsFiles, readMemberTls, reloadTlsOnChange, START_TLS_FLAGS } from "./src/api/cli-tls.ts";
 import type { TlsFiles } from "./src/node/identity.ts";
-import type { RaftNodeOptions, TlsOptions } from "./src/node/types.ts";
+import type { NodeEvent, RaftNodeOptions, TlsOptions } from "./src/node/types.ts";
 import type { Member } from "./src/raft/types.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -52,6 +52,7 @@ commands:
   start       run a member serving the built-in KV store
   bootstrap   prepare a data directory for a static multi-member cluster
   status      show every member's role, term, indexes and lag, and what is wrong
+  health      ask every member whether it is healthy (exit code 0 only when all are)
   members     list, add or remove members
   transfer    hand leadership to another member
   leave       remove the member at --cluster from its cluster, cleanly
@@ -79,7 +80,8 @@ commands:
   --trusted-ca-file FILE  members' certificates must be signed by this CA, both ways (mutual TLS)
   --client-cert-auth    clients too must present a certificate signed by that CA
   --insecure            allow listening on a non-loopback address without TLS or a secret
-  --log-format FORMAT   text (default) or json, one line per event on stderr
+  --log-format FORMAT   text (default) or json, one line per message or event on stderr; JSON lines carry
+                        ts, level (info|warn|error), member, msg, and for events event plus its fields
   --max-key-bytes N     longest key accepted (default ${KEY_BYTES_MAX_DEFAULT})
   --max-value-bytes N   largest value accepted (default ${VALUE_BYTES_MAX_DEFAULT})
   --snapshot-log-bytes N  snapshot the store and compact the log once it holds N bytes (default 64 MiB)
@@ -98,6 +100,13 @@ Prepares DIR for member ID of a new static cluster; run it once per member with 
 Asks every member for its status and prints a table; says what is wrong, if anything.
 Exit code 0 only when a leader is known.
   --json                  machine-readable output
+${CLIENT_FLAGS}`,
+  health: `usage: raft health [--json] [client options]
+
+Finds every member (from the membership any --cluster URL reports, plus the URLs given) and asks each
+for GET /health: one row per URL with HEALTHY, how long the answer TOOK and the REASON when unhealthy.
+A member that does not answer is unhealthy, its reason the error. Exit code 0 only when all are healthy.
+  --json                  machine-readable output: [{"url", "id", "healthy", "reason", "tookMs"}]
 ${CLIENT_FLAGS}`,
   members: `usage: raft members [list] [--json] [client options]
        raft members add ID URL [client options]    (waits until it is caught up and promoted)
@@ -347,6 +356,17 @@ async function cmdStatus(args: readonly string[]): Promise<number> {
   return g.report.leader === null ? 1 : 0;
 }
 
+async function cmdHealth(args: readonly string[]): Promise<number> {
+  const p = parse("health", args, { ...CLIENT_OPTIONS, json: { type: "boolean" } }, [0, 0]);
+  if (p === null) return help("health");
+  const client = await clientFor("health", p.values, 3);
+  const timeoutMs = positiveNumber("health", "timeout", str(p.values, "timeout"), 3) * 1000;
+  const { formatHealth, gatherHealth } = await import("./src/api/health-report.ts");
+  const rows = await gatherHealth((url) => client.getJson(url, timeoutMs), clusterUrls("health", p.values));
+  await writeOut(process.stdout, p.values.json === true ? JSON.stringify(rows, null, 2) + "\n" : formatHealth(rows));
+  return rows.every((r) => r.healthy) ? 0 : 1;
+}
+
 async function cmdMembers(args: readonly string[]): Promise<number> {
   const p = parse("members", args, { ...CLIENT_OPTIONS, json: { type: "boolean" } }, [0, 3]);
   if (p === null) return help("members");
@@ -479,16 +499,18 @@ async function _nodeModules() {
   return { RaftNode: node.RaftNode, bootstrapDataDir: node.bootstrapDataDir };
 }
 
-/** One line per log message or event on stderr, as text or JSON. */
-function makeLogger(format: "text" | "json", member: string): { line: (msg: string) => void; event: (ev: Record<string, unknown>) => void } {
+/** One line per log message or event on stderr, as text or JSON (see src/api/log-lines.ts). */
+async function makeLogger(format: "text" | "json", member: string): Promise<{ line: (msg: string) => void; event: (ev: NodeEvent) => void }> {
+  const { jsonEventLine, jsonMessageLine, textLine } = await import("./src/api/log-lines.ts");
   const write = (s: string) => process.stderr.write(s + "\n");
   if (format === "json") {
     return {
-      line: (msg) => write(JSON.stringify({ ts: new Date().toISOString(), member, msg })),
-      event: (ev) => write(JSON.stringify({ ts: new Date().toISOString(), member, event: ev.type, ...ev, type: undefined })),
+      line: (msg) => write(jsonMessageLine(new Date(), member, msg)),
+      event: (ev) => write(jsonEventLine(new Date(), member, ev)),
     };
   }
-  return { line: (msg) => write(`${new Date().toISOString()} ${member} ${msg}`), event: () => {} };
+  // The driver logs its own sentence for each event in text: events add nothing there.
+  return { line: (msg) => write(textLine(new Date(), member, msg)), event: () => {} };
 }
 
 async function cmdStart(args: readonly string[]): Promise<number | null> {
@@ -575,7 +597,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
 
   const { RaftNode } = await _nodeModules();
   const member = idArg ?? saved!.id;
-  const log = makeLogger(format, member);
+  const log = await makeLogger(format, member);
   const secretBytes = secret === null ? undefined : new TextEncoder().encode(secret);
   const opts: { -readonly [K in keyof RaftNodeOptions]: RaftNodeOptions[K] } = {
     dataDir,
@@ -659,7 +681,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     process.exit(code);
   };
   node.on((ev) => {
-    log.event(ev as unknown as Record<string, unknown>);
+    log.event(ev);
     if (ev.type === "removed") void stop(0, "removed from the cluster: stopping");
     if (ev.type === "stopped" && ev.error !== null) void stop(1, `stopped: ${ev.error.message}`);
   });
@@ -681,6 +703,7 @@ const COMMANDS: Record<string, (args: readonly string[]) => Promise<number | nul
   start: cmdStart,
   bootstrap: cmdBootstrap,
   status: cmdStatus,
+  health: cmdHealth,
   members: cmdMembers,
   transfer: cmdTransfer,
   leave: cmdLeave,

@@ -144,6 +144,8 @@ export interface WorkerPort {
 export interface RuntimeAdapter {
   /** "node", "deno" or "bun": for logs and status only, never for branching outside adapters/. */
   readonly name: "node" | "deno" | "bun";
+  /** The runtime's own version (e.g. "20.11.1", "2.1.4", "1.1.38"), for `/metrics` (`raft_build_info`). */
+  readonly version: string;
   /**
    * Takes an exclusive lock on `dir` (created if missing), writing this
    * process's pid into `dir/LOCK`. Fails at once with `LockedError` if another

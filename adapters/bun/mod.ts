@@ -29,6 +29,7 @@ interface BunServer {
 }
 declare const Bun: {
   isMainThread: boolean;
+  version: string;
   serve(options: {
     hostname: string;
     port: number;
@@ -135,6 +136,7 @@ function _httpClient(tls?: TlsClientOptions): HttpClient {
 /** The Bun implementation of `RuntimeAdapter`. */
 export const bunAdapter: RuntimeAdapter = {
   name: "bun",
+  version: Bun.version,
   lockDir: (dir) => acquireDirLock(dir, _tryLock),
   serve: _serve,
   serveTls: _serveTls,

@@ -35,6 +35,7 @@ interface DenoHttpClient {
   close(): void;
 }
 declare const Deno: {
+  version: { deno: string };
   openSync(path: string, options: { read: boolean; write: boolean; create: boolean }): DenoFsFile;
   serve(
     options: { hostname: string; port: number; cert?: string; key?: string; onListen?: (addr: { port: number }) => void },
@@ -215,6 +216,7 @@ function _httpClient(tls?: TlsClientOptions): HttpClient {
 /** The Deno implementation of `RuntimeAdapter`. */
 export const denoAdapter: RuntimeAdapter = {
   name: "deno",
+  version: Deno.version.deno,
   lockDir: (dir) => acquireDirLock(dir, _tryLock),
   serve: _serve,
   serveTls: _serveTls,

@@ -8,6 +8,7 @@
  * @module
  */
 import type * as http from "node:http";
+import process from "node:process";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
 import { serve as honoServe } from "@hono/node-server";
 import koffi from "koffi";
@@ -93,6 +94,7 @@ function _workerPort(): WorkerPort | null {
 /** The Node implementation of `RuntimeAdapter`. */
 export const nodeAdapter: RuntimeAdapter = {
   name: "node",
+  version: process.versions.node,
   lockDir: (dir) => acquireDirLock(dir, _tryLock),
   serve: _serve,
   serveTls: (app, host, port, tls, limits) => serveNodeHttps(app, host, port, tls, { reload: "in-place", overrideGlobalObjects: true }, limits),

@@ -12,6 +12,7 @@ import type { NodeId } from "../raft/types.ts";
 import { NotLeaderError, RaftError } from "../errors.ts";
 import { errorReply, failureReply, json, parseJsonObject, readBody } from "./http.ts";
 import { checkBaseUrl, checkMemberId } from "./validate.ts";
+import { VERSION } from "../version.ts";
 
 /** The role `/status` reports: a pre-candidate counts as a candidate (`preCandidate` tells them apart). */
 export type ApiRole = "leader" | "follower" | "candidate" | "learner";
@@ -37,12 +38,16 @@ export interface StatusBody extends Omit<NodeStatus, "role" | "members"> {
   readonly role: ApiRole;
   readonly preCandidate: boolean;
   readonly members: readonly StatusMember[];
+  /** The package version the member runs. */
+  readonly version: string;
+  /** Seconds since this member's routes were mounted (about when it started), to one decimal. */
+  readonly uptimeSeconds: number;
   /** Whatever the service adds (the KV store: its key count). */
   readonly [extra: string]: unknown;
 }
 
 /** Builds the `/status` body from a node's status. */
-export function statusBody(s: NodeStatus, catchUp: ReadonlyMap<NodeId, CatchUpProgress>, extra: Record<string, unknown> = {}): StatusBody {
+export function statusBody(s: NodeStatus, catchUp: ReadonlyMap<NodeId, CatchUpProgress>, extra: Record<string, unknown> = {}, uptimeSeconds = 0): StatusBody {
   return {
     ...extra,
     id: s.id,
@@ -69,6 +74,8 @@ export function statusBody(s: NodeStatus, catchUp: ReadonlyMap<NodeId, CatchUpPr
     })),
     pendingConfigChange: s.pendingConfigChange,
     runtime: s.runtime,
+    version: VERSION,
+    uptimeSeconds,
   };
 }
 
@@ -142,7 +149,8 @@ export function clusterRoutes(app: Hono, node: RaftNodeApi, opts: ClusterRouteOp
     return { leader: s.leader, members: s.members.map((m) => ({ id: m.id, url: m.url, voter: m.voter })) };
   };
 
-  const status = () => statusBody(node.status(), catchUp, opts.statusExtra?.() ?? {});
+  const startedAtMs = performance.now();
+  const status = () => statusBody(node.status(), catchUp, opts.statusExtra?.() ?? {}, Math.round((performance.now() - startedAtMs) / 100) / 10);
   app.get("/status", (c) => c.json(status()));
 
   app.get("/cluster/members", (c) => c.json(members()));

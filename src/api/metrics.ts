@@ -7,6 +7,8 @@
  */
 import type { Hono } from "hono";
 import type { Histogram, NodeMetrics, NodeStatus, RaftNodeApi } from "../node/types.ts";
+import { loopDelay, threadName } from "./loop-delay.ts";
+import { addProcessMetrics, memoryReading } from "./process-metrics.ts";
 
 /** The Content-Type of the Prometheus text format. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -18,7 +20,7 @@ function _label(v: string): string {
 }
 
 /** Accumulates metric families, each with its HELP and TYPE lines. */
-class _Exposition {
+export class Exposition {
   private readonly _lines: string[] = [];
 
   family(name: string, type: "gauge" | "counter" | "histogram", help: string): void {
@@ -35,12 +37,12 @@ class _Exposition {
     this.sample(name, value);
   }
 
-  histogramMs(name: string, help: string, h: Histogram): void {
+  histogramMs(name: string, help: string, h: Histogram, labels: Record<string, string> = {}): void {
     this.family(name, "histogram", help);
-    h.boundsMs.forEach((b, i) => this.sample(`${name}_bucket`, h.cumulative[i] ?? 0, { le: String(b / 1000) }));
-    this.sample(`${name}_bucket`, h.cumulative[h.boundsMs.length] ?? h.count, { le: "+Inf" });
-    this.sample(`${name}_sum`, h.sumMs / 1000);
-    this.sample(`${name}_count`, h.count);
+    h.boundsMs.forEach((b, i) => this.sample(`${name}_bucket`, h.cumulative[i] ?? 0, { ...labels, le: String(b / 1000) }));
+    this.sample(`${name}_bucket`, h.cumulative[h.boundsMs.length] ?? h.count, { ...labels, le: "+Inf" });
+    this.sample(`${name}_sum`, h.sumMs / 1000, labels);
+    this.sample(`${name}_count`, h.count, labels);
   }
 
   text(): string {
@@ -48,9 +50,9 @@ class _Exposition {
   }
 }
 
-/** Renders status, metrics and service gauges (e.g. `kv_keys`) as Prometheus text. */
-export function renderMetrics(s: NodeStatus, m: NodeMetrics, service: Record<string, { help: string; value: number }> = {}): string {
-  const x = new _Exposition();
+/** Renders status, metrics and service gauges (e.g. `kv_keys`) as Prometheus text; `more` adds families (the process's). */
+export function renderMetrics(s: NodeStatus, m: NodeMetrics, service: Record<string, { help: string; value: number }> = {}, more: (x: Exposition) => void = () => {}): string {
+  const x = new Exposition();
   x.one("raft_term", "gauge", "Current term of this member.", s.term);
   x.family("raft_role", "gauge", "1 for the role this member plays, 0 for the others.");
   for (const r of _ROLES) x.sample("raft_role", s.role === r ? 1 : 0, { role: r });
@@ -76,11 +78,30 @@ export function renderMetrics(s: NodeStatus, m: NodeMetrics, service: Record<str
   x.one("raft_snapshot_sent_bytes_total", "counter", "Snapshot bytes sent to other members.", m.snapshotBytesSent);
   x.one("raft_snapshot_received_bytes_total", "counter", "Snapshot bytes received from the leader.", m.snapshotBytesReceived);
   x.one("raft_leader_changes_total", "counter", "Times this member saw the leader change.", m.leaderChanges);
+  x.one("raft_log_bytes", "gauge", "Bytes of the log's segment files on disk.", m.logBytes);
+  x.one("raft_snapshot_bytes", "gauge", "Bytes of the stored snapshots' data files on disk.", m.snapshotBytes);
   for (const [name, g] of Object.entries(service)) x.one(name, "gauge", g.help, g.value);
+  more(x);
   return x.text();
 }
 
-/** Mounts `GET /metrics`. */
+/**
+ * Mounts `GET /metrics`, with the process families (memory, event-loop
+ * delay of this thread, build info); the loop-delay sampler runs from now
+ * until the node stops.
+ */
 export function metricsRoute(app: Hono, node: RaftNodeApi, service: () => Record<string, { help: string; value: number }> = () => ({})): void {
-  app.get("/metrics", () => new Response(renderMetrics(node.status(), node.metrics(), service()), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } }));
+  loopDelay.acquire();
+  let released = false;
+  const unsubscribe = node.on((e) => {
+    if ((e.type === "closing" || e.type === "stopped") && !released) {
+      released = true;
+      loopDelay.release();
+      unsubscribe();
+    }
+  });
+  app.get("/metrics", () => {
+    const more = (x: Exposition) => addProcessMetrics(x, threadName(), memoryReading(), loopDelay.reading());
+    return new Response(renderMetrics(node.status(), node.metrics(), service(), more), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+  });
 }

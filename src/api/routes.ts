@@ -29,7 +29,8 @@ import { uiRoute } from "./ui/page.ts";
 /** Options of `apiRoutes`. */
 export interface ApiOptions extends KvRouteOptions {
   /**
-   * With a secret, every route but `/status` and `/metrics` needs
+   * With a secret, every route but `/status` and `/metrics` (and the
+   * health routes, mounted by the node itself: src/api/health-routes.ts) needs
    * `Authorization: Bearer <client token>` (`clientTokenFor(secret)`), or
    * HTTP Basic with the token as the password (how a browser gives it to
    * `/ui`). The secret itself never leaves the member.

@@ -218,6 +218,8 @@ export function statusJson(report: ClusterReport): unknown {
       lastApplied: r.status?.lastApplied ?? null,
       lag: r.lag,
       progress: r.progress === "" ? null : r.progress,
+      version: typeof r.status?.version === "string" ? r.status.version : null,
+      uptimeSeconds: typeof r.status?.uptimeSeconds === "number" ? r.status.uptimeSeconds : null,
     })),
     problems: report.problems,
   };

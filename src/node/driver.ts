@@ -25,6 +25,7 @@ import { PendingTable } from "./pending.ts";
 import { type DriverProbe, ReadyLoop } from "./ready-loop.ts";
 import { type MembershipView, membershipViewOf } from "./peer-admission.ts";
 import { Snapshots } from "./snapshots.ts";
+import { CatchUpGaps } from "./transfer-progress.ts";
 import type { Transport } from "./transport.ts";
 import type { MemberStatus, NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, TlsOptions } from "./types.ts";
 
@@ -119,6 +120,8 @@ export class RaftDriver implements RaftNodeApi {
   #lastLeader: NodeId | null = null;
   /** When a peer message last arrived from each member (wall clock, for status only). */
   readonly #heardAtMs = new Map<NodeId, number>();
+  /** Each learner's gap at its first catch-up round, for the percentage in the progress lines. */
+  readonly #catchUp = new CatchUpGaps();
 
   private constructor(init: DriverInit, applied: number) {
     this.#init = init;
@@ -174,6 +177,7 @@ export class RaftDriver implements RaftNodeApi {
       counters: this.#counters,
       snapshotLogBytes: this.#t.snapshotLogBytes,
       logger: this.#logger,
+      now: () => init.clock.now(),
       emit: (ev) => this.#emit(ev),
       applied: () => this.#applied,
       restored: (index) => {
@@ -440,7 +444,7 @@ export class RaftDriver implements RaftNodeApi {
   }
 
   metrics(): NodeMetrics {
-    return this.#counters.snapshot();
+    return { ...this.#counters.snapshot(), logBytes: this.#storage.log.diskBytes(), snapshotBytes: this.#storage.snapshots.diskBytes() };
   }
 
   on(listener: (event: NodeEvent) => void): () => void {
@@ -541,14 +545,16 @@ export class RaftDriver implements RaftNodeApi {
         break;
       }
       case "membership":
+        for (const m of ev.config.members) if (m.voter) this.#catchUp.forget(m.id);
         this.#logger(`membership (from index ${ev.config.index}): ${ev.config.members.map((m) => `${m.id}${m.voter ? "" : " (learner)"} ${m.url}`).join(", ")}`);
         this.#emit({ type: "membership", members: ev.config.members });
         break;
       case "catch-up":
-        this.#logger(`catching up ${ev.id}: round ${ev.round}, ${ev.lag} entries behind`);
+        this.#logger(`catching up ${ev.id}: round ${ev.round}, ${ev.lag} entries behind (${this.#catchUp.percent(ev.id, ev.round, ev.lag)}% of the first round's gap closed)`);
         this.#emit({ type: "catch-up", id: ev.id, round: ev.round, lag: ev.lag });
         break;
       case "catch-up-failed":
+        this.#catchUp.forget(ev.id);
         this.#logger(`gave up catching up ${ev.id}: ${ev.reason}`);
         this.#emit({ type: "catch-up-failed", id: ev.id, reason: ev.reason });
         break;

@@ -43,7 +43,7 @@ export class NodeCounters {
   snapshotBytesReceived = 0;
   leaderChanges = 0;
 
-  snapshot(): NodeMetrics {
+  snapshot(): Omit<NodeMetrics, "logBytes" | "snapshotBytes"> {
     return {
       proposals: this.proposals,
       proposalsFailed: this.proposalsFailed,

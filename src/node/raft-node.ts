@@ -19,7 +19,8 @@ import { MAX_CLIENT_REQUESTS_DEFAULT, shedExcess } from "./client-limits.ts";
 import { checkListenHost } from "./listen-policy.ts";
 import { type MemberTls, memberTls } from "./member-tls.ts";
 import type { RaftDriver } from "./driver.ts";
-import { startDriver, withService } from "./start.ts";
+import { startDriver, tunablesOf, withService } from "./start.ts";
+import { healthRoutes } from "../api/health-routes.ts";
 import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, TlsOptions } from "./types.ts";
 import { WorkerNode } from "./worker/worker-node.ts";
 
@@ -62,6 +63,8 @@ export class RaftNode implements RaftNodeApi {
     if (lc !== undefined) {
       // On this thread: in worker mode, client traffic then never reaches the consensus loop's thread.
       const app = new Hono();
+      const t = tunablesOf(opts);
+      healthRoutes(app, node, { electionTimeoutMs: t.tickMs * t.electionTicks });
       app.use("*", shedExcess(opts.maxClientRequests ?? MAX_CLIENT_REQUESTS_DEFAULT));
       opts.routes!(app, node);
       try {

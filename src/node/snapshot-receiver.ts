@@ -17,6 +17,7 @@ import { RaftError } from "../errors.ts";
 import type { MsgSnap, NodeId } from "../raft/types.ts";
 import type { IncomingSnapshot, SnapshotStore } from "../storage/snapshot-store.ts";
 import type { SnapshotSink } from "../transport/routes.ts";
+import { TransferProgress } from "./transfer-progress.ts";
 import type { NodeCounters } from "./metrics.ts";
 
 interface _Transfer {
@@ -24,6 +25,7 @@ interface _Transfer {
   readonly snapshotId: string;
   readonly incoming: IncomingSnapshot;
   readonly msg: MsgSnap;
+  readonly progress: TransferProgress | null;
 }
 
 /** Implements `SnapshotSink` over a `SnapshotStore`. */
@@ -34,15 +36,21 @@ export class SnapshotReceiver implements SnapshotSink {
   /** Unfinished transfers by sender. */
   readonly #transfers = new Map<NodeId, _Transfer>();
   #closed = false;
+  readonly #log: { readonly logger: (line: string) => void; readonly now: () => number } | null;
 
-  /** `onComplete` gets the MsgSnap and the durable data of a finished transfer; it owns the file from then on. */
-  constructor(store: SnapshotStore, counters: NodeCounters, onComplete: (msg: MsgSnap, incoming: IncomingSnapshot) => Promise<void>) {
+  /**
+   * `onComplete` gets the MsgSnap and the durable data of a finished
+   * transfer; it owns the file from then on. With `log`, each transfer logs
+   * its progress (see `TransferProgress`).
+   */
+  constructor(store: SnapshotStore, counters: NodeCounters, onComplete: (msg: MsgSnap, incoming: IncomingSnapshot) => Promise<void>, log: { readonly logger: (line: string) => void; readonly now: () => number } | null = null) {
     this.#store = store;
     this.#counters = counters;
     this.#onComplete = onComplete;
+    this.#log = log;
   }
 
-  async begin(from: NodeId, snapshotId: string, msg: MsgSnap): Promise<number> {
+  async begin(from: NodeId, snapshotId: string, msg: MsgSnap, totalBytes?: number): Promise<number> {
     if (this.#closed) throw new RaftError("The node is closing");
     const t = this.#transfers.get(from);
     if (t !== undefined && t.snapshotId === snapshotId && t.msg.snapshot.index === msg.snapshot.index && t.msg.snapshot.term === msg.snapshot.term) {
@@ -50,7 +58,8 @@ export class SnapshotReceiver implements SnapshotSink {
     }
     if (t !== undefined) await this.#drop(t);
     const incoming = await this.#store.createIncoming();
-    this.#transfers.set(from, { from, snapshotId, incoming, msg });
+    const progress = this.#log === null ? null : new TransferProgress(this.#log.logger, `receiving snapshot ${msg.snapshot.index} from ${from}`, totalBytes ?? null, this.#log.now);
+    this.#transfers.set(from, { from, snapshotId, incoming, msg, progress });
     return 0;
   }
 
@@ -64,6 +73,7 @@ export class SnapshotReceiver implements SnapshotSink {
     if (t.incoming.bytes !== offset) throw new RaftError(`snapshot transfer ${snapshotId} from ${from} is not at offset ${offset}`);
     await t.incoming.write(chunk);
     this.#counters.snapshotBytesReceived += chunk.length;
+    t.progress?.update(t.incoming.bytes);
   }
 
   async finish(from: NodeId, snapshotId: string, totalBytes: number): Promise<void> {
@@ -71,6 +81,7 @@ export class SnapshotReceiver implements SnapshotSink {
     if (t.incoming.bytes !== totalBytes) throw new RaftError(`snapshot transfer ${snapshotId} holds ${t.incoming.bytes} bytes, the sender says ${totalBytes}`);
     this.#transfers.delete(from);
     await t.incoming.finish();
+    t.progress?.end(t.incoming.bytes);
     await this.#onComplete(t.msg, t.incoming);
   }
 
@@ -93,6 +104,7 @@ export class SnapshotReceiver implements SnapshotSink {
 
   async #drop(t: _Transfer): Promise<void> {
     this.#transfers.delete(t.from);
+    t.progress?.end(t.incoming.bytes, new Error("dropped (superseded, idle or closing)"));
     await t.incoming.discard();
   }
 }

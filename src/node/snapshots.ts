@@ -22,6 +22,7 @@ import type { PendingTable } from "./pending.ts";
 import type { ReadyLoop } from "./ready-loop.ts";
 import { SnapshotReceiver } from "./snapshot-receiver.ts";
 import type { Transport } from "./transport.ts";
+import { TransferProgress } from "./transfer-progress.ts";
 import type { NodeEvent } from "./types.ts";
 
 /** What `Snapshots` needs from its driver. */
@@ -36,6 +37,8 @@ export interface SnapshotsDeps {
   /** Built-in snapshot once this many bytes of entries were appended since the last. */
   readonly snapshotLogBytes: number;
   readonly logger: (line: string) => void;
+  /** The driver's clock (ms, monotonic): paces transfer progress lines. */
+  now(): number;
   emit(ev: NodeEvent): void;
   /** The index the state machine holds (Invariant: <= the commit index). */
   applied(): number;
@@ -71,7 +74,7 @@ export class Snapshots {
 
   constructor(deps: SnapshotsDeps) {
     this.#d = deps;
-    this.receiver = new SnapshotReceiver(deps.storage.snapshots, deps.counters, (msg, incoming) => this.#received(msg, incoming));
+    this.receiver = new SnapshotReceiver(deps.storage.snapshots, deps.counters, (msg, incoming) => this.#received(msg, incoming), { logger: deps.logger, now: () => deps.now() });
   }
 
   /** The transfer to `id` in progress, if any. */
@@ -181,21 +184,26 @@ export class Snapshots {
     const d = this.#d;
     const transfer: SnapshotTransfer = { sentBytes: 0, totalBytes: null, index: msg.snapshot.index };
     this.#transfers.set(msg.to, transfer);
+    let progress: TransferProgress | null = null;
     void (async () => {
       let s = restorableSnapshot(d.storage);
       if (s === null || s.meta.index < d.storage.log.firstIndex() - 1) s = await this.take();
       transfer.index = s.meta.index;
       transfer.totalBytes = s.byteLength;
       const stored = s;
-      d.logger(`sending snapshot ${stored.meta.index} (${stored.byteLength} bytes) to ${msg.to}`);
+      const p = new TransferProgress(d.logger, `sending snapshot ${stored.meta.index} to ${msg.to}`, stored.byteLength, () => d.now());
+      progress = p;
       await d.transport.sendSnapshot({ ...msg, snapshot: stored.meta }, (offset) => d.storage.snapshots.read(stored, offset), stored.byteLength, (bytes) => {
         d.counters.snapshotBytesSent += bytes - transfer.sentBytes;
         transfer.sentBytes = bytes;
+        p.update(bytes);
       });
+      p.end(stored.byteLength);
       d.emit({ type: "snapshot", what: "sent", index: stored.meta.index, peer: msg.to });
       if (!d.closed()) d.raft.reportSnapshot(msg.to, true);
     })().catch((err) => {
       if (d.closed()) return;
+      progress?.end(transfer.sentBytes, err instanceof Error ? err : new Error(String(err)));
       this.#failed(`snapshot transfer to ${msg.to}`, err);
       d.raft.reportSnapshot(msg.to, false);
     }).finally(() => {

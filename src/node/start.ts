@@ -22,6 +22,7 @@ import { type Applier, localApplier } from "./applier.ts";
 import { MAX_CLIENT_REQUESTS_DEFAULT, shedExcess } from "./client-limits.ts";
 import { systemClock } from "./clock.ts";
 import { clusterIdFor, joinCluster, nodeRoutes } from "./cluster-routes.ts";
+import { healthRoutes } from "../api/health-routes.ts";
 import { DRIVER_DEFAULTS, type DriverTunables, RaftDriver } from "./driver.ts";
 import { checkMemberUrl, checkNodeId, type NodeIdentity, readIdentity, writeIdentity } from "./identity.ts";
 import { checkListenHost } from "./listen-policy.ts";
@@ -243,6 +244,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     });
     guard = g;
     nodeRoutes(app, { getNode: () => d, secret: opts.secret ?? null });
+    healthRoutes(app, d, { electionTimeoutMs: tunables.tickMs * tunables.electionTicks, serving: () => d.serving });
     app.route("/", peerRoutes({
       clusterId: identity.clusterId,
       nodeId: id,

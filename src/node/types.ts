@@ -238,6 +238,10 @@ export interface NodeMetrics {
   readonly snapshotBytesSent: number;
   readonly snapshotBytesReceived: number;
   readonly leaderChanges: number;
+  /** Bytes of the log's segment files on disk. */
+  readonly logBytes: number;
+  /** Bytes of the stored snapshots' data files on disk. */
+  readonly snapshotBytes: number;
 }
 
 /** What a node reports as it runs. */

@@ -244,6 +244,13 @@ export class SegmentedLog implements LogReader {
     return { segments: this.#segments.length, indexBytes, cacheBytes: this.#cache.bytes };
   }
 
+  /** Bytes of the segment files (headers and records), from the in-memory bookkeeping: no file system call. */
+  diskBytes(): number {
+    let bytes = 0;
+    for (const seg of this.#segments) bytes += seg.size;
+    return bytes;
+  }
+
   // ---- Durable operations (queued) ----
 
   /**

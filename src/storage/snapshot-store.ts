@@ -134,6 +134,13 @@ export class SnapshotStore {
     this.#nextSeq = nextSeq;
   }
 
+  /** Bytes of the complete snapshots' data files, from what the store knows: no file system call. */
+  diskBytes(): number {
+    let bytes = 0;
+    for (const s of this.#all) bytes += s.byteLength;
+    return bytes;
+  }
+
   /**
    * Opens (creating) `dataDir/snapshots`, removing interrupted writes and
    * partial transfers.

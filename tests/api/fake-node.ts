@@ -144,6 +144,8 @@ export class FakeNode implements RaftNodeApi {
       snapshotBytesSent: 0,
       snapshotBytesReceived: 0,
       leaderChanges: 1,
+      logBytes: 4096,
+      snapshotBytes: 0,
     };
   }
 

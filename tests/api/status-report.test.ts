@@ -34,6 +34,8 @@ function status(id: string, over: Partial<StatusBody> = {}): StatusBody {
     members: [member("n1"), member("n2"), member("n3")],
     pendingConfigChange: false,
     runtime: "node",
+    version: "0.1.0",
+    uptimeSeconds: 12.5,
     ...over,
   };
 }

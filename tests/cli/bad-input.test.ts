@@ -51,7 +51,7 @@ const BAD: readonly [string, readonly string[], RegExp][] = [
   ["bootstrap of a member not in the list", ["bootstrap", "--data", D, "--id", "n9", "--members", "n1=http://127.0.0.1:7001"], /does not list/],
 ];
 
-const HELP = ["start", "bootstrap", "status", "members", "transfer", "leave", "put", "get", "del", "cas", "token"];
+const HELP = ["start", "bootstrap", "status", "health", "members", "transfer", "leave", "put", "get", "del", "cas", "token"];
 
 describe(`raft CLI on ${RUNTIME}: bad input`, () => {
   let bad: CliRun[] = [];

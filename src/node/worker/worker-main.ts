@@ -16,6 +16,7 @@ import { RaftError } from "../../errors.ts";
 import type { RaftDriver } from "../driver.ts";
 import { forwardRequest } from "../forwarded-request.ts";
 import { kvService } from "../../kv/service.ts";
+import { setThreadName } from "../../api/loop-delay.ts";
 import { startDriver } from "../start.ts";
 import type { NodeEvent, RaftNodeOptions, TlsOptions } from "../types.ts";
 import { remoteApplier } from "./remote-applier.ts";
@@ -35,6 +36,8 @@ import {
 const port = runtime.workerPort();
 if (port === null) throw new RaftError("worker-main.ts runs only as a worker started by RaftNode");
 const parent = port;
+// `/metrics` served from here labels its per-thread series (heap, event-loop delay) thread="worker".
+setThreadName("worker");
 
 function post(m: FromWorker, transfer?: ArrayBuffer[]): void {
   parent.postMessage(m, transfer);
