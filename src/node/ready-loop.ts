@@ -24,7 +24,10 @@
  *    the same reason);
  *  - `persistedMessages` (votes, AppendEntries acknowledgements) go out only
  *    once their batch is durable ("saved to stable storage BEFORE messages
- *    are sent");
+ *    are sent"), and only those of the term the batch left durable: a later
+ *    Ready in the same batch may have moved to a new term and truncated
+ *    entries an earlier one acknowledged to the old term's leader, which
+ *    may still count that ack (found by the simulator, seed 100190);
  *  - committed entries are applied in order on an apply chain that runs
  *    beside the writes (they are durable already); a snapshot is restored
  *    into the state machine only once the snapshot store and the log hold
@@ -319,10 +322,12 @@ export class ReadyLoop {
     d.probe?.persisted?.(this.#written);
     if (d.probe?.stage !== undefined && entries.length > 0) d.probe.stage("durable", entries[entries.length - 1]!.index);
     if (bytes > 0) d.onAppended(bytes);
+    const term = this.#written.term;
     for (const item of batch) {
       item.persisted = true;
       item.markDurable();
-      if (item.rd.persistedMessages.length > 0) d.send(item.rd.persistedMessages);
+      const msgs = item.rd.persistedMessages.length > 0 ? _ofTerm(item.rd.persistedMessages, term) : item.rd.persistedMessages;
+      if (msgs.length > 0) d.send(msgs);
     }
     this.#tryAdvance();
     this.#pump();
@@ -352,4 +357,12 @@ export class ReadyLoop {
     this.#d.onFatal(err);
     for (const w of this.#idleWaiters.splice(0)) w();
   }
+}
+
+/** The messages of `term` (a batch's older-term acknowledgements may promise entries it has since truncated). */
+function _ofTerm(msgs: readonly Message[], term: number): readonly Message[] {
+  for (const m of msgs) {
+    if (m.term < term) return msgs.filter((x) => x.term >= term);
+  }
+  return msgs;
 }
