@@ -376,18 +376,18 @@ export class RaftDriver implements RaftNodeApi {
     });
   }
 
-  addMember(id: NodeId, url: string): Promise<void> {
-    this.#checkOpen();
+  async addMember(id: NodeId, url: string): Promise<void> {
+    this.#checkOpen(); // a rejection, never a throw: these return promises
     return this.#membership.addMember(id, url);
   }
 
-  removeMember(id: NodeId): Promise<void> {
-    this.#checkOpen();
+  async removeMember(id: NodeId): Promise<void> {
+    this.#checkOpen(); // a rejection, never a throw: these return promises
     return this.#membership.removeMember(id);
   }
 
-  transferLeadership(to?: NodeId): Promise<void> {
-    this.#checkOpen();
+  async transferLeadership(to?: NodeId): Promise<void> {
+    this.#checkOpen(); // a rejection, never a throw: these return promises
     return this.#membership.transferLeadership(to);
   }
 

@@ -13,6 +13,10 @@ const FOUND: readonly { seed: number; what: string }[] = [
     seed: 100190,
     what: "one write batch held two Readies: the first acknowledged entry 39 to term 3's leader, the second moved to term 4 and truncated it; the ack went out after the truncation was durable",
   },
+  {
+    seed: 115541,
+    what: "transferLeadership on a member stopped by a failed fsync threw instead of returning a rejected promise",
+  },
 ];
 
 for (const { seed, what } of FOUND) {
