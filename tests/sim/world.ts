@@ -18,6 +18,7 @@
 import { ClosedError, MembershipChangeError, NotLeaderError, ProposalDroppedError, RaftError, StorageFailedError, TimeoutError } from "../../src/errors.ts";
 import { DRIVER_DEFAULTS, type DriverTunables } from "../../src/node/driver.ts";
 import type { SnapshotChunks } from "../../src/node/transport.ts";
+import { CodecError, decodeMessages, encodeMessages } from "../../src/transport/codec.ts";
 import type { Member, Message, MsgSnap, NodeId } from "../../src/raft/types.ts";
 import { Checker, SimViolation } from "./checks.ts";
 import { SimHost, type HostWorld } from "./host.ts";
@@ -49,6 +50,8 @@ export interface WorldOptions {
 export interface WorldStats {
   ticks: number;
   livenessTicks: number;
+  /** Messages corrupted on the wire (bytes flipped) that the codec refused. */
+  corruptRefused: number;
   events: number;
   proposals: number;
   proposalsAcked: number;
@@ -103,7 +106,7 @@ export class World implements HostWorld {
   readonly diskStats: DiskStats = { ops: 0, syncFailures: 0 };
   readonly trace: ((line: string) => void) | null;
   readonly stats: WorldStats = {
-    ticks: 0, livenessTicks: 0, events: 0, proposals: 0, proposalsAcked: 0, proposalsFailed: 0, reads: 0, crashes: 0, restarts: 0,
+    ticks: 0, livenessTicks: 0, corruptRefused: 0, events: 0, proposals: 0, proposalsAcked: 0, proposalsFailed: 0, reads: 0, crashes: 0, restarts: 0,
     fatalStops: 0, partitions: 0, snapshotsSent: 0, snapshotsFailed: 0, joins: 0, removals: 0, readds: 0, transfers: 0, compactions: 0,
     elections: 0, committed: 0, diskOps: 0, syncFailures: 0,
   };
@@ -176,6 +179,8 @@ export class World implements HostWorld {
   send(from: SimHost, owner: object, msg: Message): void {
     if (this.sched.isDead(owner)) return; // a dead process sends nothing (its crash must have come between two events)
     this.guard(() => this.checker.onSend(from, msg));
+    // On the wire as the production transport encodes it: every delivery is decoded by the real codec.
+    const wire = encodeMessages([msg]);
     const { outcome, delays } = this.#net.send(msg);
     if (outcome === "blocked" && msg.type === "MsgApp" && this.#rng.chance(0.5)) {
       // The sender's transport notices a refused connection.
@@ -185,11 +190,31 @@ export class World implements HostWorld {
       this.sched.after(d * TICK_MS + this.#rng.range(0, TICK_MS - 1), () => {
         const h = this.#hosts.get(msg.to);
         if (h === undefined || h.driver === null || h.retired || !this.#net.canReach(msg.from, msg.to)) return;
+        if (!this.#liveness && this.#rng.chance(0.01) && this.#corrupted(wire)) return;
         if (this.trace !== null) this.trace(`deliver ${describeMessage(msg)}`);
         this.#net.stats.delivered++;
-        h.driver.receive([msg]);
+        h.driver.receive(decodeMessages(wire));
       });
     }
+  }
+
+  /**
+   * Flips 1-3 bytes of a copy of `wire` and decodes it: the codec must refuse
+   * it with a CodecError (never another error). A copy that still decodes is
+   * dropped, as the peer key's HMAC or TLS would drop it (without them only
+   * TCP's checksum stands between a member and a corrupted message).
+   * @returns true: the message is lost
+   */
+  #corrupted(wire: Uint8Array): boolean {
+    const bad = wire.slice();
+    for (let i = this.#rng.range(1, 3); i > 0; i--) bad[this.#rng.range(0, bad.length - 1)]! ^= 1 << this.#rng.range(0, 7);
+    try {
+      decodeMessages(bad);
+    } catch (err) {
+      if (!(err instanceof CodecError)) this.guard(() => this.checker.fail(null, `the codec threw ${(err as Error).stack ?? String(err)} on a corrupted message, not a CodecError`));
+      this.stats.corruptRefused++;
+    }
+    return true;
   }
 
   async sendSnapshot(from: SimHost, owner: object, msg: MsgSnap, chunks: SnapshotChunks): Promise<void> {
