@@ -66,9 +66,9 @@ describe(`raft CLI on ${RUNTIME}: bad input`, () => {
       ...BAD.map(([, args]) => () => runCli(args)),
       ...HELP.map((cmd) => () => runCli([cmd, "--help"])),
       () => runCli(["--help"]),
-      () => runCli(["get", "k", "--cluster", dead, "--timeout", "1"]),
-      () => runCli(["put", "k", "v", "--cluster", dead, "--timeout", "1"]),
-      () => runCli(["status", "--cluster", `${dead},${dead.replace("127.0.0.1", "localhost")}`, "--timeout", "1"]),
+      () => runCli(["get", "k", "--cluster", dead, "--timeout", "20"]),
+      () => runCli(["put", "k", "v", "--cluster", dead, "--timeout", "20"]),
+      () => runCli(["status", "--cluster", `${dead},${dead.replace("127.0.0.1", "localhost")}`, "--timeout", "20"]),
     ];
     const runs = await pool(4, tasks);
     bad = runs.slice(0, BAD.length);
