@@ -301,9 +301,12 @@ export class World implements HostWorld {
       last = Math.max(last, h.mirror.lastIndex());
       applied = Math.min(applied, h.sm.current.index);
     }
-    // Elections and catch-up get livenessTicksMax; a replication backlog gets 4 ticks per entry on top
-    // (the slowest flow control moves one entry per round trip), and so does each pending join.
-    const bound = this.opts.livenessTicksMax + 4 * Math.max(0, last - applied) * (1 + this.#joins.size);
+    // Elections and catch-up get livenessTicksMax; a replication backlog gets 8 ticks per entry on top
+    // (the slowest flow control moves one entry per round trip: two network delays of up to 4 ticks, and
+    // a sync of up to 40 ms on the slowest disks), and so does each pending join and one more that a
+    // removed member's re-add or a spare's join may start meanwhile (seed 102861: a learner added after
+    // the faults stopped, one 64-byte message in flight, needed ~7 ticks per entry).
+    const bound = this.opts.livenessTicksMax + 8 * Math.max(0, last - applied) * (2 + this.#joins.size);
     for (let i = 0; i < bound; i++) {
       this.stats.livenessTicks++;
       this.#retireRemoved();
