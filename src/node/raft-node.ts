@@ -20,7 +20,7 @@ import { checkListenHost } from "./listen-policy.ts";
 import { type MemberTls, memberTls } from "./member-tls.ts";
 import type { RaftDriver } from "./driver.ts";
 import { startDriver, withService } from "./start.ts";
-import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, TlsOptions } from "./types.ts";
+import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, SnapshotTaken, TlsOptions } from "./types.ts";
 import { WorkerNode } from "./worker/worker-node.ts";
 
 export { bootstrapDataDir } from "./start.ts";
@@ -119,6 +119,9 @@ export class RaftNode implements RaftNodeApi {
   }
   endSnapshot(marker: number): Promise<void> {
     return this.#impl.endSnapshot(marker);
+  }
+  takeSnapshot(): Promise<SnapshotTaken> {
+    return this.#impl.takeSnapshot();
   }
   /** In worker mode a copy at most one tick old, except `lastApplied`, which is exact. */
   status(): NodeStatus {
