@@ -215,6 +215,9 @@ function _open(file: string): _Opened {
     if (version !== BACKUP_VERSION) throw new BackupCorruptError(file, 8, `format version ${version} is not one this version reads (${BACKUP_VERSION})`);
     const h = readU32(pre, 12);
     if (h > _HEADER_BYTES_MAX) throw new BackupCorruptError(file, 12, `the header length ${h} is implausible (damaged)`);
+    if (20 + h > fileBytes) {
+      throw new BackupCorruptError(file, 12, `the header length ${h} (at offset 12) runs past the end of the file (${fileBytes} bytes): truncated, or the length is damaged`);
+    }
     const rest = _readAt(fd, 16, h + 4);
     if (rest.length < h + 4) throw new BackupCorruptError(file, 16 + rest.length, `the file ends inside its header (${fileBytes} bytes: truncated)`);
     const head = new Uint8Array(16 + h);
