@@ -134,7 +134,9 @@ export class Snapshots {
     const d = this.#d;
     if (d.applier.snapshot === null) throw new RaftError("The state machine has no snapshot(): a backup needs one");
     const have = restorableSnapshot(d.storage);
-    const stored = have !== null && have.meta.index === d.applied() ? have : await this.take();
+    // The state machine's own last id (no-ops and config entries never reach it, so it may trail the applied index).
+    const smApplied = Math.min(await d.applier.lastApplied(), d.applied());
+    const stored = have !== null && have.meta.index === smApplied ? have : await this.take();
     const release = async () => {
       if (d.closed()) return;
       await d.storage.snapshots.prune(d.storage.log.snapshotMeta().index, this.#toRestore).catch((err) => this.#failed("pruning snapshots after a backup", err));
