@@ -16,6 +16,10 @@
  * entry that was never committed could revive a write whose client was
  * told it failed (etcd drops them too).
  *
+ * When the newest configuration in the log already names this member as
+ * its only voter, every entry it holds is committed and nothing is dropped:
+ * running it again (or on a member that always was alone) changes nothing.
+ *
  * How: one "config" entry appended right after the kept index (at the
  * current term; `append` truncates the tail) naming this member as the only
  * voter, the state file's commit index moved onto it, the membership file
@@ -58,10 +62,16 @@ export async function forceNewCluster(storage: NodeStorage, self: { readonly id:
   const compacted = log.snapshotMeta();
   const snap = restorableSnapshot(storage);
   const last = log.lastIndex();
-  const keep = Math.min(last, Math.max(hs.commitIndex, compacted.index, snap?.meta.index ?? 0, stateMachineApplied));
+  // When the newest configuration in the log already has this member as its only voter (a cluster forced
+  // before, or one that always had one member), every entry it holds is committed: a sole voter commits
+  // what it made durable, and a committed entry commits every entry before it.
+  const configs = log.configs();
+  const newest = configs.length > 0 ? decodeMembership(configs[configs.length - 1]!.data) : compacted.membership;
+  const aloneAlready = newest.length === 1 && newest[0]!.id === self.id && newest[0]!.voter;
+  const keep = aloneAlready ? last : Math.min(last, Math.max(hs.commitIndex, compacted.index, snap?.meta.index ?? 0, stateMachineApplied));
   // The configuration in force at `keep`: the last config entry at or before it, else the compaction point's.
   let members: readonly Member[] = compacted.membership;
-  for (const c of log.configs()) if (c.index <= keep) members = decodeMembership(c.data);
+  for (const c of configs) if (c.index <= keep) members = decodeMembership(c.data);
   const me = members.find((m) => m.id === self.id);
   if (me === undefined) {
     throw new InvalidArgumentError(
