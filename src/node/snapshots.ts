@@ -116,7 +116,7 @@ export class Snapshots {
     this.#snapshotting = true;
     try {
       await d.storage.log.beginSnapshot().catch((err) => this.#storageFailure(err));
-      const s = await this.take();
+      const s = await this.take().catch((err) => this.#storageFailure(err));
       await this.compact(s.meta.index);
       return { index: s.meta.index, term: s.meta.term, bytes: s.byteLength, compactedThrough: d.storage.log.snapshotMeta().index };
     } finally {
@@ -136,7 +136,8 @@ export class Snapshots {
     const have = restorableSnapshot(d.storage);
     // The state machine's own last id (no-ops and config entries never reach it, so it may trail the applied index).
     const smApplied = Math.min(await d.applier.lastApplied(), d.applied());
-    const stored = have !== null && have.meta.index === smApplied ? have : await this.take();
+    // A failed write of the snapshot stops the node, as any failed fsync does.
+    const stored = have !== null && have.meta.index === smApplied ? have : await this.take().catch((err) => this.#storageFailure(err));
     const release = async () => {
       if (d.closed()) return;
       await d.storage.snapshots.prune(d.storage.log.snapshotMeta().index, this.#toRestore).catch((err) => this.#failed("pruning snapshots after a backup", err));

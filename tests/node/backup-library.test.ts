@@ -14,8 +14,9 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { backupStatus, bootstrapDataDir, RaftError, RaftNode, restoreBackup, saveBackup, takeSnapshotOf } from "../../mod.ts";
+import { backupStatus, bootstrapDataDir, clientTokenFor, RaftError, RaftNode, restoreBackup, saveBackup, takeSnapshotOf } from "../../mod.ts";
 import type { SnapshotSource, StateMachine } from "../../mod.ts";
+import { makeTestCerts } from "../helpers/certs.ts";
 import { freePorts } from "../helpers/ports.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "raft-backup-lib-"));
@@ -91,6 +92,30 @@ describe("backups through mod.ts", () => {
       }
     });
   }
+
+  it("over TLS with client certificates required and a cluster secret: saveBackup and takeSnapshotOf need the token and a client certificate", async () => {
+    const certs = makeTestCerts();
+    const secret = enc("a-cluster-secret-of-enough-length");
+    const sm = listMachine();
+    const node = await RaftNode.start({
+      id: "s1", dataDir: path.join(root, "tls"), host: "127.0.0.1", port: 0, bootstrap: true, stateMachine: sm, thread: "caller", logger: () => {}, secret,
+      tls: { cert: certs.member.cert, key: certs.member.key, ca: certs.ca.cert, requireClientCert: true },
+    });
+    try {
+      for (let i = 0; i < 5; i++) await node.propose(enc(`s${i}`));
+      const tls = { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key };
+      const file = path.join(root, "tls.snap");
+      await assert.rejects(saveBackup(node, file, { tls }), /HTTP 401/);
+      await assert.rejects(saveBackup(node, file, { tls: { ca: certs.ca.cert }, secret }), /HTTP 403|client certificate/);
+      const info = await saveBackup(node, file, { tls, secret });
+      assert.equal(info.index, sm.lastApplied());
+      const t = await takeSnapshotOf(node, { tls, token: clientTokenFor(secret) });
+      assert.equal(t.index, sm.lastApplied());
+    } finally {
+      await node.close();
+      certs.remove();
+    }
+  });
 
   it("a state machine without snapshot() cannot be backed up or snapshotted: 501 saying so", async () => {
     let last = 0;
