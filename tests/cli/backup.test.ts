@@ -16,6 +16,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import process from "node:process";
 import { freePorts } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { Cluster, MemberProcess } from "./cluster-harness.ts";
@@ -200,4 +201,32 @@ describe(`raft snapshot save / status / restore / take on ${RUNTIME}`, () => {
       assert.ok(fs.readdirSync(path.join(m.dir, "snapshots")).some((n) => n.startsWith(`snap-${t[1]!.padStart(20, "0")}`)), "the snapshot is in the data directory");
     }
   }));
+});
+
+describe(`raft snapshot: bad input on ${RUNTIME}`, () => {
+  it("missing or extra arguments are usage errors (exit 2); an unreachable member is exit 1 naming it; nothing is written", async () => {
+    const [port] = await freePorts(1);
+    const tmp = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "raft-snap-bad-"));
+    try {
+      const cases: [readonly string[], number, RegExp][] = [
+        [["snapshot"], 2, /Missing subcommand/],
+        [["snapshot", "copy", "x"], 2, /Unknown subcommand "copy"/],
+        [["snapshot", "save"], 2, /Missing argument/],
+        [["snapshot", "save", path.join(tmp, "x.snap"), "--cluster", "127.0.0.1:1,127.0.0.1:2"], 2, /one member/],
+        [["snapshot", "restore", path.join(tmp, "x.snap"), "--id", "a"], 2, /--data, --id and --members/],
+        [["snapshot", "restore", path.join(tmp, "x.snap"), "--data", path.join(tmp, "d"), "--id", "a", "--members", "b=http://127.0.0.1:1"], 2, /does not include this member \(a\)/],
+        [["snapshot", "restore", path.join(tmp, "x.snap"), "--data", path.join(tmp, "d"), "--id", "a", "--members", "a=http://127.0.0.1:1"], 1, /x\.snap is unusable at byte offset 0: the file does not exist/],
+        [["snapshot", "save", path.join(tmp, "x.snap"), "--cluster", `127.0.0.1:${port}`], 1, new RegExp(`Cannot reach http://127.0.0.1:${port}/cluster/snapshot: connection refused`)],
+        [["start", "--data", path.join(tmp, "none"), "--force-new-cluster"], 2, /holds no member yet/],
+      ];
+      const runs = await pool(3, cases.map(([args]) => () => runCli(args)));
+      runs.forEach((r, i) => {
+        assert.equal(r.code, cases[i]![1], `${r.cmd}: ${r.stdout} ${r.stderr}`);
+        assert.match(r.stderr, cases[i]![2], r.cmd);
+      });
+      assert.deepEqual(fs.readdirSync(tmp), [], "no file or directory was left behind");
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });
