@@ -20,7 +20,7 @@
 import type { Hono } from "hono";
 import { RaftError } from "../errors.ts";
 import type { SnapshotMeta } from "../raft/types.ts";
-import { backupFileBytes, encodeBackup, encodeBackupHead } from "../storage/backup-file.ts";
+import { BACKUP_BLOCK_BYTES, backupFileBytes, encodeBackup, encodeBackupHead } from "../storage/backup-file.ts";
 import { bearerOk } from "../node/cluster-routes.ts";
 import type { SnapshotTaken } from "../node/types.ts";
 import { errorReply, failureReply } from "./http.ts";
@@ -72,7 +72,7 @@ export function backupRoutes(app: Hono, opts: { getNode: () => BackupSourceNode;
       createdAt: new Date().toISOString(),
     };
     const headBytes = encodeBackupHead(header).length - 20;
-    const total = backupFileBytes(headBytes, src.byteLength, 1024 * 1024);
+    const total = backupFileBytes(headBytes, src.byteLength, BACKUP_BLOCK_BYTES);
     const it = encodeBackup(header, src.chunks)[Symbol.asyncIterator]();
     let released = false;
     const release = () => {
