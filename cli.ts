@@ -51,6 +51,7 @@ const USAGE: Record<string, string> = {
 commands:
   start       run a member serving the built-in KV store
   bootstrap   prepare a data directory for a static multi-member cluster
+  snapshot    save, check and restore backups (save, status, restore); snapshot and compact now (take)
   status      show every member's role, term, indexes and lag, and what is wrong
   health      ask every member whether it is healthy (exit code 0 only when all are)
   members     list, add or remove members
@@ -80,6 +81,9 @@ commands:
   --trusted-ca-file FILE  members' certificates must be signed by this CA, both ways (mutual TLS)
   --client-cert-auth    clients too must present a certificate signed by that CA
   --insecure            allow listening on a non-loopback address without TLS or a secret
+  --force-new-cluster   UNSAFE recovery after losing quorum: restart this member (raft start --data DIR
+                        --force-new-cluster) as the only voter, with what it knows to be committed; later
+                        entries are dropped and the other members removed (logged); add new ones with --join
   --log-format FORMAT   text (default) or json, one line per message or event on stderr; JSON lines carry
                         ts, level (info|warn|error), member, msg, and for events event plus its fields
   --max-key-bytes N     longest key accepted (default ${KEY_BYTES_MAX_DEFAULT})
@@ -95,6 +99,23 @@ commands:
 Prepares DIR for member ID of a new static cluster; run it once per member with the same
 --members list, then start each with raft start --data DIR.
   --listen HOST:PORT    where it will listen (default: the host and port of its own URL)`,
+  snapshot: `usage: raft snapshot save FILE [client options]
+       raft snapshot status FILE [--json]
+       raft snapshot restore FILE --data DIR --id ID --members ID=URL,ID=URL,... [--listen HOST:PORT]
+       raft snapshot take [client options]
+
+save     streams a backup of the state machine of the member at --cluster (one member) as of one
+         committed index, with its index, term, membership and checksums, into FILE (written to
+         FILE.part, fsynced, checked, then renamed); a progress bar on a terminal, lines otherwise
+status   checks FILE whole and prints its index, term, size, checksum and members; refuses a damaged
+         file, naming the offset
+restore  prepares DIR (new or empty) for member ID of a new cluster holding FILE's data; run it once
+         per member with the same --members list (they get the same new cluster id), then start each
+         with raft start --data DIR
+take     makes the member at --cluster snapshot its state machine now and compact its log
+  --json                  status as JSON
+  --listen HOST:PORT      restore: where it will listen (default: the host and port of its own URL)
+${CLIENT_FLAGS}`,
   status: `usage: raft status [--json] [client options]
 
 Asks every member for its status and prints a table; says what is wrong, if anything.
@@ -489,6 +510,148 @@ async function cmdBootstrap(args: readonly string[]): Promise<number> {
   return 0;
 }
 
+// ---- backups: raft snapshot save | status | restore | take ----
+
+function _mib(n: number): string {
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/** A progress bar on a terminal (redrawn in place), a line per 10% otherwise. */
+function _progress(): { update: (got: number, total: number | null) => void; end: () => void } {
+  const tty = process.stderr.isTTY === true;
+  let lastTenth = -1;
+  let drawn = false;
+  return {
+    update(got, total) {
+      if (tty) {
+        const pct = total === null || total === 0 ? null : Math.min(1, got / total);
+        const bar = pct === null ? "" : `[${"#".repeat(Math.round(pct * 30)).padEnd(30, " ")}] ${(pct * 100).toFixed(0).padStart(3)}% `;
+        process.stderr.write(`\r${bar}${_mib(got)}${total === null ? "" : ` of ${_mib(total)}`}`);
+        drawn = true;
+        return;
+      }
+      const tenth = total === null || total === 0 ? Math.floor(got / (16 * 1024 * 1024)) : Math.floor((got / total) * 10);
+      if (tenth === lastTenth) return;
+      lastTenth = tenth;
+      process.stderr.write(`received ${_mib(got)}${total === null ? "" : ` of ${_mib(total)} (${Math.floor((got / Math.max(1, total)) * 100)}%)`}\n`);
+    },
+    end() {
+      if (drawn) process.stderr.write("\n");
+    },
+  };
+}
+
+async function cmdSnapshot(args: readonly string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === "--help" || sub === "-h") {
+    if (sub === undefined) throw usageError("snapshot", "Missing subcommand: save, status, restore or take");
+    return help("snapshot");
+  }
+  const { BackupCorruptError, RaftError } = await import("./src/errors.ts");
+  const fail = (err: unknown): never => {
+    if (err instanceof InvalidArgumentError) throw new CliExit(2, err.message);
+    if (err instanceof BackupCorruptError || err instanceof RaftError) throw new CliExit(1, err.message);
+    throw err;
+  };
+  const oneMember = async (cmd: string, v: Values) => {
+    const urls = clusterUrls(cmd, v);
+    if (urls.length !== 1) throw usageError("snapshot", `snapshot ${cmd} talks to one member: give one --cluster URL, not ${urls.length}`);
+    const timeout = str(v, "timeout");
+    const tls = clientTls("snapshot", v);
+    const token = await clientToken("snapshot", v);
+    return {
+      url: urls[0]!,
+      opts: {
+        ...(token === null ? {} : { token }),
+        ...(tls === null ? {} : { tls }),
+        ...(timeout === undefined ? {} : { timeoutMs: positiveNumber("snapshot", "timeout", timeout, 600) * 1000 }),
+      },
+    };
+  };
+  const backup = await import("./src/node/backup.ts");
+  switch (sub) {
+    case "save": {
+      const p = parse("snapshot", rest, CLIENT_OPTIONS, [1, 1]);
+      if (p === null) return help("snapshot");
+      const file = p.positionals[0]!;
+      const { url, opts } = await oneMember("save", p.values);
+      const bar = _progress();
+      const started = Date.now();
+      const info = await backup.saveBackup(url, file, { ...opts, onProgress: bar.update }).catch(fail).finally(() => bar.end());
+      await writeOut(process.stdout, `saved ${file}: snapshot at index ${info.index}, term ${info.term}, ${info.fileBytes} bytes (state ${info.payloadBytes} bytes), sha256 ${info.sha256}, from member ${info.memberId} of cluster ${info.clusterId}, in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
+      return 0;
+    }
+    case "status": {
+      const p = parse("snapshot", rest, { json: { type: "boolean" }, help: { type: "boolean", short: "h" } }, [1, 1]);
+      if (p === null) return help("snapshot");
+      let info: ReturnType<typeof backup.backupStatus>;
+      try {
+        info = backup.backupStatus(p.positionals[0]!);
+      } catch (err) {
+        return fail(err);
+      }
+      if (p.values.json === true) {
+        const { file: _f, ...rest2 } = info;
+        await writeOut(process.stdout, `${JSON.stringify({ file: p.positionals[0], ...rest2 })}\n`);
+        return 0;
+      }
+      const rows: [string, string][] = [
+        ["index", String(info.index)],
+        ["term", String(info.term)],
+        ["size", `${info.fileBytes} bytes (state machine snapshot: ${info.payloadBytes} bytes)`],
+        ["sha256", info.sha256],
+        ["cluster", info.clusterId],
+        ["taken", `${info.createdAt} from member ${info.memberId}`],
+        ["members", info.members.map((m) => `${m.id}=${m.url}${m.voter ? "" : " (learner)"}`).join(", ")],
+        ["format", `version ${info.version}, every block checked`],
+      ];
+      await writeOut(process.stdout, rows.map(([k, x]) => `${k.padEnd(8)} ${x}`).join("\n") + "\n");
+      return 0;
+    }
+    case "restore": {
+      const p = parse("snapshot", rest, { data: { type: "string" }, id: { type: "string" }, members: { type: "string" }, listen: { type: "string" }, help: { type: "boolean", short: "h" } }, [1, 1]);
+      if (p === null) return help("snapshot");
+      const data = str(p.values, "data");
+      const idArg = str(p.values, "id");
+      const list = str(p.values, "members");
+      if (data === undefined || idArg === undefined || list === undefined) throw usageError("snapshot", "restore needs --data, --id and --members");
+      const id = checkMemberId(idArg);
+      if (!id.ok) throw usageError("snapshot", id.error);
+      const members: { id: string; url: string }[] = [];
+      for (const item of list.split(",")) {
+        const eq = item.indexOf("=");
+        if (eq <= 0) throw usageError("snapshot", `Malformed member ${JSON.stringify(item)}: expected ID=URL`);
+        const mid = checkMemberId(item.slice(0, eq));
+        if (!mid.ok) throw usageError("snapshot", mid.error);
+        const url = checkBaseUrl(item.slice(eq + 1), `URL of ${mid.value}`);
+        if (!url.ok) throw usageError("snapshot", url.error);
+        members.push({ id: mid.value, url: url.value });
+      }
+      let hp: { host: string; port: number } | null = null;
+      const listen = str(p.values, "listen");
+      if (listen !== undefined) {
+        const c = checkHostPort(listen);
+        if (!c.ok) throw usageError("snapshot", c.error);
+        hp = c.value;
+      }
+      const { restoreBackup } = await import("./src/node/restore.ts");
+      const r = await restoreBackup(p.positionals[0]!, { dataDir: data, id: id.value, members, ...(hp === null ? {} : hp) }).catch(fail);
+      await writeOut(process.stdout, `restored snapshot ${r.index} (term ${r.term}, sha256 ${r.backup.sha256}) into ${data} for member ${id.value} of new cluster ${r.clusterId} (${r.members.map((m) => m.id).join(", ")}); start it with: raft start --data ${data}\n`);
+      return 0;
+    }
+    case "take": {
+      const p = parse("snapshot", rest, CLIENT_OPTIONS, [0, 0]);
+      if (p === null) return help("snapshot");
+      const { url, opts } = await oneMember("take", p.values);
+      const t = await backup.takeSnapshotOf(url, opts).catch(fail);
+      await writeOut(process.stdout, `${url}: snapshot at index ${t.index} (term ${t.term}, ${t.bytes} bytes); log compacted through index ${t.compactedThrough}\n`);
+      return 0;
+    }
+    default:
+      throw usageError("snapshot", `Unknown subcommand ${JSON.stringify(sub)}: use save, status, restore or take`);
+  }
+}
+
 /**
  * The member side (RaftNode, storage, runtime adapter), loaded only by the
  * commands that run or prepare a member: client commands start faster
@@ -524,6 +687,7 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
     join: { type: "string" },
     "secret-file": { type: "string" },
     insecure: { type: "boolean" },
+    "force-new-cluster": { type: "boolean" },
     "log-format": { type: "string" },
     "max-key-bytes": { type: "string" },
     "max-value-bytes": { type: "string" },
@@ -633,6 +797,10 @@ async function cmdStart(args: readonly string[]): Promise<number | null> {
   if (join.length > 0) opts.join = join;
   if (secretBytes !== undefined) opts.secret = secretBytes;
   if (v.insecure === true) opts.insecure = true;
+  if (v["force-new-cluster"] === true) {
+    if (saved === null || v.bootstrap === true || join.length > 0) throw usageError("start", "--force-new-cluster restarts a member that exists: give --data DIR of a member, without --bootstrap or --join");
+    opts.forceNewCluster = true;
+  }
   if (listenClient?.ok) opts.listenClient = listenClient.value;
   if (maxClientRequests !== undefined) opts.maxClientRequests = maxClientRequests;
   const minFree = str(v, "min-free-bytes");
@@ -702,6 +870,7 @@ function help(cmd: string): number {
 const COMMANDS: Record<string, (args: readonly string[]) => Promise<number | null>> = {
   start: cmdStart,
   bootstrap: cmdBootstrap,
+  snapshot: cmdSnapshot,
   status: cmdStatus,
   health: cmdHealth,
   members: cmdMembers,

@@ -21,6 +21,11 @@
  */
 export { bootstrapDataDir, RaftNode } from "./src/node/raft-node.ts";
 export { clientTokenFor } from "./src/transport/credentials.ts";
+export { backupStatus, saveBackup, takeSnapshotOf } from "./src/node/backup.ts";
+export type { MemberClientOptions, SaveBackupOptions } from "./src/node/backup.ts";
+export { restoreBackup } from "./src/node/restore.ts";
+export type { RestoreOptions, RestoreResult } from "./src/node/restore.ts";
+export type { BackupHeader, BackupInfo } from "./src/storage/backup-file.ts";
 export type {
   Histogram,
   MemberStatus,
@@ -30,9 +35,11 @@ export type {
   RaftNodeApi,
   RaftNodeOptions,
   SnapshotSource,
+  SnapshotTaken,
   StateMachine,
 } from "./src/node/types.ts";
 export {
+  BackupCorruptError,
   ClosedError,
   DiskSpaceError,
   InvalidArgumentError,

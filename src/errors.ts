@@ -48,6 +48,21 @@ export class StorageCorruptError extends RaftError {
 }
 
 /**
+ * A backup file (`raft snapshot save`) is missing, truncated, damaged or not
+ * a backup: nothing is restored from it. `file` and `offset` say where.
+ */
+export class BackupCorruptError extends RaftError {
+  override name = "BackupCorruptError";
+  readonly file: string;
+  readonly offset: number;
+  constructor(file: string, offset: number, detail: string) {
+    super(`Backup file ${file} is unusable at byte offset ${offset}: ${detail}`);
+    this.file = file;
+    this.offset = offset;
+  }
+}
+
+/**
  * A write, fsync, rename or truncate failed. The store stops for good: after a
  * failed fsync the kernel may have dropped the dirty pages, so retrying and
  * assuming success could report lost data as durable ("fsyncgate").

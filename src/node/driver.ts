@@ -13,7 +13,7 @@
 import { ClosedError, InvalidArgumentError, NotLeaderError, TimeoutError } from "../errors.ts";
 import { decodeMembership } from "../raft/membership-codec.ts";
 import { Raft } from "../raft/raft.ts";
-import type { ConfigState, Entry, Message, MsgSnap, NodeId, RaftConfig, RaftEvent, Ready } from "../raft/types.ts";
+import type { ConfigState, Entry, Message, MsgSnap, NodeId, RaftConfig, RaftEvent, Ready, SnapshotMeta } from "../raft/types.ts";
 import type { Applier } from "./applier.ts";
 import { type Clock, every } from "./clock.ts";
 import { NodeCounters } from "./metrics.ts";
@@ -27,7 +27,7 @@ import { type MembershipView, membershipViewOf } from "./peer-admission.ts";
 import { Snapshots } from "./snapshots.ts";
 import { CatchUpGaps } from "./transfer-progress.ts";
 import type { Transport } from "./transport.ts";
-import type { MemberStatus, NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, TlsOptions } from "./types.ts";
+import type { MemberStatus, NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, SnapshotTaken, TlsOptions } from "./types.ts";
 
 /** Tunables of a driver, with their defaults in `DRIVER_DEFAULTS`. */
 export interface DriverTunables {
@@ -406,6 +406,23 @@ export class RaftDriver implements RaftNodeApi {
     this.#checkOpen();
     if (!Number.isSafeInteger(marker) || marker < 0) throw new InvalidArgumentError(`endSnapshot(${marker}): the marker must be an index returned by beginSnapshot()`);
     await this.#snapshots.compact(marker);
+  }
+
+  /** A built-in snapshot now, then compaction up to it (`raft snapshot take`). */
+  async takeSnapshot(): Promise<SnapshotTaken> {
+    this.#checkOpen();
+    return await this.#snapshots.takeNow();
+  }
+
+  /**
+   * A consistent image of the state machine as of one committed index, for
+   * a backup (`../api/backup-routes.ts`): its meta, length and chunks; call
+   * `release` once read.
+   */
+  async backupSnapshot(): Promise<{ meta: SnapshotMeta; byteLength: number; chunks: AsyncIterable<Uint8Array>; release: () => Promise<void> }> {
+    this.#checkOpen();
+    const { stored, release } = await this.#snapshots.forBackup();
+    return { meta: stored.meta, byteLength: stored.byteLength, chunks: this.#storage.snapshots.read(stored), release };
   }
 
   status(): NodeStatus {

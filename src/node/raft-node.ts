@@ -21,7 +21,7 @@ import { type MemberTls, memberTls } from "./member-tls.ts";
 import type { RaftDriver } from "./driver.ts";
 import { startDriver, tunablesOf, withService } from "./start.ts";
 import { healthRoutes } from "../api/health-routes.ts";
-import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, TlsOptions } from "./types.ts";
+import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, SnapshotTaken, TlsOptions } from "./types.ts";
 import { WorkerNode } from "./worker/worker-node.ts";
 
 export { bootstrapDataDir } from "./start.ts";
@@ -122,6 +122,9 @@ export class RaftNode implements RaftNodeApi {
   }
   endSnapshot(marker: number): Promise<void> {
     return this.#impl.endSnapshot(marker);
+  }
+  takeSnapshot(): Promise<SnapshotTaken> {
+    return this.#impl.takeSnapshot();
   }
   /** In worker mode a copy at most one tick old, except `lastApplied`, which is exact. */
   status(): NodeStatus {

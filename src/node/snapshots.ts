@@ -23,7 +23,7 @@ import type { ReadyLoop } from "./ready-loop.ts";
 import { SnapshotReceiver } from "./snapshot-receiver.ts";
 import type { Transport } from "./transport.ts";
 import { TransferProgress } from "./transfer-progress.ts";
-import type { NodeEvent } from "./types.ts";
+import type { NodeEvent, SnapshotTaken } from "./types.ts";
 
 /** What `Snapshots` needs from its driver. */
 export interface SnapshotsDeps {
@@ -103,6 +103,49 @@ export class Snapshots {
     } finally {
       this.#snapshotting = false;
     }
+  }
+
+  /**
+   * `raft snapshot take`: a built-in snapshot now and compaction up to it
+   * (never past what a follower or a transfer still needs, as always).
+   * @throws RaftError when the state machine has no snapshot()/restore()
+   */
+  async takeNow(): Promise<SnapshotTaken> {
+    const d = this.#d;
+    if (d.applier.snapshot === null || d.applier.restore === null) {
+      throw new RaftError("The state machine has no snapshot() and restore(): compact with beginSnapshot()/endSnapshot() instead");
+    }
+    this.#bytesSinceSnapshot = 0;
+    this.#snapshotting = true;
+    try {
+      await d.storage.log.beginSnapshot().catch((err) => this.#storageFailure(err));
+      const s = await this.take().catch((err) => this.#storageFailure(err));
+      await this.compact(s.meta.index);
+      return { index: s.meta.index, term: s.meta.term, bytes: s.byteLength, compactedThrough: d.storage.log.snapshotMeta().index };
+    } finally {
+      this.#snapshotting = false;
+    }
+  }
+
+  /**
+   * A consistent image for a backup: the stored snapshot at the applied
+   * index when there is one, else a fresh one (taken on the apply chain, so
+   * as of one applied, hence committed, index). Call `release` when done:
+   * it prunes the snapshots no restart needs.
+   */
+  async forBackup(): Promise<{ stored: StoredSnapshot; release: () => Promise<void> }> {
+    const d = this.#d;
+    if (d.applier.snapshot === null) throw new RaftError("The state machine has no snapshot(): a backup needs one");
+    const have = restorableSnapshot(d.storage);
+    // The state machine's own last id (no-ops and config entries never reach it, so it may trail the applied index).
+    const smApplied = Math.min(await d.applier.lastApplied(), d.applied());
+    // A failed write of the snapshot stops the node, as any failed fsync does.
+    const stored = have !== null && have.meta.index === smApplied ? have : await this.take().catch((err) => this.#storageFailure(err));
+    const release = async () => {
+      if (d.closed()) return;
+      await d.storage.snapshots.prune(d.storage.log.snapshotMeta().index, this.#toRestore).catch((err) => this.#failed("pruning snapshots after a backup", err));
+    };
+    return { stored, release };
   }
 
   /** The seed's `beginSnapshot`: seals the log; returns the marker (the state machine's own last id). */

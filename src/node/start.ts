@@ -33,6 +33,8 @@ import { Peers } from "./peers.ts";
 import { SNAPSHOT_IDLE_TIMEOUT_MS_DEFAULT, SnapshotGuard } from "./snapshot-guard.ts";
 import { writeTracerFromEnv } from "./write-trace.ts";
 import { kvService } from "../kv/service.ts";
+import { backupRoutes } from "../api/backup-routes.ts";
+import { forceNewCluster } from "./force-new-cluster.ts";
 import type { RaftNodeOptions, StateMachine } from "./types.ts";
 
 /** Largest accepted peer RPC body by default (peers send batches of 4 MiB at most). */
@@ -155,6 +157,11 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     if (opts.advertiseUrl !== undefined) checkMemberUrl(opts.advertiseUrl);
 
     storage = await openNodeStorage(dataDir, { logger, ...(opts.segmentBytesMax === undefined ? {} : { segmentBytesMax: opts.segmentBytesMax }) });
+    if (opts.forceNewCluster === true) {
+      if (saved === null) throw new InvalidArgumentError(`forceNewCluster: data directory ${dataDir} holds no member to recover`);
+      const smApplied = hooks.applier !== undefined ? await hooks.applier.lastApplied() : await stateMachineOf(opts).lastApplied();
+      await forceNewCluster(storage, saved, smApplied, logger);
+    }
     const admission = await PeerAdmission.open(dataDir, logger);
 
     // The cluster: saved, or bootstrapped now, or learned from a member we join.
@@ -245,6 +252,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     guard = g;
     nodeRoutes(app, { getNode: () => d, secret: opts.secret ?? null });
     healthRoutes(app, d, { electionTimeoutMs: tunables.tickMs * tunables.electionTicks, serving: () => d.serving });
+    backupRoutes(app, { getNode: () => d, secret: opts.secret ?? null, logger });
     app.route("/", peerRoutes({
       clusterId: identity.clusterId,
       nodeId: id,

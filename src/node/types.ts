@@ -87,6 +87,14 @@ export interface RaftNodeOptions {
    */
   readonly bootstrap?: true | readonly Member[];
   /**
+   * UNSAFE recovery after losing quorum (etcd's `--force-new-cluster`):
+   * before starting, make this member the only voter of its cluster,
+   * keeping the log through the last index it knows to be committed and
+   * dropping the entries after it (logged). Written durably: later starts
+   * need not repeat it. Needs a data directory that holds a member.
+   */
+  readonly forceNewCluster?: boolean;
+  /**
    * Join a running cluster through any of these member URLs: the node learns
    * the cluster id, starts, asks to be added (as a learner, caught up, then
    * promoted) and retries until the cluster answers. Ignored on restart.
@@ -244,6 +252,17 @@ export interface NodeMetrics {
   readonly snapshotBytes: number;
 }
 
+/** What `takeSnapshot()` did. */
+export interface SnapshotTaken {
+  /** The index the snapshot is at (the applied index when it was taken). */
+  readonly index: number;
+  readonly term: number;
+  /** The snapshot's size in bytes. */
+  readonly bytes: number;
+  /** The log's compaction point afterwards: below `index` while a follower or snapshot transfer still needs the entries. */
+  readonly compactedThrough: number;
+}
+
 /** What a node reports as it runs. */
 export type NodeEvent =
   | { readonly type: "role"; readonly role: Role | "learner"; readonly term: number; readonly leader: NodeId | null }
@@ -279,6 +298,12 @@ export interface RaftNodeApi {
   beginSnapshot(): Promise<number>;
   /** Seed: the state machine is durably snapshotted through `marker`; drop the log up to it (at most). */
   endSnapshot(marker: number): Promise<void>;
+  /**
+   * Takes a built-in snapshot now and compacts the log up to it (as
+   * `snapshotLogBytes` does by itself). Needs a state machine with
+   * `snapshot()` and `restore()`. @throws RaftError without them
+   */
+  takeSnapshot(): Promise<SnapshotTaken>;
   status(): NodeStatus;
   /** Counters and latency histograms for `/metrics`. */
   metrics(): NodeMetrics;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi } from "../../src/node/types.ts";
+import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, SnapshotTaken } from "../../src/node/types.ts";
 import type { Member } from "../../src/raft/types.ts";
 import type { KvStateMachine } from "../../src/kv/state-machine.ts";
 import { NotLeaderError, ProposalDroppedError, TimeoutError } from "../../src/errors.ts";
@@ -111,6 +111,10 @@ export class FakeNode implements RaftNodeApi {
 
   endSnapshot(): Promise<void> {
     return Promise.resolve();
+  }
+
+  takeSnapshot(): Promise<SnapshotTaken> {
+    return Promise.resolve({ index: this._index, term: 1, bytes: 0, compactedThrough: this._index });
   }
 
   status(): NodeStatus {

@@ -23,6 +23,7 @@ import {
   StorageCorruptError,
   StorageFailedError,
   TimeoutError,
+  BackupCorruptError,
   TlsError,
 } from "../../errors.ts";
 import { assert } from "../../raft/assert.ts";
@@ -41,6 +42,7 @@ const _CLASSES: Readonly<Record<string, { prototype: Error }>> = {
   NotLeaderError,
   StorageCorruptError,
   StorageFailedError,
+  BackupCorruptError,
   LockedError,
   ProposalDroppedError,
   MembershipChangeError,
@@ -58,6 +60,7 @@ const _CLASSES: Readonly<Record<string, { prototype: Error }>> = {
 const _FIELDS: Readonly<Record<string, readonly string[]>> = {
   NotLeaderError: ["leaderId", "leaderUrl"],
   StorageCorruptError: ["file", "offset"],
+  BackupCorruptError: ["file", "offset"],
   StorageFailedError: ["file"],
   LockedError: ["dir", "holderPid"],
   ProposalDroppedError: ["outcome"],
@@ -133,7 +136,7 @@ export function unpackBatch(buf: ArrayBuffer): { keys: Float64Array; items: Uint
 }
 
 /** A call the handle forwards to the driver. */
-export type CallOp = "propose" | "readBarrier" | "addMember" | "removeMember" | "transferLeadership" | "beginSnapshot" | "endSnapshot" | "reloadTls" | "close";
+export type CallOp = "propose" | "readBarrier" | "addMember" | "removeMember" | "transferLeadership" | "beginSnapshot" | "endSnapshot" | "takeSnapshot" | "reloadTls" | "close";
 
 /** One call; a proposal's bytes are item `item` of the message's packed buffer. */
 export interface WireCall {

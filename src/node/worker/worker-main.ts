@@ -132,6 +132,8 @@ function _dispatch(d: RaftDriver, op: Exclude<CallOp, "propose">, args: readonly
       return d.beginSnapshot();
     case "endSnapshot":
       return d.endSnapshot(args[0] as number);
+    case "takeSnapshot":
+      return d.takeSnapshot();
     case "reloadTls":
       return d.reloadTls(args[0] as TlsOptions);
     case "close":

@@ -19,7 +19,7 @@ import type { DirLock, RuntimeAdapter, WorkerHandle } from "../../../adapters/ty
 import { ClosedError, InvalidArgumentError, RaftError } from "../../errors.ts";
 import { assert } from "../../raft/assert.ts";
 import type { NodeId } from "../../raft/types.ts";
-import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, StateMachine, TlsOptions } from "../types.ts";
+import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, SnapshotTaken, StateMachine, TlsOptions } from "../types.ts";
 import {
   bodyChunks,
   type CallOp,
@@ -167,6 +167,9 @@ export class WorkerNode implements RaftNodeApi {
   }
   endSnapshot(marker: number): Promise<void> {
     return this.#call("endSnapshot", [marker]) as Promise<void>;
+  }
+  takeSnapshot(): Promise<SnapshotTaken> {
+    return this.#call("takeSnapshot", []) as Promise<SnapshotTaken>;
   }
   reloadTls(tls: TlsOptions): Promise<void> {
     return this.#call("reloadTls", [tls]) as Promise<void>;
