@@ -429,8 +429,11 @@ export class RaftDriver implements RaftNodeApi {
     const st = this.#raft.status();
     const leaderId = st.leaderId;
     const leaderUrl = leaderId === null ? null : leaderId === this.id ? this.url : (st.config.members.find((m) => m.id === leaderId)?.url ?? this.#transport.url(leaderId) ?? null);
+    const now = this.#clock.wallMs();
+    const timeoutMs = this.#t.tickMs * this.#t.electionTicks;
     const members: MemberStatus[] = st.config.members.map((m) => {
       const p = st.progress.find((x) => x.id === m.id);
+      const heardAt = this.#heardAtMs.get(m.id);
       const t = this.#snapshots.transfer(m.id);
       return {
         id: m.id,
@@ -438,9 +441,11 @@ export class RaftDriver implements RaftNodeApi {
         voter: m.voter,
         matchIndex: p?.matchIndex ?? null,
         lag: p === undefined ? null : Math.max(0, st.lastIndex - p.matchIndex),
-        reachable: p === undefined ? null : m.id === this.id ? true : p.recentActive,
+        // The core's recentActive is cleared every election timeout (check-quorum): alone it would
+        // call every follower unreachable for a moment each time, until its next reply.
+        reachable: p === undefined ? null : m.id === this.id ? true : p.recentActive || (heardAt !== undefined && now - heardAt <= timeoutMs),
         snapshotTransfer: t === undefined ? null : { sentBytes: t.sentBytes, totalBytes: t.totalBytes },
-        lastHeardAtMs: this.#heardAtMs.get(m.id) ?? null,
+        lastHeardAtMs: heardAt ?? null,
       };
     });
     return {
