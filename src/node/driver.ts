@@ -495,10 +495,18 @@ export class RaftDriver implements RaftNodeApi {
       this.#loop.stop();
     }
     this.#transport.close();
-    await this.#snapshots.close();
-    await closeNodeStorage(this.#storage);
+    // After a storage failure the files answer every call with it: closing them fails the same way.
+    // The node still reports itself stopped; a close error of a healthy node is rethrown after that.
+    let closeError: unknown = null;
+    await this.#snapshots.close().catch((e: unknown) => {
+      closeError ??= e;
+    });
+    await closeNodeStorage(this.#storage).catch((e: unknown) => {
+      closeError ??= e;
+    });
     await this.#init.afterClose?.();
     this.#emit({ type: "stopped", error: this.#fatal });
+    if (closeError !== null && this.#fatal === null) throw closeError;
   }
 
   // ---- The loop's callbacks ----
@@ -642,7 +650,7 @@ export class RaftDriver implements RaftNodeApi {
     const e = err instanceof Error ? err : new Error(String(err));
     this.#fatal = e;
     this.#logger(`FATAL: ${e.message}; the node has stopped`);
-    void this.close();
+    this.close().catch((c: unknown) => this.#logger(`closing after the failure: ${(c as Error).message}`));
   }
 
   // ---- Helpers ----

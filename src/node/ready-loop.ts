@@ -242,7 +242,9 @@ export class ReadyLoop {
     const batch = this.#toPersist;
     this.#toPersist = [];
     this.#writing = true;
-    void this.#write(batch);
+    // What follows the write (advancing the core, which reads the log) can meet a store another
+    // operation poisoned meanwhile: that stops the node too, never an unhandled rejection.
+    this.#write(batch).catch((err: unknown) => this.#fail(err));
   }
 
   async #write(batch: _Item[]): Promise<void> {

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { StorageFailedError } from "../../src/errors.ts";
 import { RaftDriver, type DriverTunables } from "../../src/node/driver.ts";
 import { bootstrapStorage, type NodeStorage, openNodeStorage, storageIsFresh } from "../../src/node/node-storage.ts";
 import type { DriverProbe } from "../../src/node/ready-loop.ts";
@@ -97,7 +98,13 @@ export class SimHost implements HostView {
   }
 
   durableLastIndex(): number {
-    return this.#storage?.log.lastIndex() ?? -1;
+    try {
+      return this.#storage?.log.lastIndex() ?? -1;
+    } catch (err) {
+      // A log a failed fsync poisoned a moment ago (the node is about to stop): nothing to check against.
+      if (err instanceof StorageFailedError) return -1;
+      throw err;
+    }
   }
 
   durableTerm(index: number): number | undefined {

@@ -420,6 +420,8 @@ export class World implements HostWorld {
     if (e instanceof NotLeaderError || e instanceof ProposalDroppedError || e instanceof MembershipChangeError || e instanceof TimeoutError || e instanceof ClosedError) return;
     // An injected disk failure reaches the call that was waiting on it (the member stops).
     if (e instanceof StorageFailedError && /EIO: simulated/.test(e.message)) return;
+    // A crashed incarnation's calls fail on its dead disk (sim-disk.ts) as they settle.
+    if (e instanceof StorageFailedError && /the process is dead/.test(e.message)) return;
     throw e;
   }
 
