@@ -17,6 +17,10 @@ const FOUND: readonly { seed: number; what: string }[] = [
     seed: 115541,
     what: "transferLeadership on a member stopped by a failed fsync threw instead of returning a rejected promise",
   },
+  {
+    seed: 119964,
+    what: "a compaction's failed fdatasync poisoned the log while a write batch finished; advancing the core then threw an unhandled rejection that killed the process",
+  },
 ];
 
 for (const { seed, what } of FOUND) {

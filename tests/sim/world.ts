@@ -111,6 +111,8 @@ export class World implements HostWorld {
     elections: 0, committed: 0, diskOps: 0, syncFailures: 0,
   };
   readonly #hosts = new Map<NodeId, SimHost>();
+  /** Draws for corrupting messages on the wire (its own stream). */
+  readonly #wire: Prng;
   readonly #net: Network;
   readonly #rng: Prng;
   readonly #client: Prng;
@@ -137,6 +139,8 @@ export class World implements HostWorld {
     this.#client = root.fork();
     this.#hostRngs = root.fork();
     this.#settings = drawSettings(root.fork());
+    // Forked last: corruption draws change no other stream, so a seed's schedule is the same with it.
+    this.#wire = root.fork();
     this.#plan = this.#settings.plan;
     this.#downMax = Math.ceil(opts.nodes / 2) - 1 + (this.#rng.chance(0.5) ? 1 : 0);
     const rc = this.#settings.raftConfig;
@@ -190,7 +194,7 @@ export class World implements HostWorld {
       this.sched.after(d * TICK_MS + this.#rng.range(0, TICK_MS - 1), () => {
         const h = this.#hosts.get(msg.to);
         if (h === undefined || h.driver === null || h.retired || !this.#net.canReach(msg.from, msg.to)) return;
-        if (!this.#liveness && this.#rng.chance(0.01) && this.#corrupted(wire)) return;
+        if (!this.#liveness && this.#wire.chance(0.01)) this.#refuseCorrupted(wire);
         if (this.trace !== null) this.trace(`deliver ${describeMessage(msg)}`);
         this.#net.stats.delivered++;
         h.driver.receive(decodeMessages(wire));
@@ -199,22 +203,22 @@ export class World implements HostWorld {
   }
 
   /**
-   * Flips 1-3 bytes of a copy of `wire` and decodes it: the codec must refuse
-   * it with a CodecError (never another error). A copy that still decodes is
-   * dropped, as the peer key's HMAC or TLS would drop it (without them only
-   * TCP's checksum stands between a member and a corrupted message).
-   * @returns true: the message is lost
+   * A corrupted copy of a message also arrives (1-3 bits of `wire` flipped):
+   * the codec must refuse it with a CodecError, never another error. A copy
+   * that still decodes is dropped, as the peer key's HMAC or TLS would drop
+   * it (without them only TCP's checksum stands between a member and a
+   * corrupted message). The original is delivered as well, so a seed's
+   * schedule does not change.
    */
-  #corrupted(wire: Uint8Array): boolean {
+  #refuseCorrupted(wire: Uint8Array): void {
     const bad = wire.slice();
-    for (let i = this.#rng.range(1, 3); i > 0; i--) bad[this.#rng.range(0, bad.length - 1)]! ^= 1 << this.#rng.range(0, 7);
+    for (let i = this.#wire.range(1, 3); i > 0; i--) bad[this.#wire.range(0, bad.length - 1)]! ^= 1 << this.#wire.range(0, 7);
     try {
       decodeMessages(bad);
     } catch (err) {
       if (!(err instanceof CodecError)) this.guard(() => this.checker.fail(null, `the codec threw ${(err as Error).stack ?? String(err)} on a corrupted message, not a CodecError`));
       this.stats.corruptRefused++;
     }
-    return true;
   }
 
   async sendSnapshot(from: SimHost, owner: object, msg: MsgSnap, chunks: SnapshotChunks): Promise<void> {
