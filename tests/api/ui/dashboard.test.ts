@@ -107,7 +107,7 @@ describe(`dashboard in headless Chromium, members on ${RUNTIME}`, { skip: HAVE_C
       const s = await shown();
       return Object.keys(s.roles).length === 3 && s.leader === "n1" && s.roles.n1 === "leader" && s.roles.n2 === "follower" && s.roles.n3 === "follower";
     }, SHOWN_WITHIN_MS);
-    assert.equal(await page.locator("#problem-list li[data-empty]").count(), 1, "no problems");
+    await waitFor("the page to list no problems", async () => (await page.locator("#problem-list li[data-empty]").count()) === 1, SHOWN_WITHIN_MS);
     // Some writes, so the charts have something to draw.
     await Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${n1.url}/kv/k${i}`, { method: "PUT", body: `value ${i}` }).then((r) => r.body?.cancel())));
     await waitFor("the commit latency chart to show a p50", async () => /p50 \d/.test((await page.locator('[data-chart="commit-latency"] .now').textContent()) ?? ""), SHOWN_WITHIN_MS);
