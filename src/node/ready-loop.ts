@@ -328,7 +328,7 @@ export class ReadyLoop {
     for (const item of batch) {
       item.persisted = true;
       item.markDurable();
-      const msgs = item.rd.persistedMessages.length > 0 ? _ofTerm(item.rd.persistedMessages, term) : item.rd.persistedMessages;
+      const msgs = _ofTerm(item.rd.persistedMessages, term);
       if (msgs.length > 0) d.send(msgs);
     }
     this.#tryAdvance();

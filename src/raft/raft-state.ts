@@ -372,11 +372,6 @@ export abstract class RaftState {
   }
 
   /**
-   * Leader: keeps a progress for every member in force, for itself, and
-   * for members removed by a not yet committed config (they still get the
-   * log, so they learn the commit of their removal).
-   */
-  /**
    * Leader: the last message to a member whose removal committed: the
    * entries from its match up to the commit index with the commit index,
    * so it can commit its removal even if it never acked them; a heartbeat
@@ -394,6 +389,11 @@ export abstract class RaftState {
     this.send({ type: "MsgHeartbeat", from: this.id, to: id, term: this.term, leaderCommit: prev, readContext: 0 });
   }
 
+  /**
+   * Leader: keeps a progress for every member in force, for itself, and
+   * for members removed by a not yet committed config (they still get the
+   * log, so they learn the commit of their removal).
+   */
   protected syncProgress(): void {
     const want = new Set<NodeId>([this.id]);
     for (const m of this.configs.current().members) want.add(m.id);
