@@ -113,6 +113,11 @@ export class SimHost implements HostView {
     return log.term(index);
   }
 
+  durableSnapshotIndex(): number {
+    const log = this.#storage?.log;
+    return log === undefined ? -1 : log.firstIndex() - 1;
+  }
+
   /** The status the probe saw last (null while down). */
   lastStatus(): RaftStatus | null {
     return this.#status;
