@@ -279,6 +279,11 @@
   function renderMembers() {
     const r = state.report;
     if (r === null) return;
+    // A card's buttons are carried over to its new card when they stay the same: a click whose
+    // mousedown and mouseup straddle a re-render then still lands on one element (new buttons
+    // each time would swallow it, measured under load).
+    const kept = new Map();
+    for (const a of $("members").querySelectorAll("article[data-member] > .actions")) kept.set(a.parentElement.dataset.member + " " + a.dataset.sig, a);
     const cards = r.members.map((m) => {
       const isLeader = r.leader !== null && r.leader.id === m.id;
       const role = m.role === "down" ? "down" : isLeader ? "leader" : m.role;
@@ -300,6 +305,7 @@
         }
       }
       const canTransfer = r.leader !== null && !isLeader && m.voter && m.role !== "down";
+      const sig = canTransfer ? "transfer remove" : "remove";
       return el("article", { class: "card", "data-member": m.id, "data-role": role },
         el("div", { class: "head" }, el("span", { class: "id" }, m.id), el("span", { class: "role" }, role), el("span", { class: "voter" }, m.voter ? "voter" : "learner")),
         el("div", { class: "url" }, m.url),
@@ -313,7 +319,7 @@
           el("dt", {}, "last heard"), el("dd", { "data-field": "last-heard", "data-at": m.lastHeardAtMs }, ago(m.lastHeardAtMs))),
         ...bars,
         m.error ? el("div", { class: "error" }, "not answering: " + m.error) : null,
-        el("div", { class: "actions" },
+        kept.get(m.id + " " + sig) ?? el("div", { class: "actions", "data-sig": sig },
           canTransfer ? el("button", { "data-action": "transfer", "data-target": m.id, title: "Hand leadership to " + m.id }, "Make leader") : null,
           el("button", { class: "danger", "data-action": "remove", "data-target": m.id, title: "Remove " + m.id + " from the cluster" }, "Remove")));
     });
