@@ -1,10 +1,13 @@
 /**
  * `npm run bench:kv`: the built-in KV store under load from `wrk`, beside
- * etcd 3.4 driven the same way in the same run. Three members on loopback,
- * fsync on, 100-byte PUTs to the leader at 1 and at 128 connections; for
- * each runtime the members run on (node, deno, bun), requests/s, p50 and
- * p99 latency, and the ratios to etcd. Goals: throughput >= 1.5x etcd's at
- * 128 connections; p50 at 1 connection no worse than etcd's.
+ * etcd 3.4 driven the same way in the same run. Three (or five) members on
+ * loopback, fsync on, 100-byte PUTs to the leader at 1, 8, 32, 128 and 512
+ * connections; for each runtime the members run on (node, deno, bun),
+ * requests/s, p50 and p99 latency, the leader changes during each run (the
+ * leader's term before and after), and the ratios to etcd. Goals:
+ * throughput >= 1.5x etcd's at 128 connections; p50 at 1 connection no
+ * worse than etcd's; no leader change. The curve (requests/s against
+ * connections, one line per system) is also written as an SVG chart.
  *
  * TLS: each system also runs with TLS on, in the same run: members serve
  * HTTPS and verify each other's certificates against one CA (mutual TLS
@@ -14,12 +17,16 @@
  * certificate. Certificates are made with openssl (tests/helpers/certs.ts).
  * The summary gives the cost of TLS as a ratio to the plain run.
  *
- * Environment: BENCH_SECONDS (per wrk run, default 10), BENCH_RUNTIME (one
+ * Environment: BENCH_SECONDS (per wrk run, default 10), BENCH_CONNECTIONS
+ * (default 1,8,32,128,512), BENCH_MEMBERS (3 or 5, default 3), BENCH_CHART
+ * (where the SVG goes, default kv-curve-<members>.svg in the OS temp
+ * directory; its path is printed), BENCH_RUNTIME (one
  * runtime instead of all three; `npm run bench` sets it), BENCH_ETCD=0 to
  * skip etcd, BENCH_TLS=0 (plain only) or BENCH_TLS=only. Needs `wrk`
  * (Debian: apt-get update && apt-get install -y wrk); etcd is started by
  * ../shared/bench/etcd-cluster.sh (it installs Debian's etcd-server and
- * etcd-client if missing), etcd with TLS directly by this file.
+ * etcd-client if missing), etcd with TLS or with five members directly by
+ * this file.
  *
  * @module
  */
@@ -42,7 +49,12 @@ const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.join(REPO_ROOT, "cli.ts");
 const seconds = Number(process.env.BENCH_SECONDS ?? "10");
 const runtimes: readonly RuntimeName[] = process.env.BENCH_RUNTIME !== undefined ? [process.env.BENCH_RUNTIME as RuntimeName] : RUNTIMES;
-const CONNECTIONS = [1, 128] as const;
+const CONNECTIONS: readonly number[] = (process.env.BENCH_CONNECTIONS ?? "1,8,32,128,512").split(",").map(Number);
+const MEMBERS = Number(process.env.BENCH_MEMBERS ?? "3");
+if (!CONNECTIONS.every((n) => Number.isSafeInteger(n) && n > 0) || ![3, 5].includes(MEMBERS)) {
+  console.log("BENCH_CONNECTIONS must be positive integers (1,8,32,128,512) and BENCH_MEMBERS 3 or 5");
+  process.exit(2);
+}
 const tlsModes: readonly boolean[] = process.env.BENCH_TLS === "0" ? [false] : process.env.BENCH_TLS === "only" ? [true] : [false, true];
 
 /** What one wrk run measured. */
@@ -53,6 +65,8 @@ interface WrkResult {
   readonly requests: number;
   /** Non-2xx/3xx answers plus socket errors. */
   readonly errors: number;
+  /** Leader changes during the run: how far the leader's term moved (null: not measured). */
+  leaderChanges?: number | null;
 }
 
 function _ms(value: string, unit: string): number {
@@ -95,10 +109,17 @@ async function proposals(url: string): Promise<number> {
   return Number(/^raft_proposals_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
 }
 
-/** A 3-member raft-ts cluster on `rt`: bootstrapped statically, started with the CLI; with `tls`, mutual TLS between members. */
-async function startRaft(rt: RuntimeName, root: string, tls: boolean): Promise<{ leader: string; stop: () => Promise<void> }> {
-  const ids = ["k1", "k2", "k3"];
-  const ports = await freePorts(3);
+/** A system under test: its leader's client URL, how to read the cluster's term now, and how to stop it. */
+interface System {
+  readonly leader: string;
+  readonly term: () => Promise<number | null>;
+  readonly stop: () => Promise<void>;
+}
+
+/** A raft-ts cluster of MEMBERS members on `rt`: bootstrapped statically, started with the CLI; with `tls`, mutual TLS between members. */
+async function startRaft(rt: RuntimeName, root: string, tls: boolean): Promise<System> {
+  const ids = Array.from({ length: MEMBERS }, (_, i) => `k${i + 1}`);
+  const ports = await freePorts(MEMBERS);
   const scheme = tls ? "https" : "http";
   const members = ids.map((id, i) => `${id}=${scheme}://127.0.0.1:${ports[i]}`).join(",");
   const tlsFlags = tls ? ["--cert-file", certs!.member.certFile, "--key-file", certs!.member.keyFile, "--trusted-ca-file", certs!.ca.certFile] : [];
@@ -129,7 +150,20 @@ async function startRaft(rt: RuntimeName, root: string, tls: boolean): Promise<{
       }
       return undefined;
     }, 60_000);
-    return { leader, stop };
+    // The highest term any member reports (a member may be busy: the others answer).
+    const term = async () => {
+      let max: number | null = null;
+      for (const p of ports) {
+        try {
+          const s = JSON.parse((await getText(`${scheme}://127.0.0.1:${p}/status`)).text) as { term: number };
+          max = Math.max(max ?? 0, s.term);
+        } catch {
+          // not answering
+        }
+      }
+      return max;
+    };
+    return { leader, term, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -143,45 +177,61 @@ function etcdScript(): string | null {
   return null;
 }
 
+/** The highest raft term etcdctl reports for `endpoints` (null when none answers). */
+function etcdTerm(endpoints: string, tls: boolean): number | null {
+  const args = ["--endpoints", endpoints, ...(tls ? ["--cacert", certs!.ca.certFile] : []), "endpoint", "status", "-w", "json"];
+  const r = spawnSync("etcdctl", args, { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+  if (r.status !== 0 && r.stdout.trim() === "") return null;
+  try {
+    const all = JSON.parse(r.stdout) as { Status: { raftTerm: number } }[];
+    return all.length === 0 ? null : Math.max(...all.map((e) => e.Status.raftTerm));
+  } catch {
+    return null;
+  }
+}
+
 /**
- * A 3-member etcd cluster with TLS on client and peer URLs, the bench
- * certificates, peers verifying each other (--peer-client-cert-auth);
- * ports from the free-port helper. Returns the leader's client URL.
+ * An etcd cluster of `n` members, ports from the free-port helper; with
+ * `tls`, TLS on client and peer URLs with the bench certificates, peers
+ * verifying each other (--peer-client-cert-auth).
  */
-async function startEtcdTls(root: string): Promise<{ leader: string; stop: () => Promise<void> }> {
-  const ports = await freePorts(6);
-  const client = (i: number) => `https://127.0.0.1:${ports[i]}`;
-  const peer = (i: number) => `https://127.0.0.1:${ports[3 + i]}`;
-  const cluster = [0, 1, 2].map((i) => `e${i + 1}=${peer(i)}`).join(",");
-  const c = certs!;
+async function startEtcd(root: string, n: number, tls: boolean): Promise<System> {
+  const ports = await freePorts(2 * n);
+  const scheme = tls ? "https" : "http";
+  const client = (i: number) => `${scheme}://127.0.0.1:${ports[i]}`;
+  const peer = (i: number) => `${scheme}://127.0.0.1:${ports[n + i]}`;
+  const idx = Array.from({ length: n }, (_, i) => i);
+  const cluster = idx.map((i) => `e${i + 1}=${peer(i)}`).join(",");
+  const c = certs;
+  const tlsFlags = tls && c !== null
+    ? ["--cert-file", c.member.certFile, "--key-file", c.member.keyFile, "--peer-cert-file", c.member.certFile, "--peer-key-file", c.member.keyFile, "--peer-trusted-ca-file", c.ca.certFile, "--peer-client-cert-auth"]
+    : [];
   const children: ChildProcess[] = [];
   const stop = async () => {
     for (const ch of children) ch.kill("SIGKILL");
     await Promise.all(children.map((ch) => exited(ch)));
   };
   try {
-    for (let i = 0; i < 3; i++) {
+    for (const i of idx) {
       const log = fs.openSync(path.join(root, `e${i + 1}.log`), "w");
       children.push(trackExit(spawn("etcd", [
         "--name", `e${i + 1}`, "--data-dir", path.join(root, `e${i + 1}`),
         "--listen-client-urls", client(i), "--advertise-client-urls", client(i),
         "--listen-peer-urls", peer(i), "--initial-advertise-peer-urls", peer(i),
         "--initial-cluster", cluster, "--initial-cluster-state", "new", "--log-level", "error",
-        "--cert-file", c.member.certFile, "--key-file", c.member.keyFile,
-        "--peer-cert-file", c.member.certFile, "--peer-key-file", c.member.keyFile,
-        "--peer-trusted-ca-file", c.ca.certFile, "--peer-client-cert-auth",
+        ...tlsFlags,
       ], { stdio: ["ignore", "ignore", log] })));
     }
-    const endpoints = [0, 1, 2].map(client).join(",");
-    const leader = await waitFor("an etcd leader (TLS)", () => {
-      const r = spawnSync("etcdctl", ["--endpoints", endpoints, "--cacert", c.ca.certFile, "endpoint", "status", "-w", "json"], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+    const endpoints = idx.map(client).join(",");
+    const leader = await waitFor(`an etcd leader${tls ? " (TLS)" : ""}`, () => {
+      const r = spawnSync("etcdctl", ["--endpoints", endpoints, ...(tls ? ["--cacert", c!.ca.certFile] : []), "endpoint", "status", "-w", "json"], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
       if (r.status !== 0) return undefined;
       const all = JSON.parse(r.stdout) as { Endpoint: string; Status: { leader: string; header: { member_id: string } } }[];
       // etcdctl prints ids as numbers; compare them as the text JSON holds (no precision loss with a regex).
       const found = all.find((e) => String(e.Status.leader) === String(e.Status.header.member_id));
       return found === undefined ? undefined : found.Endpoint;
     }, 30_000);
-    return { leader, stop };
+    return { leader, term: async () => etcdTerm(endpoints, tls), stop };
   } catch (err) {
     await stop();
     throw err;
@@ -190,7 +240,73 @@ async function startEtcdTls(root: string): Promise<{ leader: string; stop: () =>
 
 function row(name: string, conns: number, r: WrkResult): string {
   const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : "n/a");
-  return `${name.padEnd(14)} ${String(conns).padStart(5)} ${f(r.rps, 0).padStart(9)} ${f(r.p50Ms).padStart(9)} ${f(r.p99Ms).padStart(9)} ${String(r.errors).padStart(7)}`;
+  const changes = r.leaderChanges === undefined || r.leaderChanges === null ? "n/a" : String(r.leaderChanges);
+  return `${name.padEnd(14)} ${String(conns).padStart(5)} ${f(r.rps, 0).padStart(9)} ${f(r.p50Ms).padStart(9)} ${f(r.p99Ms).padStart(9)} ${String(r.errors).padStart(7)} ${changes.padStart(8)}`;
+}
+
+/**
+ * Drives `sys` with `script` at every connection count: a warm-up, then one
+ * wrk run per count, each with the leader changes during it (the term moved
+ * by). `around` runs before each and checks after it (the raft-ts side
+ * compares the leader's proposals with wrk's count).
+ */
+async function measure(sys: System, script: string, around?: () => Promise<(conns: number, r: WrkResult) => Promise<void>>): Promise<Map<number, WrkResult>> {
+  wrk(sys.leader, script, 16, warmupS);
+  const byConns = new Map<number, WrkResult>();
+  for (const conns of CONNECTIONS) {
+    const check = await around?.();
+    const t0 = await sys.term();
+    const r = wrk(sys.leader, script, conns, seconds);
+    const t1 = await sys.term();
+    r.leaderChanges = t0 === null || t1 === null ? null : t1 - t0;
+    await check?.(conns, r);
+    byConns.set(conns, r);
+  }
+  return byConns;
+}
+
+/** The curve as an SVG line chart: requests/s against connections (log scale), one line per system. */
+function chartSvg(title: string, results: ReadonlyMap<string, ReadonlyMap<number, WrkResult>>): string {
+  const W = 720, H = 420, L = 70, R = 170, T = 40, B = 50;
+  const conns = CONNECTIONS.slice().sort((a, b) => a - b);
+  const maxRps = Math.max(1, ...[...results.values()].flatMap((m) => [...m.values()].map((r) => (Number.isFinite(r.rps) ? r.rps : 0))));
+  const step = 10 ** Math.floor(Math.log10(maxRps));
+  const top = Math.ceil(maxRps / step) * step;
+  const lx = (c: number) => {
+    const a = Math.log(conns[0]!), b = Math.log(conns[conns.length - 1]!);
+    return L + (b === a ? 0.5 : (Math.log(c) - a) / (b - a)) * (W - L - R);
+  };
+  const ly = (v: number) => T + (1 - v / top) * (H - T - B);
+  const colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"];
+  const esc = (t: string) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${L}" y="22" font-size="14">${esc(title)}</text>`,
+  ];
+  for (let v = 0; v <= top; v += step) {
+    out.push(`<line x1="${L}" x2="${W - R}" y1="${ly(v).toFixed(1)}" y2="${ly(v).toFixed(1)}" stroke="#ddd"/>`);
+    out.push(`<text x="${L - 6}" y="${(ly(v) + 4).toFixed(1)}" text-anchor="end">${v.toLocaleString("en-US")}</text>`);
+  }
+  for (const c of conns) {
+    out.push(`<line x1="${lx(c).toFixed(1)}" x2="${lx(c).toFixed(1)}" y1="${T}" y2="${H - B}" stroke="#eee"/>`);
+    out.push(`<text x="${lx(c).toFixed(1)}" y="${H - B + 18}" text-anchor="middle">${c}</text>`);
+  }
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">connections (wrk, log scale)</text>`);
+  out.push(`<text x="16" y="${(T + H - B) / 2}" transform="rotate(-90 16 ${(T + H - B) / 2})" text-anchor="middle">requests/s</text>`);
+  let k = 0;
+  for (const [name, byConns] of results) {
+    const color = colors[k % colors.length]!;
+    const pts = conns.filter((c) => Number.isFinite(byConns.get(c)?.rps ?? Number.NaN)).map((c) => `${lx(c).toFixed(1)},${ly(byConns.get(c)!.rps).toFixed(1)}`);
+    out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(" ")}"/>`);
+    for (const p of pts) out.push(`<circle cx="${p.split(",")[0]}" cy="${p.split(",")[1]}" r="3" fill="${color}"/>`);
+    const y = T + 10 + k * 20;
+    out.push(`<line x1="${W - R + 14}" x2="${W - R + 34}" y1="${y}" y2="${y}" stroke="${color}" stroke-width="2"/>`);
+    out.push(`<text x="${W - R + 40}" y="${y + 4}">${esc(name)}</text>`);
+    k++;
+  }
+  out.push("</svg>");
+  return out.join("\n") + "\n";
 }
 
 if (spawnSync("wrk", ["--version"]).error !== undefined) {
@@ -203,65 +319,64 @@ const certs: TestCerts | null = tlsModes.includes(true) ? makeTestCerts() : null
 const results = new Map<string, Map<number, WrkResult>>();
 const warmupS = Math.max(1, Math.round(seconds / 5));
 const lines: string[] = [];
+const raftScript = path.join(benchDir, "kv-put.lua");
 try {
   for (const rt of runtimes) for (const tls of tlsModes) {
     const name = `raft-ts ${rt}${tls ? " TLS" : ""}`;
     const dir = path.join(root, `${rt}${tls ? "-tls" : ""}`);
     const cluster = await startRaft(rt, dir, tls);
     try {
-      wrk(cluster.leader, path.join(benchDir, "kv-put.lua"), 16, warmupS);
-      const byConns = new Map<number, WrkResult>();
-      for (const conns of CONNECTIONS) {
+      results.set(name, await measure(cluster, raftScript, async () => {
         const before = await proposals(cluster.leader);
-        const r = wrk(cluster.leader, path.join(benchDir, "kv-put.lua"), conns, seconds);
-        const applied = (await proposals(cluster.leader)) - before;
-        if (Math.abs(applied - r.requests) > Math.max(conns, 0.01 * r.requests)) {
-          lines.push(`warning: ${name} at ${conns} connections: wrk counted ${r.requests} requests but the leader took ${applied} proposals (leadership moved? redirects are not followed by wrk)`);
-        }
-        byConns.set(conns, r);
-      }
-      results.set(name, byConns);
+        return async (conns, r) => {
+          const applied = (await proposals(cluster.leader)) - before;
+          if (Math.abs(applied - r.requests) > Math.max(conns, 0.01 * r.requests)) {
+            lines.push(`warning: ${name} at ${conns} connections: wrk counted ${r.requests} requests but the leader took ${applied} proposals (leadership moved? redirects are not followed by wrk)`);
+          }
+        };
+      }));
     } finally {
       await cluster.stop();
     }
   }
   const etcdDir = etcdScript();
   if (process.env.BENCH_ETCD !== "0" && etcdDir !== null) {
-    const data = path.join(root, "etcd");
-    const start = spawnSync("bash", [path.join(etcdDir, "etcd-cluster.sh"), "start", data], { encoding: "utf8" });
-    try {
-      if (start.status !== 0) throw new Error(`etcd-cluster.sh start failed: ${start.stderr}`);
-      const leader = start.stdout.trim().split("\n").pop()!;
-      wrk(leader, path.join(etcdDir, "etcd-put.lua"), 16, warmupS);
-      const byConns = new Map<number, WrkResult>();
-      for (const conns of CONNECTIONS) byConns.set(conns, wrk(leader, path.join(etcdDir, "etcd-put.lua"), conns, seconds));
-      results.set("etcd 3.4", byConns);
-    } finally {
-      spawnSync("bash", [path.join(etcdDir, "etcd-cluster.sh"), "stop", data]);
+    const etcdPut = path.join(etcdDir, "etcd-put.lua");
+    for (const tls of tlsModes) {
+      const name = `etcd 3.4${tls ? " TLS" : ""}`;
+      if (!tls && MEMBERS === 3) {
+        // The shared script's cluster (it installs etcd when missing).
+        const data = path.join(root, "etcd");
+        const start = spawnSync("bash", [path.join(etcdDir, "etcd-cluster.sh"), "start", data], { encoding: "utf8" });
+        try {
+          if (start.status !== 0) throw new Error(`etcd-cluster.sh start failed: ${start.stderr}`);
+          const leader = start.stdout.trim().split("\n").pop()!;
+          const endpoints = "127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379";
+          results.set(name, await measure({ leader, term: async () => etcdTerm(endpoints, false), stop: async () => {} }, etcdPut));
+        } finally {
+          spawnSync("bash", [path.join(etcdDir, "etcd-cluster.sh"), "stop", data]);
+        }
+        continue;
+      }
+      const dir = path.join(root, `etcd${tls ? "-tls" : ""}-${MEMBERS}`);
+      fs.mkdirSync(dir, { recursive: true });
+      const cluster = await startEtcd(dir, MEMBERS, tls);
+      try {
+        results.set(name, await measure(cluster, etcdPut));
+      } finally {
+        await cluster.stop();
+      }
     }
   } else {
     lines.push(etcdDir === null ? "etcd: skipped (../shared/bench/etcd-cluster.sh not found)" : "etcd: skipped (BENCH_ETCD=0)");
-  }
-  if (process.env.BENCH_ETCD !== "0" && etcdDir !== null && tlsModes.includes(true)) {
-    const dir = path.join(root, "etcd-tls");
-    fs.mkdirSync(dir, { recursive: true });
-    const cluster = await startEtcdTls(dir);
-    try {
-      wrk(cluster.leader, path.join(etcdDir, "etcd-put.lua"), 16, warmupS);
-      const byConns = new Map<number, WrkResult>();
-      for (const conns of CONNECTIONS) byConns.set(conns, wrk(cluster.leader, path.join(etcdDir, "etcd-put.lua"), conns, seconds));
-      results.set("etcd 3.4 TLS", byConns);
-    } finally {
-      await cluster.stop();
-    }
   }
 } catch (err) {
   console.log(`bench:kv failed: ${err instanceof Error ? err.message : String(err)}\nmember logs kept under ${root}:`);
   for (const rt of runtimes) {
     for (const sub of [rt, `${rt}-tls`]) {
-      for (const id of ["k1", "k2", "k3"]) {
-        const file = path.join(root, sub, `${id}.log`);
-        if (fs.existsSync(file)) console.log(`== ${sub} ${id}\n${fs.readFileSync(file, "utf8").split("\n").slice(-15).join("\n")}`);
+      for (let i = 1; i <= MEMBERS; i++) {
+        const file = path.join(root, sub, `k${i}.log`);
+        if (fs.existsSync(file)) console.log(`== ${sub} k${i}\n${fs.readFileSync(file, "utf8").split("\n").slice(-15).join("\n")}`);
       }
     }
   }
@@ -271,19 +386,23 @@ try {
 fs.rmSync(root, { recursive: true, force: true });
 certs?.remove();
 
-console.log(`KV PUT benchmark: 3 members on loopback, fsync on, 100-byte values, wrk ${seconds} s per run (${os.cpus().length} CPUs); TLS: HTTPS to the leader, mutual TLS between members`);
-console.log(`${"system".padEnd(14)} ${"conns".padStart(5)} ${"req/s".padStart(9)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"errors".padStart(7)}`);
+console.log(`KV PUT benchmark: ${MEMBERS} members on loopback, fsync on, 100-byte values, wrk ${seconds} s per run (${os.cpus().length} CPUs); TLS: HTTPS to the leader, mutual TLS between members`);
+console.log(`${"system".padEnd(14)} ${"conns".padStart(5)} ${"req/s".padStart(9)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"errors".padStart(7)} ${"leader changes".padStart(8)}`);
 for (const [name, byConns] of results) for (const [conns, r] of byConns) console.log(row(name, conns, r));
-const etcd = results.get("etcd 3.4");
-if (etcd !== undefined) {
+const ratio = (a: WrkResult | undefined, b: WrkResult | undefined, k: "rps" | "p50Ms" | "p99Ms") => (a === undefined || b === undefined ? Number.NaN : a[k] / b[k]);
+const x = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}x` : "n/a");
+for (const suffix of ["", " TLS"]) {
+  const etcd = results.get(`etcd 3.4${suffix}`);
+  if (etcd === undefined) continue;
   for (const [name, byConns] of results) {
-    if (!name.startsWith("raft-ts") || name.endsWith(" TLS")) continue;
-    const tput = byConns.get(128)!.rps / etcd.get(128)!.rps;
-    const p50 = byConns.get(1)!.p50Ms / etcd.get(1)!.p50Ms;
-    const p99 = byConns.get(128)!.p99Ms / etcd.get(128)!.p99Ms;
+    if (!name.startsWith("raft-ts") || name.endsWith(" TLS") !== (suffix === " TLS")) continue;
+    const tput = ratio(byConns.get(128), etcd.get(128), "rps");
+    const p50 = ratio(byConns.get(1), etcd.get(1), "p50Ms");
+    const curve = CONNECTIONS.map((c) => `${c}: ${x(ratio(byConns.get(c), etcd.get(c), "rps"))}`).join(", ");
     console.log(
-      `${name}: throughput at 128 conns ${tput.toFixed(2)}x etcd (goal >= 1.5x: ${tput >= 1.5 ? "met" : "MISSED"}); ` +
-        `p50 at 1 conn ${p50.toFixed(2)}x etcd's (goal <= 1.0x: ${p50 <= 1 ? "met" : "MISSED"}); p99 at 128 conns ${p99.toFixed(2)}x etcd's`,
+      `${name}: throughput at 128 conns ${x(tput)} etcd${suffix} (goal >= 1.5x: ${tput >= 1.5 ? "met" : "MISSED"}); ` +
+        `p50 at 1 conn ${x(p50)} etcd's (goal <= 1.0x: ${p50 <= 1 ? "met" : "MISSED"}); p99 at 128 conns ${x(ratio(byConns.get(128), etcd.get(128), "p99Ms"))} etcd's; ` +
+        `requests/s against etcd by connections ${curve}`,
     );
   }
 }
@@ -292,18 +411,12 @@ for (const [name, tlsRun] of results) {
   if (!name.endsWith(" TLS")) continue;
   const plain = results.get(name.slice(0, -4));
   if (plain === undefined) continue;
-  const parts = CONNECTIONS.map((conns) => {
-    const t = tlsRun.get(conns)!;
-    const p = plain.get(conns)!;
-    return `${conns} conn${conns === 1 ? "" : "s"}: ${(t.rps / p.rps).toFixed(2)}x the requests/s, p50 ${(t.p50Ms / p.p50Ms).toFixed(2)}x`;
-  });
+  const parts = CONNECTIONS.map((conns) => `${conns} conn${conns === 1 ? "" : "s"}: ${x(ratio(tlsRun.get(conns), plain.get(conns), "rps"))} the requests/s, p50 ${x(ratio(tlsRun.get(conns), plain.get(conns), "p50Ms"))}`);
   console.log(`TLS cost, ${name.slice(0, -4)}: ${parts.join("; ")}`);
 }
-const etcdTls = results.get("etcd 3.4 TLS");
-if (etcdTls !== undefined) {
-  for (const [name, byConns] of results) {
-    if (!name.startsWith("raft-ts") || !name.endsWith(" TLS")) continue;
-    console.log(`${name}: throughput at 128 conns ${(byConns.get(128)!.rps / etcdTls.get(128)!.rps).toFixed(2)}x etcd with TLS; p50 at 1 conn ${(byConns.get(1)!.p50Ms / etcdTls.get(1)!.p50Ms).toFixed(2)}x`);
-  }
-}
+const changes = [...results].flatMap(([name, m]) => [...m].filter(([, r]) => (r.leaderChanges ?? 0) !== 0).map(([c, r]) => `${name} at ${c} conns: ${r.leaderChanges ?? "?"}`));
+console.log(`leader changes during the runs (goal 0): ${changes.length === 0 ? "none" : changes.join("; ")}`);
+const chart = process.env.BENCH_CHART ?? path.join(os.tmpdir(), `kv-curve-${MEMBERS}.svg`);
+fs.writeFileSync(chart, chartSvg(`KV PUT requests/s, ${MEMBERS} members on loopback, fsync on, 100-byte values (${os.cpus().length} CPUs)`, results));
+console.log(`chart: ${chart}`);
 for (const l of lines) console.log(l);
