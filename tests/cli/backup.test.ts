@@ -22,6 +22,7 @@ import { waitFor } from "../helpers/wait.ts";
 import { Cluster, MemberProcess } from "./cluster-harness.ts";
 import { pool, runCli, RUNTIME } from "./run-cli.ts";
 import type { CliRun } from "./run-cli.ts";
+import { stepper } from "../helpers/steps.ts";
 
 async function httpPut(base: string, key: string, value: string): Promise<number> {
   const res = await fetch(`${base}/kv/${encodeURIComponent(key)}`, { method: "PUT", body: value, signal: AbortSignal.timeout(15_000) });
@@ -53,19 +54,9 @@ describe(`raft snapshot save / status / restore / take on ${RUNTIME}`, () => {
   let saveIndex = 0;
   /** Every acknowledged write: key, value, index. */
   const acked: { key: string; value: string; index: number }[] = [];
-  let broken = false;
 
   const diagnostics = () => [c.diagnostics(), ...restored.map((m) => `== restored ${m.id}: ${m.url}, data ${m.dir}\n${m.log.slice(-30).map((l) => `   ${l}`).join("\n")}`)].join("\n");
-  const step = (fn: () => Promise<void>) => async () => {
-    if (broken) throw new Error("an earlier step failed");
-    try {
-      await fn();
-    } catch (err) {
-      broken = true;
-      (err as Error).message += `\n${diagnostics()}`;
-      throw err;
-    }
-  };
+  const step = stepper(diagnostics);
 
   before(async () => {
     c = await Cluster.create(["n1", "n2", "n3"], RUNTIME);

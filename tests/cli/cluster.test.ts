@@ -20,6 +20,7 @@ import type { MemberProcess } from "./cluster-harness.ts";
 import { heartbeatWithTerm, postMessages } from "../helpers/peer-requests.ts";
 import { pool, runCli, RUNTIME } from "./run-cli.ts";
 import type { CliRun } from "./run-cli.ts";
+import { stepper } from "../helpers/steps.ts";
 
 const FILL_KEYS = 400;
 
@@ -54,20 +55,9 @@ describe(`raft cluster end to end on ${RUNTIME}`, () => {
   let firstStartN1: string[] = [];
   /** Every write the cluster acknowledged: key -> value. */
   const acked = new Map<string, string>();
-  let broken = false;
 
   /** Runs a step; on failure, appends the cluster's diagnostics, and later steps give up at once. */
-  const step = (fn: () => Promise<void>) => async () => {
-    if (broken) throw new Error("skipped: an earlier step failed");
-    try {
-      await fn();
-    } catch (err) {
-      broken = true;
-      const e = err instanceof Error ? err : new Error(String(err));
-      e.message = `${e.message}\n--- cluster on ${RUNTIME} ---\n${c.diagnostics()}`;
-      throw e;
-    }
-  };
+  const step = stepper(() => `--- cluster on ${RUNTIME} ---\n${c.diagnostics()}`);
 
   const voters = async (m: MemberProcess) => {
     const s = await m.status();

@@ -14,6 +14,7 @@ import { waitFor } from "../helpers/wait.ts";
 import { Cluster } from "./cluster-harness.ts";
 import type { MemberProcess } from "./cluster-harness.ts";
 import { RUNTIME } from "./run-cli.ts";
+import { stepper } from "../helpers/steps.ts";
 
 /** More free bytes than any test machine's disk has. */
 const NO_DISK_HAS = String(2 ** 52);
@@ -36,18 +37,7 @@ describe(`raft start --min-free-bytes on ${RUNTIME}`, () => {
   let n3: MemberProcess;
   let solo: MemberProcess;
   const listen = (m: MemberProcess) => ["--id", m.id, "--data", m.dir, "--listen", `127.0.0.1:${m.port}`];
-  let broken = false;
-  const step = (fn: () => Promise<void>) => async () => {
-    if (broken) throw new Error("skipped: an earlier step failed");
-    try {
-      await fn();
-    } catch (err) {
-      broken = true;
-      const e = err instanceof Error ? err : new Error(String(err));
-      e.message = `${e.message}\n--- cluster on ${RUNTIME} ---\n${c.diagnostics()}`;
-      throw e;
-    }
-  };
+  const step = stepper(() => `--- cluster on ${RUNTIME} ---\n${c.diagnostics()}`);
 
   before(async () => {
     c = await Cluster.create(["n1", "n2", "n3", "solo"], RUNTIME);

@@ -17,6 +17,7 @@ import { waitFor } from "../helpers/wait.ts";
 import { Cluster } from "./cluster-harness.ts";
 import { pool, runCli, RUNTIME } from "./run-cli.ts";
 import type { CliRun } from "./run-cli.ts";
+import { stepper } from "../helpers/steps.ts";
 
 async function httpPut(base: string, key: string, value: string): Promise<number> {
   const res = await fetch(`${base}/kv/${encodeURIComponent(key)}`, { method: "PUT", body: value, signal: AbortSignal.timeout(15_000) });
@@ -44,17 +45,7 @@ function cliOk(r: CliRun, code = 0): CliRun {
 describe(`raft start --force-new-cluster on ${RUNTIME}`, () => {
   let c: Cluster;
   const acked = new Map<string, string>();
-  let broken = false;
-  const step = (fn: () => Promise<void>) => async () => {
-    if (broken) throw new Error("an earlier step failed");
-    try {
-      await fn();
-    } catch (err) {
-      broken = true;
-      (err as Error).message += `\n${c.diagnostics()}`;
-      throw err;
-    }
-  };
+  const step = stepper(() => c.diagnostics());
 
   before(async () => {
     c = await Cluster.create(["n1", "n2", "n3", "n4", "n5"], RUNTIME);

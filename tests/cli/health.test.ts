@@ -21,6 +21,7 @@ import { Cluster } from "./cluster-harness.ts";
 import type { MemberProcess } from "./cluster-harness.ts";
 import { runCli, RUNTIME } from "./run-cli.ts";
 import type { CliRun } from "./run-cli.ts";
+import { stepper } from "../helpers/steps.ts";
 
 const CLUSTER_ID_HEADER = "x-raft-cluster-id";
 
@@ -50,19 +51,8 @@ describe(`health, metrics and logs on ${RUNTIME}`, () => {
   let h2: MemberProcess;
   let h3: MemberProcess;
   let clientUrl = "";
-  let broken = false;
 
-  const step = (fn: () => Promise<void>) => async () => {
-    if (broken) throw new Error("skipped: an earlier step failed");
-    try {
-      await fn();
-    } catch (err) {
-      broken = true;
-      const e = err instanceof Error ? err : new Error(String(err));
-      e.message = `${e.message}\n--- cluster on ${RUNTIME} (h2 client port ${clientUrl}) ---\n${c.diagnostics()}`;
-      throw e;
-    }
-  };
+  const step = stepper(() => `--- cluster on ${RUNTIME} (h2 client port ${clientUrl}) ---\n${c.diagnostics()}`);
   const cli = (r: CliRun, code: number) => {
     assert.equal(r.code, code, `${r.cmd}\nexit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     return r;

@@ -23,6 +23,7 @@ import { waitFor } from "../helpers/wait.ts";
 import { Cluster } from "./cluster-harness.ts";
 import type { MemberProcess } from "./cluster-harness.ts";
 import { RUNTIME } from "./run-cli.ts";
+import { stepper } from "../helpers/steps.ts";
 
 const SECRET = "hostile-clients-secret-0123456789";
 const TOKEN = clientTokenFor(new TextEncoder().encode(SECRET));
@@ -63,19 +64,8 @@ describe(`hostile clients against a member on ${RUNTIME}`, () => {
   let c: Cluster;
   let m: MemberProcess;
   let clientPort = 0;
-  let broken = false;
 
-  const step = (fn: () => Promise<void>) => async () => {
-    if (broken) throw new Error("skipped: an earlier step failed");
-    try {
-      await fn();
-    } catch (err) {
-      broken = true;
-      const e = err instanceof Error ? err : new Error(String(err));
-      e.message = `${e.message}\n--- member on ${RUNTIME} ---\n${c.diagnostics()}`;
-      throw e;
-    }
-  };
+  const step = stepper(() => `--- member on ${RUNTIME} ---\n${c.diagnostics()}`);
 
   before(async () => {
     c = await Cluster.create(["h1", "h2"], RUNTIME);

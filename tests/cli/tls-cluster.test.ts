@@ -22,6 +22,7 @@ import { Cluster } from "./cluster-harness.ts";
 import type { MemberProcess } from "./cluster-harness.ts";
 import { CLI, runCli, RUNTIME } from "./run-cli.ts";
 import type { CliRun } from "./run-cli.ts";
+import { stepper } from "../helpers/steps.ts";
 
 let certs: TestCerts;
 before(() => {
@@ -49,22 +50,6 @@ function cliOk(r: CliRun, code = 0): CliRun {
   return r;
 }
 
-/** A test step that, on failure, appends the cluster's diagnostics; later steps then give up at once. */
-function stepper(cluster: () => Cluster) {
-  let broken = false;
-  return (fn: () => Promise<void>) => async () => {
-    if (broken) throw new Error("skipped: an earlier step failed");
-    try {
-      await fn();
-    } catch (err) {
-      broken = true;
-      const e = err instanceof Error ? err : new Error(String(err));
-      e.message = `${e.message}\n--- certificates in ${certs.dir} ---\n${cluster().diagnostics()}`;
-      throw e;
-    }
-  };
-}
-
 describe(`raft over TLS on ${RUNTIME}: three members with mutual TLS`, () => {
   let c: Cluster;
   let n1: MemberProcess;
@@ -73,7 +58,7 @@ describe(`raft over TLS on ${RUNTIME}: three members with mutual TLS`, () => {
   const acked = new Map<string, string>();
   /** The log index of the last acknowledged write. */
   let lastIndex = 0;
-  const step = stepper(() => c);
+  const step = stepper(() => `--- certificates in ${certs.dir} ---\n${c.diagnostics()}`);
   const client = (m: MemberProcess) => ["--cluster", m.url, "--cacert", certs.ca.certFile];
 
   before(async () => {
@@ -140,7 +125,7 @@ describe(`raft over TLS on ${RUNTIME}: three members with mutual TLS`, () => {
 if (RUNTIME === "node") {
   describe("raft over TLS: a mixed Node/Deno/Bun cluster", () => {
     let c: Cluster;
-    const step = stepper(() => c);
+    const step = stepper(() => `--- certificates in ${certs.dir} ---\n${c.diagnostics()}`);
 
     before(async () => {
       c = await Cluster.create(["node", "deno", "bun"], RUNTIMES, { ca: certs.ca.cert });

@@ -23,6 +23,7 @@ import { waitFor } from "../../helpers/wait.ts";
 import { Cluster } from "../../cli/cluster-harness.ts";
 import type { MemberProcess } from "../../cli/cluster-harness.ts";
 import { RUNTIME } from "../../cli/run-cli.ts";
+import { stepper } from "../../helpers/steps.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
@@ -36,22 +37,12 @@ describe(`dashboard in headless Chromium, members on ${RUNTIME}`, { skip: HAVE_C
   let shots: string;
   const requested = new Set<string>();
   const pageErrors: string[] = [];
-  let broken = false;
-
-  const step = (fn: () => Promise<void>) => async () => {
-    if (broken) throw new Error("skipped: an earlier step failed");
-    try {
-      await fn();
-    } catch (err) {
-      broken = true;
-      const e = err instanceof Error ? err : new Error(String(err));
-      const shot = path.join(shots, "failure.png");
-      await page?.screenshot({ path: shot, fullPage: true }).catch(() => {});
-      const text = await page?.locator("body").innerText().catch(() => "") ?? "";
-      e.message = `${e.message}\n--- screenshot ${shot}\n--- page text:\n${text}\n--- page errors: ${pageErrors.join("; ")}\n--- cluster on ${RUNTIME} ---\n${c.diagnostics()}`;
-      throw e;
-    }
-  };
+  const step = stepper(async () => {
+    const shot = path.join(shots, "failure.png");
+    await page?.screenshot({ path: shot, fullPage: true }).catch(() => {});
+    const text = await page?.locator("body").innerText().catch(() => "") ?? "";
+    return `--- screenshot ${shot}\n--- page text:\n${text}\n--- page errors: ${pageErrors.join("; ")}\n--- cluster on ${RUNTIME} ---\n${c.diagnostics()}`;
+  });
 
   const shot = async (name: string) => {
     const file = path.join(shots, `${RUNTIME}-${name}.png`);
