@@ -4,7 +4,8 @@
  * loopback, fsync on, 100-byte PUTs to the leader at 1, 8, 32, 128 and 512
  * connections; for each runtime the members run on (node, deno, bun),
  * requests/s, p50 and p99 latency, the leader changes during each run (the
- * leader's term before and after), and the ratios to etcd. Goals:
+ * leader's term before and after), each member's resident memory after each
+ * run, and the ratios to etcd. Goals:
  * throughput >= 1.5x etcd's at 128 connections; p50 at 1 connection no
  * worse than etcd's; no leader change. The curve (requests/s against
  * connections, one line per system) is also written as an SVG chart.
@@ -18,7 +19,9 @@
  * The summary gives the cost of TLS as a ratio to the plain run.
  *
  * Environment: BENCH_SECONDS (per wrk run, default 10), BENCH_CONNECTIONS
- * (default 1,8,32,128,512), BENCH_MEMBERS (3 or 5, default 3), BENCH_CHART
+ * (default 1,8,32,128,512), BENCH_MEMBERS (3 or 5, default 3),
+ * BENCH_VALUE_BYTES (default 100; with another size the figures include
+ * MB/s of values), BENCH_CHART
  * (where the SVG goes, default kv-curve-<members>.svg in the OS temp
  * directory; its path is printed), BENCH_RUNTIME (one
  * runtime instead of all three; `npm run bench` sets it), BENCH_ETCD=0 to
@@ -51,8 +54,10 @@ const seconds = Number(process.env.BENCH_SECONDS ?? "10");
 const runtimes: readonly RuntimeName[] = process.env.BENCH_RUNTIME !== undefined ? [process.env.BENCH_RUNTIME as RuntimeName] : RUNTIMES;
 const CONNECTIONS: readonly number[] = (process.env.BENCH_CONNECTIONS ?? "1,8,32,128,512").split(",").map(Number);
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? "3");
-if (!CONNECTIONS.every((n) => Number.isSafeInteger(n) && n > 0) || ![3, 5].includes(MEMBERS)) {
-  console.log("BENCH_CONNECTIONS must be positive integers (1,8,32,128,512) and BENCH_MEMBERS 3 or 5");
+/** Value size: 100 bytes (the scripts in bench/ and ../shared/bench/) unless BENCH_VALUE_BYTES says otherwise. */
+const VALUE_BYTES = Number(process.env.BENCH_VALUE_BYTES ?? "100");
+if (!CONNECTIONS.every((n) => Number.isSafeInteger(n) && n > 0) || ![3, 5].includes(MEMBERS) || !(Number.isSafeInteger(VALUE_BYTES) && VALUE_BYTES >= 3 && VALUE_BYTES <= 1 << 20)) {
+  console.log("BENCH_CONNECTIONS must be positive integers (1,8,32,128,512), BENCH_MEMBERS 3 or 5, BENCH_VALUE_BYTES 3..1048576");
   process.exit(2);
 }
 const tlsModes: readonly boolean[] = process.env.BENCH_TLS === "0" ? [false] : process.env.BENCH_TLS === "only" ? [true] : [false, true];
@@ -67,6 +72,17 @@ interface WrkResult {
   readonly errors: number;
   /** Leader changes during the run: how far the leader's term moved (null: not measured). */
   leaderChanges?: number | null;
+  /** Resident memory of each member right after the run, MiB. */
+  rssMiB?: readonly number[];
+}
+
+/** Resident memory of a process in MiB (Linux /proc), NaN when it cannot be read. */
+function rssMiB(pid: number | undefined): number {
+  try {
+    return Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 function _ms(value: string, unit: string): number {
@@ -113,6 +129,8 @@ async function proposals(url: string): Promise<number> {
 interface System {
   readonly leader: string;
   readonly term: () => Promise<number | null>;
+  /** The members' process ids (for their memory). */
+  readonly pids: () => readonly (number | undefined)[];
   readonly stop: () => Promise<void>;
 }
 
@@ -163,7 +181,7 @@ async function startRaft(rt: RuntimeName, root: string, tls: boolean): Promise<S
       }
       return max;
     };
-    return { leader, term, stop };
+    return { leader, term, pids: () => children.map((c) => c.pid), stop };
   } catch (err) {
     await stop();
     throw err;
@@ -231,7 +249,7 @@ async function startEtcd(root: string, n: number, tls: boolean): Promise<System>
       const found = all.find((e) => String(e.Status.leader) === String(e.Status.header.member_id));
       return found === undefined ? undefined : found.Endpoint;
     }, 30_000);
-    return { leader, term: async () => etcdTerm(endpoints, tls), stop };
+    return { leader, term: async () => etcdTerm(endpoints, tls), pids: () => children.map((ch) => ch.pid), stop };
   } catch (err) {
     await stop();
     throw err;
@@ -241,7 +259,8 @@ async function startEtcd(root: string, n: number, tls: boolean): Promise<System>
 function row(name: string, conns: number, r: WrkResult): string {
   const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : "n/a");
   const changes = r.leaderChanges === undefined || r.leaderChanges === null ? "n/a" : String(r.leaderChanges);
-  return `${name.padEnd(14)} ${String(conns).padStart(5)} ${f(r.rps, 0).padStart(9)} ${f(r.p50Ms).padStart(9)} ${f(r.p99Ms).padStart(9)} ${String(r.errors).padStart(7)} ${changes.padStart(8)}`;
+  const rss = (r.rssMiB ?? []).map((m) => f(m, 0)).join("/");
+  return `${name.padEnd(14)} ${String(conns).padStart(5)} ${f(r.rps, 0).padStart(9)} ${f(r.p50Ms).padStart(9)} ${f(r.p99Ms).padStart(9)} ${String(r.errors).padStart(7)} ${changes.padStart(14)}  ${rss}`;
 }
 
 /**
@@ -259,6 +278,7 @@ async function measure(sys: System, script: string, around?: () => Promise<(conn
     const r = wrk(sys.leader, script, conns, seconds);
     const t1 = await sys.term();
     r.leaderChanges = t0 === null || t1 === null ? null : t1 - t0;
+    r.rssMiB = sys.pids().map(rssMiB);
     await check?.(conns, r);
     byConns.set(conns, r);
   }
@@ -319,7 +339,14 @@ const certs: TestCerts | null = tlsModes.includes(true) ? makeTestCerts() : null
 const results = new Map<string, Map<number, WrkResult>>();
 const warmupS = Math.max(1, Math.round(seconds / 5));
 const lines: string[] = [];
-const raftScript = path.join(benchDir, "kv-put.lua");
+/** The wrk scripts: the checked-in ones for 100-byte values, else written here with the same requests and a bigger value. */
+const raftScript = VALUE_BYTES === 100 ? path.join(benchDir, "kv-put.lua") : path.join(root, "kv-put.lua");
+const etcdScriptFor = (dir: string) => VALUE_BYTES === 100 ? path.join(dir, "etcd-put.lua") : path.join(root, "etcd-put.lua");
+if (VALUE_BYTES !== 100) {
+  fs.writeFileSync(raftScript, fs.readFileSync(path.join(benchDir, "kv-put.lua"), "utf8").replace('string.rep("v", 100)', `string.rep("v", ${VALUE_BYTES})`));
+  // etcd's JSON gateway takes the value in base64: "QUFB" is 3 bytes ("AAA").
+  fs.writeFileSync(path.join(root, "etcd-put.lua"), `wrk.method = "POST"\nwrk.path = "/v3/kv/put"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = '{"key":"YmVuY2g=","value":"' .. string.rep("QUFB", ${Math.ceil(VALUE_BYTES / 3)}) .. '"}'\n`);
+}
 try {
   for (const rt of runtimes) for (const tls of tlsModes) {
     const name = `raft-ts ${rt}${tls ? " TLS" : ""}`;
@@ -341,7 +368,7 @@ try {
   }
   const etcdDir = etcdScript();
   if (process.env.BENCH_ETCD !== "0" && etcdDir !== null) {
-    const etcdPut = path.join(etcdDir, "etcd-put.lua");
+    const etcdPut = etcdScriptFor(etcdDir);
     for (const tls of tlsModes) {
       const name = `etcd 3.4${tls ? " TLS" : ""}`;
       if (!tls && MEMBERS === 3) {
@@ -352,7 +379,8 @@ try {
           if (start.status !== 0) throw new Error(`etcd-cluster.sh start failed: ${start.stderr}`);
           const leader = start.stdout.trim().split("\n").pop()!;
           const endpoints = "127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379";
-          results.set(name, await measure({ leader, term: async () => etcdTerm(endpoints, false), stop: async () => {} }, etcdPut));
+          const pids = () => fs.readFileSync(path.join(data, "pids"), "utf8").trim().split("\n").map(Number);
+          results.set(name, await measure({ leader, term: async () => etcdTerm(endpoints, false), pids, stop: async () => {} }, etcdPut));
         } finally {
           spawnSync("bash", [path.join(etcdDir, "etcd-cluster.sh"), "stop", data]);
         }
@@ -386,8 +414,8 @@ try {
 fs.rmSync(root, { recursive: true, force: true });
 certs?.remove();
 
-console.log(`KV PUT benchmark: ${MEMBERS} members on loopback, fsync on, 100-byte values, wrk ${seconds} s per run (${os.cpus().length} CPUs); TLS: HTTPS to the leader, mutual TLS between members`);
-console.log(`${"system".padEnd(14)} ${"conns".padStart(5)} ${"req/s".padStart(9)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"errors".padStart(7)} ${"leader changes".padStart(8)}`);
+console.log(`KV PUT benchmark: ${MEMBERS} members on loopback, fsync on, ${VALUE_BYTES}-byte values, wrk ${seconds} s per run (${os.cpus().length} CPUs); TLS: HTTPS to the leader, mutual TLS between members`);
+console.log(`${"system".padEnd(14)} ${"conns".padStart(5)} ${"req/s".padStart(9)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"errors".padStart(7)} ${"leader changes".padStart(14)}  RSS MiB (each member, after the run)`);
 for (const [name, byConns] of results) for (const [conns, r] of byConns) console.log(row(name, conns, r));
 const ratio = (a: WrkResult | undefined, b: WrkResult | undefined, k: "rps" | "p50Ms" | "p99Ms") => (a === undefined || b === undefined ? Number.NaN : a[k] / b[k]);
 const x = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}x` : "n/a");
@@ -400,8 +428,8 @@ for (const suffix of ["", " TLS"]) {
     const p50 = ratio(byConns.get(1), etcd.get(1), "p50Ms");
     const curve = CONNECTIONS.map((c) => `${c}: ${x(ratio(byConns.get(c), etcd.get(c), "rps"))}`).join(", ");
     console.log(
-      `${name}: throughput at 128 conns ${x(tput)} etcd${suffix} (goal >= 1.5x: ${tput >= 1.5 ? "met" : "MISSED"}); ` +
-        `p50 at 1 conn ${x(p50)} etcd's (goal <= 1.0x: ${p50 <= 1 ? "met" : "MISSED"}); p99 at 128 conns ${x(ratio(byConns.get(128), etcd.get(128), "p99Ms"))} etcd's; ` +
+      `${name}: throughput at 128 conns ${x(tput)} etcd${suffix} (goal >= 1.5x: ${Number.isNaN(tput) ? "not measured" : tput >= 1.5 ? "met" : "MISSED"}); ` +
+        `p50 at 1 conn ${x(p50)} etcd's (goal <= 1.0x: ${Number.isNaN(p50) ? "not measured" : p50 <= 1 ? "met" : "MISSED"}); p99 at 128 conns ${x(ratio(byConns.get(128), etcd.get(128), "p99Ms"))} etcd's; ` +
         `requests/s against etcd by connections ${curve}`,
     );
   }
@@ -417,6 +445,9 @@ for (const [name, tlsRun] of results) {
 const changes = [...results].flatMap(([name, m]) => [...m].filter(([, r]) => (r.leaderChanges ?? 0) !== 0).map(([c, r]) => `${name} at ${c} conns: ${r.leaderChanges ?? "?"}`));
 console.log(`leader changes during the runs (goal 0): ${changes.length === 0 ? "none" : changes.join("; ")}`);
 const chart = process.env.BENCH_CHART ?? path.join(os.tmpdir(), `kv-curve-${MEMBERS}.svg`);
-fs.writeFileSync(chart, chartSvg(`KV PUT requests/s, ${MEMBERS} members on loopback, fsync on, 100-byte values (${os.cpus().length} CPUs)`, results));
+if (VALUE_BYTES !== 100) {
+  for (const [name, byConns] of results) console.log(`${name}: ${CONNECTIONS.map((c) => `${c} conns ${((byConns.get(c)?.rps ?? Number.NaN) * VALUE_BYTES / 1e6).toFixed(1)} MB/s`).join(", ")} of values`);
+}
+fs.writeFileSync(chart, chartSvg(`KV PUT requests/s, ${MEMBERS} members on loopback, fsync on, ${VALUE_BYTES}-byte values (${os.cpus().length} CPUs)`, results));
 console.log(`chart: ${chart}`);
 for (const l of lines) console.log(l);
