@@ -30,6 +30,10 @@ const FOUND: readonly { seed: number; what: string }[] = [
     seed: 269018,
     what: "the same false alarm as 219445 on a 7-member cluster with joins and removals",
   },
+  {
+    seed: 1057014,
+    what: "simulator's liveness bound: it counted the backlog of the running members only, but n3, restarting as the faults stopped, came back with 215 entries (44 committed), led, and replicated them one 1-byte message at a time",
+  },
 ];
 
 for (const { seed, what } of FOUND) {
