@@ -21,26 +21,9 @@ import { heartbeatWithTerm, postMessages } from "../helpers/peer-requests.ts";
 import { pool, runCli, RUNTIME } from "./run-cli.ts";
 import type { CliRun } from "./run-cli.ts";
 import { stepper } from "../helpers/steps.ts";
+import { httpGet, httpPut } from "../helpers/kv-http.ts";
 
 const FILL_KEYS = 400;
-
-async function httpPut(base: string, key: string, value: string, headers: Record<string, string> = {}): Promise<number> {
-  const res = await fetch(`${base}/kv/${encodeURIComponent(key)}`, { method: "PUT", body: value, headers, signal: AbortSignal.timeout(15_000) });
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`PUT ${key} at ${base}: ${res.status} ${body}`);
-  return (JSON.parse(body) as { index: number }).index;
-}
-
-async function httpGet(base: string, key: string, stale = false): Promise<string | null> {
-  const res = await fetch(`${base}/kv/${encodeURIComponent(key)}${stale ? "?stale" : ""}`, { signal: AbortSignal.timeout(15_000) });
-  if (res.status === 404) {
-    await res.body?.cancel();
-    return null;
-  }
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`GET ${key} at ${base}: ${res.status} ${body}`);
-  return body;
-}
 
 function cliOk(r: CliRun, code = 0): CliRun {
   assert.equal(r.code, code, `${r.cmd}\nexit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);

@@ -18,24 +18,7 @@ import { Cluster } from "./cluster-harness.ts";
 import { pool, runCli, RUNTIME } from "./run-cli.ts";
 import type { CliRun } from "./run-cli.ts";
 import { stepper } from "../helpers/steps.ts";
-
-async function httpPut(base: string, key: string, value: string): Promise<number> {
-  const res = await fetch(`${base}/kv/${encodeURIComponent(key)}`, { method: "PUT", body: value, signal: AbortSignal.timeout(15_000) });
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`PUT ${key} at ${base}: ${res.status} ${body}`);
-  return (JSON.parse(body) as { index: number }).index;
-}
-
-async function httpGet(base: string, key: string, stale = false): Promise<string | null> {
-  const res = await fetch(`${base}/kv/${encodeURIComponent(key)}${stale ? "?stale" : ""}`, { signal: AbortSignal.timeout(15_000) });
-  if (res.status === 404) {
-    await res.body?.cancel();
-    return null;
-  }
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`GET ${key} at ${base}: ${res.status} ${body}`);
-  return body;
-}
+import { httpGet, httpPut } from "../helpers/kv-http.ts";
 
 function cliOk(r: CliRun, code = 0): CliRun {
   assert.equal(r.code, code, `${r.cmd}\nexit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
