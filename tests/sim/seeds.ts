@@ -3,8 +3,8 @@
  * files, which split the range so the test runner can run them side by
  * side). Deno runs 1,000 seeds per file, 2,000 in all (it runs the simulator
  * fastest of the three: about 17 seeds/s on one core, Node and Bun about
- * 13), Node and Bun 150 each: the suite must stay within its time budget on
- * 2 cores.
+ * 13), Node and Bun 50 each (the regression seeds run on all three): the
+ * suite must stay within its time budget on 2 cores.
  *
  * @module
  */
@@ -14,7 +14,7 @@ import { CURRENT_RUNTIME } from "../helpers/runtimes.ts";
 import { runSeed } from "./run.ts";
 
 /** Seeds per file on this runtime. */
-export const SEEDS_PER_FILE = CURRENT_RUNTIME === "deno" ? 1000 : 150;
+export const SEEDS_PER_FILE = CURRENT_RUNTIME === "deno" ? 1000 : 50;
 
 /** Registers one test running seeds [first, first + SEEDS_PER_FILE). */
 export function seedRange(first: number): void {
