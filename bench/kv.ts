@@ -157,29 +157,25 @@ async function startRaft(rt: RuntimeName, root: string, tls: boolean): Promise<S
       const log = fs.openSync(path.join(root, `${id}.log`), "w");
       children.push(trackExit(spawn(cmd, args, { stdio: ["ignore", "ignore", log] })));
     }
-    const leader = await waitFor("a raft-ts leader", async () => {
+    // What each member that answers says of itself (one may be starting or busy: the others answer).
+    const statuses = async () => {
+      const out: { url: string; role: string; term: number }[] = [];
       for (const p of ports) {
+        const url = `${scheme}://127.0.0.1:${p}`;
         try {
-          const s = JSON.parse((await getText(`${scheme}://127.0.0.1:${p}/status`)).text) as { role: string };
-          if (s.role === "leader") return `${scheme}://127.0.0.1:${p}`;
-        } catch {
-          // not up yet
-        }
-      }
-      return undefined;
-    }, 60_000);
-    // The highest term any member reports (a member may be busy: the others answer).
-    const term = async () => {
-      let max: number | null = null;
-      for (const p of ports) {
-        try {
-          const s = JSON.parse((await getText(`${scheme}://127.0.0.1:${p}/status`)).text) as { term: number };
-          max = Math.max(max ?? 0, s.term);
+          const s = JSON.parse((await getText(`${url}/status`)).text) as { role: string; term: number };
+          out.push({ url, role: s.role, term: s.term });
         } catch {
           // not answering
         }
       }
-      return max;
+      return out;
+    };
+    const leader = await waitFor("a raft-ts leader", async () => (await statuses()).find((s) => s.role === "leader")?.url, 60_000);
+    // The highest term any member reports.
+    const term = async () => {
+      const all = await statuses();
+      return all.length === 0 ? null : Math.max(...all.map((s) => s.term));
     };
     return { leader, term, pids: () => children.map((c) => c.pid), stop };
   } catch (err) {
@@ -195,17 +191,27 @@ function etcdScript(): string | null {
   return null;
 }
 
-/** The highest raft term etcdctl reports for `endpoints` (null when none answers). */
-function etcdTerm(endpoints: string, tls: boolean): number | null {
+/** One member's answer in `etcdctl endpoint status -w json`. */
+interface _EtcdStatus {
+  readonly Endpoint: string;
+  readonly Status: { readonly leader: string; readonly raftTerm: number; readonly header: { readonly member_id: string } };
+}
+
+/** What etcdctl reports for those of `endpoints` that answer (empty when none does). */
+function etcdStatus(endpoints: string, tls: boolean): _EtcdStatus[] {
   const args = ["--endpoints", endpoints, ...(tls ? ["--cacert", certs!.ca.certFile] : []), "endpoint", "status", "-w", "json"];
   const r = spawnSync("etcdctl", args, { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
-  if (r.status !== 0 && r.stdout.trim() === "") return null;
   try {
-    const all = JSON.parse(r.stdout) as { Status: { raftTerm: number } }[];
-    return all.length === 0 ? null : Math.max(...all.map((e) => e.Status.raftTerm));
+    return JSON.parse(r.stdout) as _EtcdStatus[];
   } catch {
-    return null;
+    return [];
   }
+}
+
+/** The highest raft term etcdctl reports for `endpoints` (null when none answers). */
+function etcdTerm(endpoints: string, tls: boolean): number | null {
+  const all = etcdStatus(endpoints, tls);
+  return all.length === 0 ? null : Math.max(...all.map((e) => e.Status.raftTerm));
 }
 
 /**
@@ -242,12 +248,11 @@ async function startEtcd(root: string, n: number, tls: boolean): Promise<System>
     }
     const endpoints = idx.map(client).join(",");
     const leader = await waitFor(`an etcd leader${tls ? " (TLS)" : ""}`, () => {
-      const r = spawnSync("etcdctl", ["--endpoints", endpoints, ...(tls ? ["--cacert", c!.ca.certFile] : []), "endpoint", "status", "-w", "json"], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
-      if (r.status !== 0) return undefined;
-      const all = JSON.parse(r.stdout) as { Endpoint: string; Status: { leader: string; header: { member_id: string } } }[];
+      const all = etcdStatus(endpoints, tls);
+      // Every member up (as when etcdctl exits 0), and one of them the leader.
+      if (all.length < n) return undefined;
       // etcdctl prints ids as numbers; compare them as the text JSON holds (no precision loss with a regex).
-      const found = all.find((e) => String(e.Status.leader) === String(e.Status.header.member_id));
-      return found === undefined ? undefined : found.Endpoint;
+      return all.find((e) => String(e.Status.leader) === String(e.Status.header.member_id))?.Endpoint;
     }, 30_000);
     return { leader, term: async () => etcdTerm(endpoints, tls), pids: () => children.map((ch) => ch.pid), stop };
   } catch (err) {
@@ -317,9 +322,12 @@ function chartSvg(title: string, results: ReadonlyMap<string, ReadonlyMap<number
   let k = 0;
   for (const [name, byConns] of results) {
     const color = colors[k % colors.length]!;
-    const pts = conns.filter((c) => Number.isFinite(byConns.get(c)?.rps ?? Number.NaN)).map((c) => `${lx(c).toFixed(1)},${ly(byConns.get(c)!.rps).toFixed(1)}`);
-    out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(" ")}"/>`);
-    for (const p of pts) out.push(`<circle cx="${p.split(",")[0]}" cy="${p.split(",")[1]}" r="3" fill="${color}"/>`);
+    const pts = conns.flatMap((c) => {
+      const rps = byConns.get(c)?.rps ?? Number.NaN;
+      return Number.isFinite(rps) ? [[lx(c).toFixed(1), ly(rps).toFixed(1)] as const] : [];
+    });
+    out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map(([x, y]) => `${x},${y}`).join(" ")}"/>`);
+    for (const [x, y] of pts) out.push(`<circle cx="${x}" cy="${y}" r="3" fill="${color}"/>`);
     const y = T + 10 + k * 20;
     out.push(`<line x1="${W - R + 14}" x2="${W - R + 34}" y1="${y}" y2="${y}" stroke="${color}" stroke-width="2"/>`);
     out.push(`<text x="${W - R + 40}" y="${y + 4}">${esc(name)}</text>`);

@@ -15,7 +15,7 @@ import koffi from "koffi";
 import { acquireDirLock, flockTryLock } from "../shared/lock.ts";
 import { nodeHttpClient } from "../shared/node-http-client.ts";
 import { serveNodeHttps } from "../shared/node-https-server.ts";
-import { nodeServerOptions, type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
+import { closeNodeServer, listenNodeServer, nodeServerOptions, type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
 import type { HttpServer, RuntimeAdapter, WorkerHandle, WorkerPort } from "../types.ts";
 
@@ -23,35 +23,14 @@ const _libc = koffi.load("libc.so.6");
 const _flock = _libc.func("int flock(int fd, int operation)") as (fd: number, op: number) => number;
 const _tryLock = flockTryLock(_flock, () => koffi.errno());
 
-/**
- * Connections the kernel may hold for the server before it accepts them.
- * Node's default is 511: under a flood of new connections the rest have their
- * handshakes dropped and retried by the client for up to a minute (measured:
- * 600 of 10,000 got no answer in 60 s). The kernel caps it at
- * net.core.somaxconn.
- */
-const _LISTEN_BACKLOG = 8192;
-
 function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number, limits: ServeLimits = serveLimits()): Promise<HttpServer> {
-  return new Promise((resolve, reject) => {
-    const server = createAdaptorServer({ fetch: app.fetch, hostname: host, serverOptions: nodeServerOptions(limits) }) as http.Server;
-    // Past the cap a connection is closed at once: descriptors stay free for the log and the peers.
-    server.maxConnections = limits.maxConnections;
-    server.once("error", reject);
-    server.listen({ port, host, backlog: Math.min(_LISTEN_BACKLOG, limits.maxConnections) }, () => {
-      server.off("error", reject);
-      // An accept that fails (EMFILE past the cap) is emitted here; the server keeps listening.
-      server.on("error", () => {});
-      const addr = server.address();
-      resolve({
-        port: typeof addr === "object" && addr !== null ? addr.port : port,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            server.closeAllConnections();
-          }),
-      });
-    });
+  const server = createAdaptorServer({ fetch: app.fetch, hostname: host, serverOptions: nodeServerOptions(limits) }) as http.Server;
+  return listenNodeServer(server, host, port, limits).then(() => {
+    const addr = server.address();
+    return {
+      port: typeof addr === "object" && addr !== null ? addr.port : port,
+      close: () => closeNodeServer(server),
+    };
   });
 }
 

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { nodeServerOptions, type ServeLimits, serveLimits } from "./serve-limits.ts";
+import { closeNodeServer, listenNodeServer, nodeServerOptions, type ServeLimits, serveLimits } from "./serve-limits.ts";
 import type * as http from "node:http";
 import * as https from "node:https";
 import type * as net from "node:net";
@@ -75,22 +75,7 @@ function _listen(app: TlsApp, host: string, port: number, t: TlsServerOptions, o
     const raw = (socket as { _parent?: net.Socket })._parent ?? socket;
     t.onHandshakeError?.(raw.remoteAddress === undefined ? "a client (address no longer known)" : `${raw.remoteAddress}:${raw.remotePort ?? "?"}`, handshakeReason(err));
   });
-  // Past the cap a connection is closed at once: descriptors stay free for the log and the peers.
-  server.maxConnections = limits.maxConnections;
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve(server);
-    });
-  });
-}
-
-function _close(server: https.Server): Promise<void> {
-  return new Promise<void>((done) => {
-    server.close(() => done());
-    server.closeAllConnections();
-  });
+  return listenNodeServer(server, host, port, limits).then(() => server);
 }
 
 /**
@@ -118,7 +103,7 @@ export async function serveNodeHttps(app: TlsApp, host: string, port: number, tl
       server = await relisten(() => _listen(app, host, bound, next, opts.overrideGlobalObjects, limits));
     },
     async close() {
-      await Promise.all([server, ...retired].map(_close));
+      await Promise.all([server, ...retired].map((s) => closeNodeServer(s)));
     },
   };
 }

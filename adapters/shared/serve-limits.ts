@@ -24,6 +24,7 @@
  * @module
  */
 import * as fs from "node:fs";
+import type * as net from "node:net";
 
 /** How a server limits its connections (see the module doc). */
 export interface ServeLimits {
@@ -96,4 +97,41 @@ export function nodeServerOptions(limits: ServeLimits): { headersTimeout: number
     // Timeouts are enforced when connections are checked: every second, not every 30 s.
     connectionsCheckingInterval: 1000,
   };
+}
+
+/**
+ * Connections the kernel may hold for a `node:http`/`node:https` server
+ * before it accepts them. Node's default is 511: under a flood of new
+ * connections the rest have their handshakes dropped and retried by the
+ * client for up to a minute (measured: 600 of 10,000 got no answer in 60 s).
+ * The kernel caps it at net.core.somaxconn.
+ */
+const _LISTEN_BACKLOG = 8192;
+
+/**
+ * Starts a `node:http` / `node:https` server (Node's, and the `node:https`
+ * one Deno and Bun use for mutual TLS) on `host:port` with the connection
+ * cap and backlog of `limits`; resolves once it listens. Past the cap a
+ * connection is closed at once, so descriptors stay free for the log and the
+ * peers; an accept that fails afterwards (EMFILE) is emitted as an `error`
+ * the server survives, so it is taken here rather than left unhandled.
+ */
+export function listenNodeServer(server: net.Server, host: string, port: number, limits: ServeLimits): Promise<void> {
+  server.maxConnections = limits.maxConnections;
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ port, host, backlog: Math.min(_LISTEN_BACKLOG, limits.maxConnections) }, () => {
+      server.off("error", reject);
+      server.on("error", () => {});
+      resolve();
+    });
+  });
+}
+
+/** Stops a server started by `listenNodeServer`: stops listening and closes every connection, idle or not. */
+export function closeNodeServer(server: net.Server & { closeAllConnections(): void }): Promise<void> {
+  return new Promise<void>((done) => {
+    server.close(() => done());
+    server.closeAllConnections();
+  });
 }
