@@ -13,6 +13,8 @@
  * @module
  */
 import { dlopen, read } from "bun:ffi";
+import process from "node:process";
+import { LISTEN_BACKLOG, raiseListenBacklog } from "../shared/listen-backlog.ts";
 import { acquireDirLock, flockTryLock } from "../shared/lock.ts";
 import { fetchHttpClient } from "../shared/fetch-client.ts";
 import { relisten } from "../shared/relisten.ts";
@@ -42,11 +44,25 @@ declare const Bun: {
 const _libc = dlopen("libc.so.6", {
   flock: { args: ["i32", "i32"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
+  listen: { args: ["i32", "i32"], returns: "i32" },
 });
 const _tryLock = flockTryLock(
   (fd, op) => _libc.symbols.flock(fd, op) as number,
   () => read.i32(_libc.symbols.__errno_location() as number, 0),
 );
+
+/**
+ * Lengthens the accept queue of the `Bun.serve` listening on `port` from
+ * Bun's fixed 512 (see listen-backlog.ts: under a flood the connections the
+ * queue dropped reached the server only after its idle timeout had closed
+ * them, unanswered); on other systems, or if the socket is not found, says
+ * so on stderr and keeps 512.
+ */
+function _raiseBacklog(port: number, limits: ServeLimits): void {
+  if (process.platform !== "linux") return;
+  const why = raiseListenBacklog(port, Math.min(LISTEN_BACKLOG, limits.maxConnections), (fd, n) => _libc.symbols.listen(fd, n) as number);
+  if (why !== null) console.error(`raft: port ${port} keeps Bun's accept queue of 512 connections: ${why}`);
+}
 
 /** Bun.serve options for `limits`: Bun has one inactivity timeout (seconds, at most 255) and no connection cap. */
 function _serveOptions(limits: ServeLimits): { idleTimeout: number } {
@@ -71,6 +87,7 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
     srv.timeout?.(req, 0);
     return app.fetch(_absolute(req, origin));
   } });
+  _raiseBacklog(server.port, limits);
   return Promise.resolve({
     port: server.port,
     close: async () => {
@@ -109,6 +126,7 @@ async function _serveTls(
     );
   let server = await open(tls, port);
   const bound = server.port;
+  _raiseBacklog(bound, limits);
   const retired: BunServer[] = [];
   return {
     port: bound,
@@ -117,6 +135,7 @@ async function _serveTls(
       retired.push(server);
       void server.stop(false);
       server = await relisten(() => open(next, bound));
+      _raiseBacklog(bound, limits);
     },
     async close() {
       await Promise.all([server, ...retired].map((s) => s.stop(true)));

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { LISTEN_BACKLOG, raiseListenBacklog } from "../shared/listen-backlog.ts";
 import { acquireDirLock } from "../shared/lock.ts";
 import { fetchHttpClient } from "../shared/fetch-client.ts";
 import { nodeHttpClient } from "../shared/node-http-client.ts";
@@ -36,6 +37,8 @@ interface DenoHttpClient {
 }
 declare const Deno: {
   version: { deno: string };
+  build: { os: string };
+  dlopen(path: string, symbols: { listen: { parameters: ["i32", "i32"]; result: "i32" } }): { symbols: { listen(fd: number, backlog: number): number } };
   openSync(path: string, options: { read: boolean; write: boolean; create: boolean }): DenoFsFile;
   serve(
     options: { hostname: string; port: number; cert?: string; key?: string; onListen?: (addr: { port: number }) => void },
@@ -54,6 +57,27 @@ function _tryLock(lockPath: string): (() => void) | null {
     file.unlockSync();
     file.close();
   };
+}
+
+/** libc `listen(2)` through FFI, opened on first use (it needs the FFI permission, which `-A` grants). */
+let _libcListen: ((fd: number, backlog: number) => number) | null = null;
+
+/**
+ * Lengthens the accept queue of the `Deno.serve` listening on `port` from
+ * Deno's fixed 511 (see listen-backlog.ts); on other systems, without the
+ * FFI permission, or if the socket is not found, says so on stderr and
+ * keeps 511.
+ */
+function _raiseBacklog(port: number, limits: ServeLimits): void {
+  if (Deno.build.os !== "linux") return;
+  let why: string | null;
+  try {
+    _libcListen ??= Deno.dlopen("libc.so.6", { listen: { parameters: ["i32", "i32"], result: "i32" } }).symbols.listen;
+    why = raiseListenBacklog(port, Math.min(LISTEN_BACKLOG, limits.maxConnections), _libcListen);
+  } catch (err) {
+    why = (err as Error).message;
+  }
+  if (why !== null) console.error(`raft: port ${port} keeps Deno's accept queue of 511 connections: ${why}`);
 }
 
 /**
@@ -83,6 +107,7 @@ function _resilientServe(handler: (req: Request) => Response | Promise<Response>
       s = Deno.serve({ hostname: host, port: p, onListen: (addr) => {
         boundPort = addr.port;
         listening = true;
+        _raiseBacklog(addr.port, limits);
         if (s !== null) resolve(s);
       } }, handler);
       if (listening) resolve(s);
@@ -176,7 +201,10 @@ async function _serveTls(app: TlsApp, host: string, port: number, tls: TlsServer
   const open = (t: TlsServerOptions, p: number) =>
     new Promise<{ server: DenoHttpServer; port: number }>((resolve, reject) => {
       try {
-        const server: DenoHttpServer = Deno.serve({ hostname: host, port: p, cert: t.cert, key: t.key, onListen: (addr) => queueMicrotask(() => resolve({ server, port: addr.port })) }, handle);
+        const server: DenoHttpServer = Deno.serve({ hostname: host, port: p, cert: t.cert, key: t.key, onListen: (addr) => {
+          _raiseBacklog(addr.port, limits ?? serveLimits());
+          queueMicrotask(() => resolve({ server, port: addr.port }));
+        } }, handle);
       } catch (err) {
         // relisten() retries while the old listener still holds the port.
         if ((err as Error).name === "AddrInUse") (err as { code?: string }).code = "EADDRINUSE";
