@@ -74,7 +74,12 @@ describe(`health, metrics and logs on ${RUNTIME}`, () => {
   });
 
   after(async () => {
-    for (const m of c.members) if (m.child?.pid !== undefined) process.kill(m.child.pid, "SIGCONT");
+    // A member that died (a failed start) must not hide why: destroy() prints the members' logs.
+    for (const m of c.members) {
+      try {
+        if (m.child?.pid !== undefined) process.kill(m.child.pid, "SIGCONT");
+      } catch { /* already gone */ }
+    }
     await c.destroy();
   });
 
