@@ -422,7 +422,7 @@ try {
 fs.rmSync(root, { recursive: true, force: true });
 certs?.remove();
 
-console.log(`KV PUT benchmark: ${MEMBERS} members on loopback, fsync on, ${VALUE_BYTES}-byte values, wrk ${seconds} s per run (${os.cpus().length} CPUs); TLS: HTTPS to the leader, mutual TLS between members`);
+console.log(`KV PUT benchmark: ${MEMBERS} members on loopback, fsync on, ${VALUE_BYTES}-byte values, wrk ${seconds} s per run (${os.cpus().length} CPUs)${tlsModes.includes(true) ? "; rows marked TLS: HTTPS to the leader, mutual TLS between members" : "; plain HTTP only"}`);
 console.log(`${"system".padEnd(14)} ${"conns".padStart(5)} ${"req/s".padStart(9)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"errors".padStart(7)} ${"leader changes".padStart(14)}  RSS MiB (each member, after the run)`);
 for (const [name, byConns] of results) for (const [conns, r] of byConns) console.log(row(name, conns, r));
 const ratio = (a: WrkResult | undefined, b: WrkResult | undefined, k: "rps" | "p50Ms" | "p99Ms") => (a === undefined || b === undefined ? Number.NaN : a[k] / b[k]);

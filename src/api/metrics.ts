@@ -74,6 +74,7 @@ export function renderMetrics(s: NodeStatus, m: NodeMetrics, service: Record<str
   x.histogramMs("raft_fsync_latency_seconds", "Time of one fsync of the log.", m.fsyncLatency);
   x.one("raft_rpcs_sent_total", "counter", "Peer RPCs sent.", m.rpcsSent);
   x.one("raft_rpcs_received_total", "counter", "Peer RPCs received.", m.rpcsReceived);
+  x.one("raft_rpcs_sent_in_responses_total", "counter", "Peer replies sent in the response of the request they answer (counted in raft_rpcs_sent_total too).", m.rpcsSentInResponses);
   x.one("raft_rpcs_refused_total", "counter", "Peer RPCs refused (authentication, wrong cluster, malformed).", m.rpcsRefused);
   x.one("raft_snapshot_sent_bytes_total", "counter", "Snapshot bytes sent to other members.", m.snapshotBytesSent);
   x.one("raft_snapshot_received_bytes_total", "counter", "Snapshot bytes received from the leader.", m.snapshotBytesReceived);

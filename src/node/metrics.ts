@@ -39,6 +39,8 @@ export class NodeCounters {
   rpcsSent = 0;
   rpcsReceived = 0;
   rpcsRefused = 0;
+  /** Messages sent in the response of the request they answer (reply-slots.ts); also counted in `rpcsSent`. */
+  rpcsSentInResponses = 0;
   snapshotBytesSent = 0;
   snapshotBytesReceived = 0;
   leaderChanges = 0;
@@ -52,6 +54,7 @@ export class NodeCounters {
       rpcsSent: this.rpcsSent,
       rpcsReceived: this.rpcsReceived,
       rpcsRefused: this.rpcsRefused,
+      rpcsSentInResponses: this.rpcsSentInResponses,
       snapshotBytesSent: this.snapshotBytesSent,
       snapshotBytesReceived: this.snapshotBytesReceived,
       leaderChanges: this.leaderChanges,

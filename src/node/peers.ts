@@ -2,6 +2,9 @@
  * Outgoing traffic to the other members: one `PeerClient` per member,
  * created and dropped as the membership changes, messages grouped by
  * destination so one request carries everything a turn produced for a peer.
+ * Replies to a member that is holding a request open for them go back in
+ * that request's response instead (`ReplySlots`, reply-slots.ts); replies
+ * that come back in our own requests' responses go to `onReplies`.
  *
  * @module
  */
@@ -9,6 +12,7 @@ import type { HttpClient } from "../../adapters/types.ts";
 import type { Message, MsgSnap, NodeId } from "../raft/types.ts";
 import { TlsError } from "../errors.ts";
 import { PeerClient } from "../transport/peer-client.ts";
+import type { ReplySlots } from "../transport/reply-slots.ts";
 import type { NodeCounters } from "./metrics.ts";
 import type { SnapshotChunks, Transport } from "./transport.ts";
 
@@ -27,6 +31,10 @@ export interface PeersOptions {
   /** `id` answered 410: it saw this member's removal commit. */
   readonly onGone?: (id: NodeId) => void;
   readonly logger: (line: string) => void;
+  /** Responses held open by the peer routes: replies to their senders go there first. */
+  readonly replySlots?: ReplySlots;
+  /** Replies that came back in the responses to our requests (the driver's `receive`). Without it, none are asked for. */
+  readonly onReplies?: (msgs: Message[]) => void;
 }
 
 /** The set of peer clients (see the module comment): the production `Transport`. */
@@ -80,6 +88,7 @@ export class Peers implements Transport {
       secret: this.#o.secret,
       http: this.#o.http,
       requestTimeoutMs: this.#o.requestTimeoutMs,
+      ...(this.#o.onReplies === undefined ? {} : { onReplies: this.#o.onReplies }),
       onUnreachable: (peer, reason, error) => {
         this.#logRefusal(peer, url, reason, error);
         this.#o.onUnreachable(peer, reason);
@@ -129,10 +138,14 @@ export class Peers implements Transport {
   }
 
   #sendTo(to: NodeId, msgs: readonly Message[]): void {
+    const rest = this.#o.replySlots?.take(to, msgs) ?? msgs;
+    this.#o.counters.rpcsSent += msgs.length - rest.length;
+    this.#o.counters.rpcsSentInResponses += msgs.length - rest.length;
+    if (rest.length === 0) return;
     const c = this.client(to);
     if (c === undefined) return;
-    c.send(msgs);
-    this.#o.counters.rpcsSent += msgs.length;
+    c.send(rest);
+    this.#o.counters.rpcsSent += rest.length;
   }
 
   /** Streams a snapshot to `msg.to`. */
@@ -153,6 +166,7 @@ export class Peers implements Transport {
   }
 
   close(): void {
+    this.#o.replySlots?.close();
     for (const c of this.#clients.values()) c.close();
     this.#clients.clear();
   }

@@ -18,6 +18,7 @@ import { serveLimits } from "../../adapters/shared/serve-limits.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Member, NodeId } from "../raft/types.ts";
 import { peerRoutes } from "../transport/routes.ts";
+import { ReplySlots } from "../transport/reply-slots.ts";
 import { type Applier, localApplier } from "./applier.ts";
 import { MAX_CLIENT_REQUESTS_DEFAULT, shedExcess } from "./client-limits.ts";
 import { systemClock } from "./clock.ts";
@@ -204,6 +205,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     const tracer = writeTracerFromEnv(id);
     const srv = server;
     let guard: SnapshotGuard | null = null;
+    const replySlots = new ReplySlots();
     const d = await RaftDriver.create({
       id,
       url,
@@ -222,6 +224,8 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
           onUnreachable: (peer) => drv.reportUnreachable(peer),
           onGone: (peer) => drv.peerSaysRemoved(peer),
           logger,
+          replySlots,
+          onReplies: (msgs) => drv.receive(msgs),
         }),
       applier: hooks.applier ?? localApplier(stateMachineOf(opts)),
       logger,
@@ -229,6 +233,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
       runtimeName: rt.name,
       ...(tracer === null ? {} : { probe: tracer }),
       beforeStorageClose: async () => {
+        replySlots.close();
         await srv.close();
         await guard?.close().catch(() => {});
         await admission.flushed();
@@ -259,6 +264,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
       secret: opts.secret ?? null,
       maxBodyBytes: opts.maxRpcBytes ?? _MAX_RPC_BYTES_DEFAULT,
       onMessages: (_from, msgs) => d.receive(msgs),
+      replySlots,
       admitSender: (from) => admission.sender(d.membershipView(), from),
       snapshotSink: g,
       onRefused: (r) => {

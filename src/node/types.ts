@@ -243,6 +243,8 @@ export interface NodeMetrics {
   readonly rpcsSent: number;
   readonly rpcsReceived: number;
   readonly rpcsRefused: number;
+  /** Of `rpcsSent`, replies that left in the response of the request they answer instead of a request of their own. */
+  readonly rpcsSentInResponses: number;
   readonly snapshotBytesSent: number;
   readonly snapshotBytesReceived: number;
   readonly leaderChanges: number;

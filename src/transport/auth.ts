@@ -355,3 +355,32 @@ export function verifyRequest(p: VerifyParams): VerifyResult {
   if (!h.ok) return h;
   return verifyRequestBody(p, h.head, p.body);
 }
+
+/**
+ * The headers that authenticate a response carrying replies (`x-raft-reply`,
+ * see reply-slots.ts): with a secret, an HMAC over the request's path and
+ * nonce, the two ids and the body, so a reply cannot be forged, nor one
+ * recorded earlier passed off as the answer to another request (the
+ * requester never reuses a nonce). Without a secret: none (the requester
+ * checks the messages' ids, as the routes do without a secret).
+ *
+ * @param requestNonce The `x-raft-nonce` of the request answered.
+ */
+export function signReply(p: { readonly secret: Uint8Array | null; readonly clusterId: string; readonly from: string; readonly to: string; readonly path: string; readonly requestNonce: string; readonly body: Uint8Array }): Record<string, string> {
+  if (p.secret === null) return {};
+  if (!_NONCE_RE.test(p.requestNonce)) throw new InvalidArgumentError(`Nonce ${JSON.stringify(p.requestNonce)} must match ${_NONCE_RE.source}`);
+  const prefix = _canonicalPrefix("REPLY", p.path, encodeURIComponent(p.clusterId), p.from, p.to, "-", p.requestNonce);
+  return { [HEADER_SIG]: _bytesToHex(_mac(p.secret, prefix, p.body)) };
+}
+
+/**
+ * Checks a response's replies signature (see `signReply`) in constant time.
+ *
+ * @returns null if it is authentic (or there is no secret), else why not.
+ */
+export function verifyReply(p: { readonly secret: Uint8Array | null; readonly clusterId: string; readonly from: string; readonly to: string; readonly path: string; readonly requestNonce: string; readonly body: Uint8Array; readonly sig: string | undefined }): string | null {
+  if (p.secret === null) return null;
+  if (p.sig === undefined || !_SIG_RE.test(p.sig)) return `missing or malformed ${HEADER_SIG} on a reply`;
+  const prefix = _canonicalPrefix("REPLY", p.path, encodeURIComponent(p.clusterId), p.from, p.to, "-", p.requestNonce);
+  return timingSafeEqual(_mac(p.secret, prefix, p.body), _hexToBytes(p.sig)) ? null : "bad signature on a reply (wrong cluster secret?)";
+}

@@ -14,6 +14,11 @@
  * reported through `onUnreachable`, which the driver turns into
  * `reportUnreachable` on the core (flow control falls back to probing).
  *
+ * A batch that expects replies (appends, heartbeats, votes) asks the
+ * receiver to answer with them in the response (`x-raft-reply`, see
+ * reply-slots.ts); what comes back is checked (signature, sender,
+ * receiver, reply types only) and handed to `onReplies`.
+ *
  * `sendSnapshot` streams an InstallSnapshot (§7) in chunks, one request per
  * chunk and the next only after the previous is acknowledged, resuming from
  * the offset the receiver reports after any failure (see routes.ts).
@@ -23,8 +28,9 @@
 import type { HttpClient, HttpResponse } from "../../adapters/types.ts";
 import { ClosedError, InvalidArgumentError, TimeoutError } from "../errors.ts";
 import type { Message, MsgSnap, NodeId } from "../raft/types.ts";
-import { NonceSource, signRequest } from "./auth.ts";
-import { BODY_ENTRIES_MAX, BODY_MESSAGES_MAX, encodedMessageSize, encodeMessages } from "./codec.ts";
+import { HEADER_NONCE, HEADER_SIG, NonceSource, signRequest, verifyReply } from "./auth.ts";
+import { BODY_ENTRIES_MAX, BODY_MESSAGES_MAX, CodecError, decodeMessages, encodedMessageSize, encodeMessages } from "./codec.ts";
+import { expectsReply, HEADER_REPLY_WAIT, isReplyMessage, REPLY_MESSAGES_MAX } from "./reply-slots.ts";
 import {
   HEADER_SNAPSHOT_OFFSET,
   MESSAGES_PATH,
@@ -42,6 +48,9 @@ export const MAX_QUEUED_MESSAGES_DEFAULT = 4096;
 export const MAX_BATCH_BYTES_DEFAULT = 4 * 1024 * 1024;
 /** Default of `snapshotChunkBytes`. */
 export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1024 * 1024;
+
+/** Default of `replyWaitMs`. */
+export const REPLY_WAIT_MS_DEFAULT = 200;
 
 /** Bytes of a body before its messages (magic and count). */
 const _BODY_HEADER_BYTES = 8;
@@ -79,6 +88,14 @@ export interface PeerClientOptions {
   readonly now?: () => number;
   /** A message request failed (network error, timeout or non-204 status); `error` is what the client threw, if it threw. */
   readonly onUnreachable: (peerId: NodeId, reason: string, error?: unknown) => void;
+  /**
+   * Replies the peer sent back in a response (already checked: from the
+   * peer, to this member, reply types only). Without it no batch asks for
+   * replies in the response.
+   */
+  readonly onReplies?: (msgs: Message[]) => void;
+  /** How long the receiver may hold a request for replies (`x-raft-reply`). Default 200 ms, at most half of `requestTimeoutMs`. */
+  readonly replyWaitMs?: number;
   /** The peer answered 410: it knows this member was removed from the cluster. */
   readonly onGone?: (peerId: NodeId, reason: string) => void;
   /** Messages were dropped from a full queue. */
@@ -246,6 +263,8 @@ export class PeerClient {
   readonly #maxQueued: number;
   readonly #maxBatchBytes: number;
   readonly #chunkBytes: number;
+  /** Wait asked of the receiver for replies; 0 when replies are not taken in responses. */
+  readonly #replyWaitMs: number;
   readonly #nonces = new NonceSource();
   readonly #now: () => number;
   /** Messages waiting for a request slot, with their encoded sizes; `#queue[#head..]` are live. Invariant: live count <= maxQueuedMessages. */
@@ -280,12 +299,14 @@ export class PeerClient {
     this.#maxBatchBytes = opts.maxBatchBytes ?? MAX_BATCH_BYTES_DEFAULT;
     this.#chunkBytes = opts.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES_DEFAULT;
     this.#now = opts.now ?? Date.now;
+    this.#replyWaitMs = opts.onReplies === undefined ? 0 : Math.min(opts.replyWaitMs ?? REPLY_WAIT_MS_DEFAULT, Math.floor(opts.requestTimeoutMs / 2));
     for (const [name, v, min] of [
       ["maxInflightRequests", this.#maxInflight, 1],
       ["maxQueuedMessages", this.#maxQueued, 1],
       ["maxBatchBytes", this.#maxBatchBytes, 64],
       ["snapshotChunkBytes", this.#chunkBytes, 1],
       ["requestTimeoutMs", opts.requestTimeoutMs, 1],
+      ["replyWaitMs", this.#replyWaitMs, 0],
     ] as const) {
       if (!Number.isSafeInteger(v) || v < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${v}`);
     }
@@ -391,6 +412,8 @@ export class PeerClient {
   #post(batch: Message[]): void {
     const body = encodeMessages(batch);
     const headers = this.#sign("POST", this.#messagesPath, body);
+    const askReplies = this.#replyWaitMs > 0 && expectsReply(batch);
+    if (askReplies) headers[HEADER_REPLY_WAIT] = String(this.#replyWaitMs);
     this.#inflight++;
     if (this.#inflight > this.#maxInflight) throw new Error("Assertion failed: more requests in flight than allowed");
     if (this.#inflight > this.#inflightPeak) this.#inflightPeak = this.#inflight;
@@ -403,6 +426,12 @@ export class PeerClient {
             this.#messagesSent += batch.length;
             return;
           }
+          if (res.status === 200 && askReplies) {
+            this.#messagesSent += batch.length;
+            const bad = this.#takeReplies(headers[HEADER_NONCE] ?? "", res);
+            if (bad !== null) this.#failed(`${this.#messagesUrl}: ${bad}`);
+            return;
+          }
           const text = new TextDecoder().decode(res.body.subarray(0, 200));
           if (res.status === 410) this.#o.onGone?.(this.#o.peerId, text);
           this.#failed(`HTTP ${res.status} from ${this.#messagesUrl}: ${text}`);
@@ -413,6 +442,27 @@ export class PeerClient {
         this.#inflight--;
         this.#flush();
       });
+  }
+
+  /** Checks the replies in a 200 answer and hands them on; returns why they were refused, or null. */
+  #takeReplies(requestNonce: string, res: HttpResponse): string | null {
+    const o = this.#o;
+    const bad = verifyReply({ secret: o.secret, clusterId: o.clusterId, from: o.peerId, to: o.nodeId, path: this.#messagesPath, requestNonce, body: res.body, sig: res.headers[HEADER_SIG] });
+    if (bad !== null) return bad;
+    let msgs: Message[];
+    try {
+      msgs = decodeMessages(res.body);
+    } catch (e) {
+      if (e instanceof CodecError) return `malformed replies: ${e.message}`;
+      throw e;
+    }
+    if (msgs.length > REPLY_MESSAGES_MAX) return `${msgs.length} replies in one response (at most ${REPLY_MESSAGES_MAX})`;
+    for (const m of msgs) {
+      if (m.from !== o.peerId || m.to !== o.nodeId) return `a reply from ${m.from} to ${m.to} in a response of ${o.peerId}`;
+      if (!isReplyMessage(m)) return `a ${m.type} in a response (only replies may ride there)`;
+    }
+    if (!this.#closed && msgs.length > 0) o.onReplies?.(msgs);
+    return null;
   }
 
   #failed(reason: string, error?: unknown): void {

@@ -3,9 +3,12 @@
  *
  * - `POST /raft/v1/messages`: a batch of messages (AppendEntries, RequestVote,
  *   PreVote, heartbeats, TimeoutNow and their replies) in the binary codec;
- *   204 once handed to the driver. Replies travel as requests the other way,
- *   as in etcd: the HTTP response carries no Raft payload. A MsgSnap here is
- *   refused: without its bytes it would install nothing.
+ *   204 once handed to the driver. A request with `x-raft-reply: <ms>` (see
+ *   reply-slots.ts) is held up to that long: replies the driver sends the
+ *   sender meanwhile come back in the response, 200 with a body of messages
+ *   (signed with `signReply` when there is a secret); if none come, 204.
+ *   Otherwise replies travel as requests the other way, as in etcd. A
+ *   MsgSnap here is refused: without its bytes it would install nothing.
  * - InstallSnapshot (§7), streamed one acknowledged chunk per request so
  *   neither side holds a whole snapshot in memory and the sender waits for
  *   each write (backpressure):
@@ -39,11 +42,14 @@ import type { Message, MsgSnap, NodeId } from "../raft/types.ts";
 import {
   checkRequestHead,
   CLOCK_SKEW_MS_MAX_DEFAULT,
+  HEADER_NONCE,
   REPLAY_CACHE_ENTRIES_MAX_DEFAULT,
   ReplayCache,
+  signReply,
   verifyRequestBody,
 } from "./auth.ts";
-import { CodecError, decodeMessages } from "./codec.ts";
+import { CodecError, decodeMessages, encodeMessages } from "./codec.ts";
+import { expectsReply, HEADER_REPLY_WAIT, parseReplyWait, type ReplySlots } from "./reply-slots.ts";
 import { readBodyLimited } from "./read-body.ts";
 import { forLog, redactPaths } from "./sanitize.ts";
 
@@ -145,6 +151,12 @@ export interface PeerRoutesOptions {
   readonly admitSender?: (from: NodeId) => { readonly status: number; readonly reason: string } | null;
   /** Wall-clock ms when this process started: signed requests stamped before it are refused. Default: when `peerRoutes` is called. */
   readonly startedAtMs?: number;
+  /**
+   * Where the transport puts replies for held responses (the same object
+   * the transport's `take` uses). Without it `x-raft-reply` is ignored and
+   * every batch is answered 204 at once.
+   */
+  readonly replySlots?: ReplySlots;
 }
 
 /** A non-negative safe integer from a query parameter, or null. */
@@ -234,8 +246,18 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
     if (a instanceof Response) return a;
     const msgs = decodeFrom(a.from, a.body, false);
     if (typeof msgs === "string") return refuse(a.path, 400, msgs, a.from);
+    const slots = opts.replySlots;
+    const waitMs = slots === undefined || !expectsReply(msgs) ? null : parseReplyWait(c.req.header(HEADER_REPLY_WAIT));
+    // Held before the messages are stepped, so no reply they cause can miss it.
+    const held = waitMs === null || slots === undefined ? null : slots.hold(a.from, waitMs);
     opts.onMessages(a.from, msgs);
-    return new Response(null, { status: 204 });
+    if (held === null) return new Response(null, { status: 204 });
+    const replies = await held;
+    if (replies.length === 0) return new Response(null, { status: 204 });
+    const body = encodeMessages(replies);
+    const nonce = c.req.header(HEADER_NONCE) ?? "";
+    const sig = signReply({ secret: opts.secret, clusterId: opts.clusterId, from: opts.nodeId, to: a.from, path: a.path, requestNonce: nonce, body });
+    return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers: { "content-type": "application/octet-stream", ...sig } });
   });
 
   /** Runs one sink call for a transfer, refusing (409) a second concurrent one. */

@@ -145,6 +145,7 @@ export class FakeNode implements RaftNodeApi {
       rpcsSent: 10,
       rpcsReceived: 9,
       rpcsRefused: 1,
+      rpcsSentInResponses: 0,
       snapshotBytesSent: 0,
       snapshotBytesReceived: 0,
       leaderChanges: 1,

@@ -130,6 +130,22 @@ describe(`health, metrics and logs on ${RUNTIME}`, () => {
     }
   }));
 
+  it("followers answer the leader's appends and heartbeats in the responses: raft_rpcs_sent_in_responses_total", step(async () => {
+    const leader = await c.waitLeader();
+    for (let i = 0; i < 20; i++) {
+      const r = await fetch(`${leader.url}/kv/replies-${i}`, { method: "PUT", body: `v${i}`, signal: AbortSignal.timeout(10_000) });
+      assert.equal(r.status, 200, `PUT ${i}: ${r.status} ${await r.text()}`);
+    }
+    for (const m of c.members) {
+      if (m === leader) continue;
+      const text = (await get(`${m.url}/metrics`))!.body;
+      const sent = sample(text, "raft_rpcs_sent_total")!;
+      const inResponses = sample(text, "raft_rpcs_sent_in_responses_total")!;
+      // A follower's messages are all replies; each rides back unless its hold timed out first.
+      assert.ok(sent >= 20 && inResponses * 2 >= sent, `${m.id}: ${inResponses} of ${sent} messages sent in responses\n${text}`);
+    }
+  }));
+
   it("--log-format json: every line has level; the election's lines carry event, role and term", step(async () => {
     const lines = h1.log.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(lines.length > 0);
