@@ -141,8 +141,9 @@ describe(`health, metrics and logs on ${RUNTIME}`, () => {
       const text = (await get(`${m.url}/metrics`))!.body;
       const sent = sample(text, "raft_rpcs_sent_total")!;
       const inResponses = sample(text, "raft_rpcs_sent_in_responses_total")!;
-      // A follower's messages are all replies; each rides back unless its hold timed out first.
-      assert.ok(sent >= 20 && inResponses * 2 >= sent, `${m.id}: ${inResponses} of ${sent} messages sent in responses\n${text}`);
+      // A follower's messages are all replies; each rides back unless its hold timed out first. (How many
+      // there are depends on how the leader batched the 20 entries and on the heartbeats meanwhile.)
+      assert.ok(sent > 0 && inResponses * 2 >= sent, `${m.id}: ${inResponses} of ${sent} messages sent in responses\n${text}`);
     }
   }));
 
