@@ -31,7 +31,7 @@ export interface PeersOptions {
   /** `id` answered 410: it saw this member's removal commit. */
   readonly onGone?: (id: NodeId) => void;
   readonly logger: (line: string) => void;
-  /** Responses held open by the peer routes: replies to their senders go there first. */
+  /** Responses held open by the peer routes: replies to their senders go there first. Its owner closes it (before the server). */
   readonly replySlots?: ReplySlots;
   /** Replies that came back in the responses to our requests (the driver's `receive`). Without it, none are asked for. */
   readonly onReplies?: (msgs: Message[]) => void;
@@ -166,7 +166,6 @@ export class Peers implements Transport {
   }
 
   close(): void {
-    this.#o.replySlots?.close();
     for (const c of this.#clients.values()) c.close();
     this.#clients.clear();
   }

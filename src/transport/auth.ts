@@ -356,6 +356,26 @@ export function verifyRequest(p: VerifyParams): VerifyResult {
   return verifyRequestBody(p, h.head, p.body);
 }
 
+/** What authenticates a response carrying replies: the answered request and the response's own fields. */
+export interface ReplyParams {
+  readonly secret: Uint8Array | null;
+  readonly clusterId: string;
+  /** The replier (the request's receiver). */
+  readonly from: string;
+  /** The requester. */
+  readonly to: string;
+  /** Path of the request answered, as it was signed. */
+  readonly path: string;
+  /** The `x-raft-nonce` of the request answered. */
+  readonly requestNonce: string;
+  readonly body: Uint8Array;
+}
+
+/** The MAC of a reply body (see `signReply`). */
+function _replyMac(secret: Uint8Array, p: ReplyParams): Uint8Array {
+  return _mac(secret, _canonicalPrefix("REPLY", p.path, encodeURIComponent(p.clusterId), p.from, p.to, "-", p.requestNonce), p.body);
+}
+
 /**
  * The headers that authenticate a response carrying replies (`x-raft-reply`,
  * see reply-slots.ts): with a secret, an HMAC over the request's path and
@@ -363,14 +383,11 @@ export function verifyRequest(p: VerifyParams): VerifyResult {
  * recorded earlier passed off as the answer to another request (the
  * requester never reuses a nonce). Without a secret: none (the requester
  * checks the messages' ids, as the routes do without a secret).
- *
- * @param requestNonce The `x-raft-nonce` of the request answered.
  */
-export function signReply(p: { readonly secret: Uint8Array | null; readonly clusterId: string; readonly from: string; readonly to: string; readonly path: string; readonly requestNonce: string; readonly body: Uint8Array }): Record<string, string> {
+export function signReply(p: ReplyParams): Record<string, string> {
   if (p.secret === null) return {};
   if (!_NONCE_RE.test(p.requestNonce)) throw new InvalidArgumentError(`Nonce ${JSON.stringify(p.requestNonce)} must match ${_NONCE_RE.source}`);
-  const prefix = _canonicalPrefix("REPLY", p.path, encodeURIComponent(p.clusterId), p.from, p.to, "-", p.requestNonce);
-  return { [HEADER_SIG]: _bytesToHex(_mac(p.secret, prefix, p.body)) };
+  return { [HEADER_SIG]: _bytesToHex(_replyMac(p.secret, p)) };
 }
 
 /**
@@ -378,9 +395,8 @@ export function signReply(p: { readonly secret: Uint8Array | null; readonly clus
  *
  * @returns null if it is authentic (or there is no secret), else why not.
  */
-export function verifyReply(p: { readonly secret: Uint8Array | null; readonly clusterId: string; readonly from: string; readonly to: string; readonly path: string; readonly requestNonce: string; readonly body: Uint8Array; readonly sig: string | undefined }): string | null {
+export function verifyReply(p: ReplyParams & { readonly sig: string | undefined }): string | null {
   if (p.secret === null) return null;
   if (p.sig === undefined || !_SIG_RE.test(p.sig)) return `missing or malformed ${HEADER_SIG} on a reply`;
-  const prefix = _canonicalPrefix("REPLY", p.path, encodeURIComponent(p.clusterId), p.from, p.to, "-", p.requestNonce);
-  return timingSafeEqual(_mac(p.secret, prefix, p.body), _hexToBytes(p.sig)) ? null : "bad signature on a reply (wrong cluster secret?)";
+  return timingSafeEqual(_replyMac(p.secret, p), _hexToBytes(p.sig)) ? null : "bad signature on a reply (wrong cluster secret?)";
 }

@@ -6,8 +6,11 @@
  */
 import type { ChildProcess } from "node:child_process";
 
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs` with `what`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+/**
+ * Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs` with
+ * `what` (a function is called then, so the message can say how far things got).
+ */
+export async function waitFor<T>(what: string | (() => string), check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
@@ -18,7 +21,7 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
       lastErr = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastErr === undefined ? "" : ` (last error: ${String(lastErr)})`}`);
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${typeof what === "string" ? what : what()}${lastErr === undefined ? "" : ` (last error: ${String(lastErr)})`}`);
     }
     await new Promise((r) => setTimeout(r, 25));
   }

@@ -14,20 +14,10 @@ import type { HttpClient, HttpServer } from "../../adapters/types.ts";
 import type { Message, MsgSnap } from "../../src/raft/types.ts";
 import { PeerClient } from "../../src/transport/peer-client.ts";
 import { MESSAGES_PATH, peerRoutes } from "../../src/transport/routes.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { MemorySnapshotSink, patternBytes } from "./_sink.ts";
 
 const SECRET = new TextEncoder().encode("server test secret");
-/** Deadline for conditions below; far above what they need, only to fail instead of hanging. */
-const DEADLINE_MS = 30_000;
-
-/** Resolves when `cond()` holds, checking after each event-loop turn; rejects with `describe()` past the deadline. */
-async function waitFor(cond: () => boolean, describe: () => string): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > DEADLINE_MS) throw new Error(`Condition not met within ${DEADLINE_MS} ms: ${describe()}`);
-    await new Promise<void>((r) => setTimeout(r, 1));
-  }
-}
 
 function app(msgs: Message[], sink: MemorySnapshotSink): Hono {
   return peerRoutes({
@@ -80,7 +70,7 @@ describe(`PeerClient over a real server (${runtime.name})`, () => {
       await new Promise<void>((r) => setTimeout(r, 0));
     }
     // The server hands a batch over before it answers: wait for the answers too.
-    await waitFor(() => (received.length >= 10_000 && c.stats().inflight === 0) || unreachable.length > 0, () => `${received.length} received, stats ${JSON.stringify(c.stats())}`);
+    await waitFor(() => `${received.length} received, stats ${JSON.stringify(c.stats())}`, () => (received.length >= 10_000 && c.stats().inflight === 0) || unreachable.length > 0, 30_000);
     assert.deepStrictEqual(unreachable, []);
     assert.equal(received.length, 10_000);
     const seen = new Set(received.map((m) => (m.type === "MsgApp" ? m.prevLogIndex : -1)));
@@ -131,7 +121,7 @@ describe(`PeerClient over a real server (${runtime.name})`, () => {
         onUnreachable: (id, reason) => reasons.push(`${id}: ${reason}`),
       });
       c.send([{ type: "MsgHeartbeat", from: "n1", to: "n3", term: 1, leaderCommit: 0, readContext: 0 }]);
-      await waitFor(() => reasons.length > 0, () => `no onUnreachable; ${arrived} requests arrived; stats ${JSON.stringify(c.stats())}`);
+      await waitFor(() => `no onUnreachable; ${arrived} requests arrived; stats ${JSON.stringify(c.stats())}`, () => reasons.length > 0, 30_000);
       assert.equal(arrived, 1);
       assert.match(reasons[0]!, /^n3: .*(Timeout|within 300 ms)/);
       assert.equal(c.stats().inflight, 0);

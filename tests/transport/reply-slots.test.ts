@@ -16,18 +16,11 @@ import { encodeMessages } from "../../src/transport/codec.ts";
 import { PeerClient } from "../../src/transport/peer-client.ts";
 import { HEADER_REPLY_WAIT, REPLY_HOLDS_PER_SENDER_MAX, ReplySlots, type ReplyTimers } from "../../src/transport/reply-slots.ts";
 import { MESSAGES_PATH, peerRoutes } from "../../src/transport/routes.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { MemorySnapshotSink } from "./_sink.ts";
 
 const SECRET = new TextEncoder().encode("reply test secret");
-const DEADLINE_MS = 30_000;
 
-async function waitFor(cond: () => boolean, describe: () => string): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > DEADLINE_MS) throw new Error(`Condition not met within ${DEADLINE_MS} ms: ${describe()}`);
-    await new Promise<void>((r) => setTimeout(r, 1));
-  }
-}
 
 /** Timers that fire only when the test says so. */
 class ManualTimers implements ReplyTimers {
@@ -144,7 +137,7 @@ for (const secret of [SECRET, null]) {
       });
       for (let i = 1; i <= 50; i++) {
         c.send([append("n1", "n2", i)]);
-        await waitFor(() => replies.length === i || unreachable.length > 0, () => `${replies.length} replies after ${i} appends; ${unreachable.join("; ")}`);
+        await waitFor(() => `${replies.length} replies after ${i} appends; ${unreachable.join("; ")}`, () => replies.length === i || unreachable.length > 0, 30_000);
       }
       assert.deepEqual(unreachable, []);
       assert.deepEqual(replies.map((m) => (m as { matchIndex: number }).matchIndex), Array.from({ length: 50 }, (_, i) => i + 1));
@@ -162,10 +155,10 @@ for (const secret of [SECRET, null]) {
         requestTimeoutMs: 10_000, replyWaitMs: 20, onUnreachable: (_id, reason) => unreachable.push(reason), onReplies: () => {},
       });
       c.send([appResp("n1", "n2", 3)]);
-      await waitFor(() => c.stats().inflight === 0 && posts === before + 1, () => `stats ${JSON.stringify(c.stats())}`);
+      await waitFor(() => `stats ${JSON.stringify(c.stats())}`, () => c.stats().inflight === 0 && posts === before + 1, 30_000);
       assert.equal(asked, askedBefore, "a reply asks for no replies");
       c.send([heartbeat("n1", "n2")]);
-      await waitFor(() => c.stats().inflight === 0 && posts === before + 2, () => `stats ${JSON.stringify(c.stats())}`);
+      await waitFor(() => `stats ${JSON.stringify(c.stats())}`, () => c.stats().inflight === 0 && posts === before + 2, 30_000);
       assert.equal(asked - askedBefore, 1, "only the heartbeat asked for replies");
       assert.equal(c.stats().requestsFailed, 0);
       assert.deepEqual(unreachable, []);
@@ -202,18 +195,24 @@ describe(`forged or malformed replies are refused, never stepped (${runtime.name
     { name: "addressed to another member", answer: { msgs: [appResp("n2", "n3", 1)], sign: "right" }, reason: /a reply from n2 to n3/ },
     { name: "an append, not a reply", answer: { msgs: [append("n2", "n1", 1)], sign: "right" }, reason: /a MsgApp in a response/ },
   ];
+  /** Sends one heartbeat to the server on `port`; resolves with the first refusal, once it has come, and the replies handed on. */
+  const heartbeatRefused = async (port: number, secret: Uint8Array | null): Promise<{ refusal: string; replies: Message[] }> => {
+    const replies: Message[] = [];
+    const unreachable: string[] = [];
+    const c = new PeerClient({
+      peerId: "n2", peerUrl: `http://127.0.0.1:${port}`, clusterId: "c1", nodeId: "n1", secret, http,
+      requestTimeoutMs: 10_000, onUnreachable: (_id, reason) => unreachable.push(reason), onReplies: (msgs) => replies.push(...msgs),
+    });
+    c.send([heartbeat("n1", "n2")]);
+    await waitFor(() => `no refusal; replies ${JSON.stringify(replies)}`, () => unreachable.length > 0, 30_000);
+    return { refusal: unreachable[0]!, replies };
+  };
+
   for (const k of cases) {
     it(`a reply ${k.name}`, async () => {
       answer = k.answer;
-      const replies: Message[] = [];
-      const unreachable: string[] = [];
-      const c = new PeerClient({
-        peerId: "n2", peerUrl: `http://127.0.0.1:${server.port}`, clusterId: "c1", nodeId: "n1", secret: SECRET, http,
-        requestTimeoutMs: 10_000, onUnreachable: (_id, reason) => unreachable.push(reason), onReplies: (msgs) => replies.push(...msgs),
-      });
-      c.send([heartbeat("n1", "n2")]);
-      await waitFor(() => unreachable.length > 0, () => `no refusal; replies ${JSON.stringify(replies)}`);
-      assert.match(unreachable[0]!, k.reason);
+      const { refusal, replies } = await heartbeatRefused(server.port, SECRET);
+      assert.match(refusal, k.reason);
       assert.deepEqual(replies, []);
     });
   }
@@ -223,15 +222,8 @@ describe(`forged or malformed replies are refused, never stepped (${runtime.name
     app.post(MESSAGES_PATH, () => new Response(new Uint8Array([1, 2, 3]), { status: 200 }));
     const bad = await runtime.serve(app, "127.0.0.1", 0);
     try {
-      const unreachable: string[] = [];
-      const replies: Message[] = [];
-      const c = new PeerClient({
-        peerId: "n2", peerUrl: `http://127.0.0.1:${bad.port}`, clusterId: "c1", nodeId: "n1", secret: null, http,
-        requestTimeoutMs: 10_000, onUnreachable: (_id, reason) => unreachable.push(reason), onReplies: (msgs) => replies.push(...msgs),
-      });
-      c.send([heartbeat("n1", "n2")]);
-      await waitFor(() => unreachable.length > 0, () => "no refusal");
-      assert.match(unreachable[0]!, /malformed replies/);
+      const { refusal, replies } = await heartbeatRefused(bad.port, null);
+      assert.match(refusal, /malformed replies/);
       assert.deepEqual(replies, []);
     } finally {
       await bad.close();
