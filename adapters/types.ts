@@ -186,4 +186,12 @@ export interface RuntimeAdapter {
    * before a listener is attached; null on the main thread.
    */
   workerPort(): WorkerPort | null;
+  /**
+   * The machine's monotonic clock (Linux `CLOCK_MONOTONIC`) in nanoseconds:
+   * the same clock in every process, so the write tracer
+   * (src/node/write-trace.ts) can line up the stages of one write across
+   * members. Deno's and Bun's `process.hrtime` count from their own start,
+   * so those adapters read it through libc; off the hot path (tracing only).
+   */
+  monotonicNs(): bigint;
 }

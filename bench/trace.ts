@@ -11,8 +11,10 @@
  *   → MsgApp sent → follower received → follower durable → ack sent → ack
  *   received → committed → applied → answer received
  *
- * All processes stamp with the machine's monotonic clock (process.hrtime),
- * so the steps line up across them. BENCH_WRITES (default 1000) writes are
+ * All processes stamp with the machine's monotonic clock (CLOCK_MONOTONIC:
+ * the members through their adapter's `monotonicNs`, this Node process
+ * through process.hrtime), so the steps line up across them on every
+ * runtime. BENCH_WRITES (default 1000) writes are
  * measured after 200 of warm-up; BENCH_THREAD=caller runs the members with
  * the consensus loop on the caller's thread (default: worker).
  *

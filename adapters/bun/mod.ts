@@ -17,6 +17,7 @@ import process from "node:process";
 import { LISTEN_BACKLOG, raiseListenBacklog } from "../shared/listen-backlog.ts";
 import { acquireDirLock, flockTryLock } from "../shared/lock.ts";
 import { fetchHttpClient } from "../shared/fetch-client.ts";
+import { monotonicClock } from "../shared/monotonic.ts";
 import { relisten } from "../shared/relisten.ts";
 import { type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
@@ -45,6 +46,7 @@ const _libc = dlopen("libc.so.6", {
   flock: { args: ["i32", "i32"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
   listen: { args: ["i32", "i32"], returns: "i32" },
+  clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
 });
 const _tryLock = flockTryLock(
   (fd, op) => _libc.symbols.flock(fd, op) as number,
@@ -163,4 +165,5 @@ export const bunAdapter: RuntimeAdapter = {
   speaksTls,
   startWorker: startWebWorker,
   workerPort: () => webWorkerPort(!Bun.isMainThread),
+  monotonicNs: monotonicClock((id, ts) => _libc.symbols.clock_gettime(id, ts) as number),
 };

@@ -16,6 +16,7 @@ import { LISTEN_BACKLOG, raiseListenBacklog } from "../shared/listen-backlog.ts"
 import { acquireDirLock } from "../shared/lock.ts";
 import { fetchHttpClient } from "../shared/fetch-client.ts";
 import { nodeHttpClient } from "../shared/node-http-client.ts";
+import { monotonicClock } from "../shared/monotonic.ts";
 import { relisten } from "../shared/relisten.ts";
 import { openFileCount, openFileLimit, RESERVED_FILES, type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
@@ -39,6 +40,9 @@ declare const Deno: {
   version: { deno: string };
   build: { os: string };
   dlopen(path: string, symbols: { listen: { parameters: ["i32", "i32"]; result: "i32" } }): { symbols: { listen(fd: number, backlog: number): number } };
+  dlopen(path: string, symbols: { clock_gettime: { parameters: ["i32", "buffer"]; result: "i32" } }): {
+    symbols: { clock_gettime(clockId: number, timespec: BigInt64Array): number };
+  };
   openSync(path: string, options: { read: boolean; write: boolean; create: boolean }): DenoFsFile;
   serve(
     options: { hostname: string; port: number; cert?: string; key?: string; onListen?: (addr: { port: number }) => void },
@@ -241,6 +245,9 @@ function _httpClient(tls?: TlsClientOptions): HttpClient {
   return fetchHttpClient({ client }, () => client.close());
 }
 
+/** `CLOCK_MONOTONIC` through FFI, opened on first use (tracing only; it needs the FFI permission, which `-A` grants). */
+let _monotonic: (() => bigint) | null = null;
+
 /** The Deno implementation of `RuntimeAdapter`. */
 export const denoAdapter: RuntimeAdapter = {
   name: "deno",
@@ -255,4 +262,5 @@ export const denoAdapter: RuntimeAdapter = {
     const g = globalThis as unknown as { WorkerGlobalScope?: new () => unknown; self?: unknown };
     return webWorkerPort(g.WorkerGlobalScope !== undefined && g.self instanceof g.WorkerGlobalScope);
   },
+  monotonicNs: () => (_monotonic ??= monotonicClock(Deno.dlopen("libc.so.6", { clock_gettime: { parameters: ["i32", "buffer"], result: "i32" } }).symbols.clock_gettime))(),
 };

@@ -94,4 +94,6 @@ export const nodeAdapter: RuntimeAdapter = {
   speaksTls,
   startWorker: _startWorker,
   workerPort: _workerPort,
+  // uv_hrtime: clock_gettime(CLOCK_MONOTONIC) on Linux.
+  monotonicNs: () => process.hrtime.bigint(),
 };

@@ -202,7 +202,7 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
 
     const http = rt.httpClient();
     const tunables = tunablesOf(opts);
-    const tracer = writeTracerFromEnv(id);
+    const tracer = writeTracerFromEnv(id, () => rt.monotonicNs());
     const srv = server;
     let guard: SnapshotGuard | null = null;
     const replySlots = new ReplySlots();

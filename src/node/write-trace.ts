@@ -3,10 +3,10 @@
  * `RAFT_TRACE_WRITES=DIR` in its environment a member records, for every
  * log index, when the write reached each stage of its way through it
  * (`DriverProbe.stage`), one line `stage index nanoseconds` in
- * `DIR/<member id>.trace`. The time is the monotonic system clock
- * (`process.hrtime`), the same in every process on the machine, so the
- * lines of the leader and its followers can be put side by side. Off (no
- * probe at all) when the variable is unset.
+ * `DIR/<member id>.trace`. The time is the machine's monotonic clock
+ * (`now`, the adapter's `monotonicNs`), the same in every process, so the
+ * lines of the leader and its followers can be put side by side, whatever
+ * runtime each runs on. Off (no probe at all) when the variable is unset.
  *
  * @module
  */
@@ -16,7 +16,7 @@ import process from "node:process";
 import type { DriverProbe } from "./ready-loop.ts";
 
 /** A probe writing stage lines for member `id`, or null when tracing is off. */
-export function writeTracerFromEnv(id: string): DriverProbe | null {
+export function writeTracerFromEnv(id: string, now: () => bigint): DriverProbe | null {
   const dir = process.env.RAFT_TRACE_WRITES;
   if (dir === undefined || dir === "") return null;
   fs.mkdirSync(dir, { recursive: true });
@@ -35,7 +35,7 @@ export function writeTracerFromEnv(id: string): DriverProbe | null {
   (timer as { unref?: () => void }).unref?.();
   return {
     stage(name, index) {
-      lines.push(`${name} ${index} ${process.hrtime.bigint()}\n`);
+      lines.push(`${name} ${index} ${now()}\n`);
       if (lines.length >= 512) flush();
     },
   };

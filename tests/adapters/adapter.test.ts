@@ -1,7 +1,8 @@
 /**
  * Contract tests every runtime adapter must pass: the directory lock (also
  * across runtimes and after SIGKILL), serving on port 0 and closing, a
- * request that times out, and a worker echoing a transferred buffer.
+ * request that times out, a worker echoing a transferred buffer, and the
+ * machine-wide monotonic clock.
  *
  * @module
  */
@@ -128,6 +129,19 @@ describe(`adapter (${runtime.name})`, () => {
       await server.close();
     }
     assert.ok(queued > 1000, `the accept queue of port ${server.port} held at most ${queued} of ${burst} connections`);
+  });
+
+  it("monotonicNs() is the machine's monotonic clock, the one another process reads (the write tracer lines members up on it)", async () => {
+    // A Node child's process.hrtime is CLOCK_MONOTONIC; a clock counting from this process's start would read far below it.
+    const t0 = runtime.monotonicNs();
+    const child = trackExit(spawn("node", ["-e", "console.log(String(process.hrtime.bigint()))"], { stdio: ["ignore", "pipe", "inherit"] }));
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    await exited(child);
+    const t1 = runtime.monotonicNs();
+    const theirs = BigInt(out.trim());
+    assert.ok(t0 <= theirs && theirs <= t1, `the child read ${theirs} ns, not between ${t0} and ${t1} read here`);
+    assert.ok(runtime.monotonicNs() >= t1, "it never goes back");
   });
 
   it("a request to a server that never answers rejects with TimeoutError", async () => {
