@@ -5,8 +5,9 @@
  * https; `raft status`, `put` and `get` work with `--cacert`; plain HTTP to a
  * member fails with a message saying to use https; SIGKILL of the leader
  * elects another; the killed member restarts with `--data` alone and keeps
- * TLS (the file paths are saved with its identity). On Node only, the same
- * with one member per runtime (Node, Deno, Bun), bootstrapped statically.
+ * TLS (the file paths are saved with its identity). Once per suite (on the
+ * run `ONCE_PER_SUITE` names), the same with one member per runtime (Node,
+ * Deno, Bun), bootstrapped statically.
  * Certificates are made once for the file (tests/helpers/certs.ts).
  *
  * @module
@@ -16,7 +17,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { runtime } from "../../adapters/mod.ts";
 import { makeTestCerts, type TestCerts } from "../helpers/certs.ts";
-import { runCommand, RUNTIMES } from "../helpers/runtimes.ts";
+import { ONCE_PER_SUITE, runCommand, RUNTIMES } from "../helpers/runtimes.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { Cluster } from "./cluster-harness.ts";
 import type { MemberProcess } from "./cluster-harness.ts";
@@ -122,7 +123,7 @@ describe(`raft over TLS on ${RUNTIME}: three members with mutual TLS`, () => {
   }));
 });
 
-if (RUNTIME === "node") {
+if (RUNTIME === ONCE_PER_SUITE) {
   describe("raft over TLS: a mixed Node/Deno/Bun cluster", () => {
     let c: Cluster;
     const step = stepper(() => `--- certificates in ${certs.dir} ---\n${c.diagnostics()}`);

@@ -34,6 +34,15 @@ export function runCommand(rt: RuntimeName, file: string, args: readonly string[
   }
 }
 
+/**
+ * The run of the suite that takes the checks whose outcome does not depend
+ * on the runtime running the test file (clusters with one member per
+ * runtime, the package linters): they run once per `npm test`, on the run
+ * with the most room (Bun's, which runs its files two at a time and
+ * finishes first).
+ */
+export const ONCE_PER_SUITE: RuntimeName = "bun";
+
 /** The runtime running this test. */
 export const CURRENT_RUNTIME: RuntimeName = (globalThis as { Deno?: unknown }).Deno !== undefined
   ? "deno"

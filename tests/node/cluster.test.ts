@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { runtime } from "../../adapters/mod.ts";
 import { freePorts } from "../helpers/ports.ts";
-import type { RuntimeName } from "../helpers/runtimes.ts";
+import { ONCE_PER_SUITE, type RuntimeName } from "../helpers/runtimes.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { Harness } from "./harness.ts";
 
@@ -157,7 +157,7 @@ describe(`RaftNode end to end (${RT})`, () => {
     });
   });
 
-  if (RT === "node") {
+  if (RT === ONCE_PER_SUITE) {
     it("a mixed-runtime cluster (Node, Deno, Bun) replicates and fails over", async () => {
       await withCluster("mixed", async (h) => {
         const ids = ["n", "d", "b"];
