@@ -12,9 +12,8 @@
  *   received → committed → applied → answer received
  *
  * All processes stamp with the machine's monotonic clock (CLOCK_MONOTONIC:
- * the members through their adapter's `monotonicNs`, this Node process
- * through process.hrtime), so the steps line up across them on every
- * runtime. BENCH_WRITES (default 1000) writes are
+ * the adapter's `monotonicNs`, in the members and in this process), so the
+ * steps line up across them on every runtime, whichever runs this file. BENCH_WRITES (default 1000) writes are
  * measured after 200 of warm-up; BENCH_THREAD=caller runs the members with
  * the consensus loop on the caller's thread (default: worker).
  *
@@ -27,6 +26,7 @@ import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
+import { runtime } from "../adapters/mod.ts";
 import { freePorts } from "../tests/helpers/ports.ts";
 import { REPO_ROOT, runCommand } from "../tests/helpers/runtimes.ts";
 import type { RuntimeName } from "../tests/helpers/runtimes.ts";
@@ -78,9 +78,9 @@ try {
   for (let i = 0; i < 200; i++) await request("PUT", `${url(0)}/kv/warm${i}`, value);
   const sent = new Map<number, { t0: bigint; t1: bigint }>();
   for (let i = 0; i < writes; i++) {
-    const t0 = process.hrtime.bigint();
+    const t0 = runtime.monotonicNs();
     const r = await request("PUT", `${url(0)}/kv/k${i}`, value);
-    const t1 = process.hrtime.bigint();
+    const t1 = runtime.monotonicNs();
     if (r.status !== 200) throw new Error(`PUT answered ${r.status} ${r.body}`);
     sent.set((JSON.parse(r.body) as { index: number }).index, { t0, t1 });
   }
