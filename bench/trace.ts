@@ -13,9 +13,10 @@
  *
  * All processes stamp with the machine's monotonic clock (CLOCK_MONOTONIC:
  * the adapter's `monotonicNs`, in the members and in this process), so the
- * steps line up across them on every runtime, whichever runs this file. BENCH_WRITES (default 1000) writes are
- * measured after 200 of warm-up; BENCH_THREAD=caller runs the members with
- * the consensus loop on the caller's thread (default: worker).
+ * steps line up across them on every runtime, whichever runs this file.
+ * BENCH_WRITES (default 1000) writes are measured after 200 of warm-up;
+ * BENCH_THREAD=caller runs the members with the consensus loop on the
+ * caller's thread (default: worker).
  *
  * @module
  */

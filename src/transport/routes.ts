@@ -42,7 +42,6 @@ import type { Message, MsgSnap, NodeId } from "../raft/types.ts";
 import {
   checkRequestHead,
   CLOCK_SKEW_MS_MAX_DEFAULT,
-  HEADER_NONCE,
   REPLAY_CACHE_ENTRIES_MAX_DEFAULT,
   ReplayCache,
   signReply,
@@ -203,8 +202,8 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
     });
   };
 
-  /** Checks a request's head, reads its body under `limit` and checks its signature; returns the sender and body, or the refusal to send. */
-  const admit = async (req: Request, limit: number): Promise<{ from: NodeId; body: Uint8Array; path: string } | Response> => {
+  /** Checks a request's head, reads its body under `limit` and checks its signature; returns the sender, body and verified nonce (null without a secret), or the refusal to send. */
+  const admit = async (req: Request, limit: number): Promise<{ from: NodeId; body: Uint8Array; path: string; nonce: string | null } | Response> => {
     const url = new URL(req.url);
     const path = url.pathname + url.search;
     const p = { secret: opts.secret, clusterId: opts.clusterId, nodeId: opts.nodeId, method: req.method, path, header: (name: string) => req.headers.get(name), nowMs: now(), clockSkewMsMax, replayCache };
@@ -217,7 +216,7 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
     if (!read.ok) return refuse(url.pathname, read.status, read.reason, null, {}, true);
     const v = verifyRequestBody(p, h.head, read.bytes);
     if (!v.ok) return refuse(url.pathname, v.status, v.reason, null);
-    return { from: v.from, body: read.bytes, path: url.pathname };
+    return { from: v.from, body: read.bytes, path: url.pathname, nonce: h.head.nonce };
   };
 
   /** Decodes a body whose every message must come from `from` to this member. */
@@ -255,8 +254,8 @@ export function peerRoutes(opts: PeerRoutesOptions): Hono {
     const replies = await held;
     if (replies.length === 0) return new Response(null, { status: 204 });
     const body = encodeMessages(replies);
-    const nonce = c.req.header(HEADER_NONCE) ?? "";
-    const sig = signReply({ secret: opts.secret, clusterId: opts.clusterId, from: opts.nodeId, to: a.from, path: a.path, requestNonce: nonce, body });
+    // Signed over the nonce admit verified (none without a secret: signReply then adds nothing).
+    const sig = signReply({ secret: opts.secret, clusterId: opts.clusterId, from: opts.nodeId, to: a.from, path: a.path, requestNonce: a.nonce ?? "", body });
     return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers: { "content-type": "application/octet-stream", ...sig } });
   });
 
