@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type * as http from "node:http";
+import * as http from "node:http";
 import process from "node:process";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
 import { createAdaptorServer } from "@hono/node-server";
@@ -17,6 +17,7 @@ import { nodeHttpClient } from "../shared/node-http-client.ts";
 import { serveNodeHttps } from "../shared/node-https-server.ts";
 import { closeNodeServer, listenNodeServer, nodeServerOptions, type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
+import { turnGate } from "../shared/turn-gate.ts";
 import type { HttpServer, RuntimeAdapter, WorkerHandle, WorkerPort } from "../types.ts";
 
 const _libc = koffi.load("libc.so.6");
@@ -24,7 +25,12 @@ const _flock = _libc.func("int flock(int fd, int operation)") as (fd: number, op
 const _tryLock = flockTryLock(_flock, () => koffi.errno());
 
 function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number, limits: ServeLimits = serveLimits()): Promise<HttpServer> {
-  const server = createAdaptorServer({ fetch: app.fetch, hostname: host, serverOptions: nodeServerOptions(limits) }) as http.Server;
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    hostname: host,
+    serverOptions: nodeServerOptions(limits),
+    createServer: ((options: http.ServerOptions, listener: http.RequestListener) => http.createServer(options, turnGate(listener))) as typeof http.createServer,
+  }) as http.Server;
   return listenNodeServer(server, host, port, limits).then(() => {
     const addr = server.address();
     return {

@@ -23,6 +23,7 @@ import { createAdaptorServer } from "@hono/node-server";
 import type { TlsApp, TlsEnv, TlsHttpServer, TlsPeer, TlsServerOptions } from "../types.ts";
 import { relisten } from "./relisten.ts";
 import { handshakeReason, peerCertificateReason } from "./tls-errors.ts";
+import { turnGate } from "./turn-gate.ts";
 
 /** How the runtime lets the certificate change on a running server. */
 export type TlsReload = "in-place" | "relisten";
@@ -66,7 +67,7 @@ function _listen(app: TlsApp, host: string, port: number, t: TlsServerOptions, o
     fetch: (req: Request, env: { incoming: http.IncomingMessage }) => app.fetch(req, withPeer ? { tlsPeer: _peerOf(env.incoming.socket as tls.TLSSocket) } : _NO_PEER),
     hostname: host,
     port,
-    createServer: https.createServer,
+    createServer: (options: https.ServerOptions, listener: http.RequestListener) => https.createServer(options, turnGate(listener)),
     serverOptions: { ..._secureOptions(t), ...nodeServerOptions(limits) },
     overrideGlobalObjects,
   } as unknown as Parameters<typeof createAdaptorServer>[0]) as https.Server;
