@@ -21,6 +21,7 @@ import { monotonicClock } from "../shared/monotonic.ts";
 import { relisten } from "../shared/relisten.ts";
 import { type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
+import { fetchTurnGate } from "../shared/turn-gate.ts";
 import { startWebWorker, webWorkerPort } from "../shared/web-worker.ts";
 import type { HttpClient, HttpServer, RuntimeAdapter, TlsApp, TlsClientOptions, TlsEnv, TlsHttpServer, TlsServerOptions } from "../types.ts";
 
@@ -85,9 +86,10 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
   const origin = () => `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
   // Bun's idle timeout also runs while a handler works (a write waiting for its commit, a join waiting
   // for catch-up), cutting the connection without an answer: it is for connections, not for handlers.
+  const gated = fetchTurnGate((req: Request) => app.fetch(req));
   const server: BunServer = Bun.serve({ hostname: host, port, ..._serveOptions(limits), fetch: (req, srv) => {
     srv.timeout?.(req, 0);
-    return app.fetch(_absolute(req, origin));
+    return gated(_absolute(req, origin));
   } });
   _raiseBacklog(server.port, limits);
   return Promise.resolve({
@@ -113,6 +115,7 @@ async function _serveTls(
     return serveNodeHttps(app, host, port, tls, { reload: "relisten", overrideGlobalObjects: false }, limits);
   }
   const origin = () => `https://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
+  const gated = fetchTurnGate((req: Request) => app.fetch(req, _NO_PEER));
   const open = (t: TlsServerOptions, p: number) =>
     Promise.resolve().then(() =>
       Bun.serve({
@@ -122,7 +125,7 @@ async function _serveTls(
         tls: { cert: t.cert, key: t.key },
         fetch: (req, srv) => {
           srv.timeout?.(req, 0);
-          return app.fetch(_absolute(req, origin), _NO_PEER);
+          return gated(_absolute(req, origin));
         },
       })
     );

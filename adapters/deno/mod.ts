@@ -20,6 +20,7 @@ import { monotonicClock } from "../shared/monotonic.ts";
 import { relisten } from "../shared/relisten.ts";
 import { openFileCount, openFileLimit, RESERVED_FILES, type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
+import { fetchTurnGate } from "../shared/turn-gate.ts";
 import { startWebWorker, webWorkerPort } from "../shared/web-worker.ts";
 import type { HttpClient, HttpServer, RuntimeAdapter, TlsApp, TlsClientOptions, TlsEnv, TlsHttpServer, TlsServerOptions } from "../types.ts";
 
@@ -180,7 +181,8 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
   // (Node and Bun reset such connections, which promises nothing either).
   let closing: () => void = () => {};
   const closed = new Promise<void>((r) => (closing = r));
-  const handle = (req: Request) => Promise.race([app.fetch(req), closed.then(_unknownOutcome)]);
+  const gated = fetchTurnGate((req: Request) => app.fetch(req));
+  const handle = (req: Request) => Promise.race([gated(req), closed.then(_unknownOutcome)]);
   return _resilientServe(handle, host, port, limits).then((s) => ({
     port: s.port,
     close: async () => {
@@ -201,7 +203,8 @@ async function _serveTls(app: TlsApp, host: string, port: number, tls: TlsServer
   // As in _serve: on close, handlers still pending are answered 504, each its own, so shutdown() cannot hang on them.
   let closing: () => void = () => {};
   const closed = new Promise<void>((r) => (closing = r));
-  const handle = (req: Request) => Promise.race([app.fetch(req, _NO_PEER), closed.then(_unknownOutcome)]);
+  const gated = fetchTurnGate((req: Request) => app.fetch(req, _NO_PEER));
+  const handle = (req: Request) => Promise.race([gated(req), closed.then(_unknownOutcome)]);
   const open = (t: TlsServerOptions, p: number) =>
     new Promise<{ server: DenoHttpServer; port: number }>((resolve, reject) => {
       try {

@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type * as http from "node:http";
 import { setImmediate } from "node:timers";
-import { turnGate } from "../../adapters/shared/turn-gate.ts";
+import { fetchTurnGate, turnGate } from "../../adapters/shared/turn-gate.ts";
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -39,6 +39,20 @@ describe("turnGate", () => {
     assert.deepEqual(served.slice(12), ["/kv/fresh"], "with nothing waiting a request is served at once");
   });
 
+  it("one request a turn is never held, and a burst after them still gets at most perTurn in its turn", async () => {
+    const served: string[] = [];
+    const gate = turnGate((req) => served.push(req.url!), 8);
+    for (let i = 0; i < 40; i++) {
+      gate(request(`/kv/${i}`), RES);
+      assert.equal(served.length, i + 1, `request ${i}, alone in its turn, was held`);
+      await nextTurn();
+    }
+    for (let i = 0; i < 20; i++) gate(request(`/kv/burst-${i}`), RES);
+    const first = served.length - 40;
+    assert.ok(first >= 1 && first <= 8, `${first} of a burst of 20 served in its turn`);
+    while (served.length < 60) await nextTurn();
+  });
+
   it("drops a waiting request whose client has gone, without spending a slot on it", async () => {
     const served: string[] = [];
     const gate = turnGate((req) => served.push(req.url!), 2);
@@ -49,5 +63,26 @@ describe("turnGate", () => {
     gate(request("/kv/d"), RES);
     await nextTurn();
     assert.deepEqual(served, ["/kv/a", "/kv/b", "/kv/c", "/kv/d"]);
+  });
+
+  it("fetchTurnGate (Deno.serve, Bun.serve): the same order, peer routes at once, a gone client answered without the app", async () => {
+    const served: string[] = [];
+    const gate = fetchTurnGate((req: Request) => {
+      served.push(new URL(req.url).pathname);
+      return new Response("ok");
+    }, 2);
+    const gone = new AbortController();
+    const answers = [
+      gate(new Request("http://127.0.0.1:1/kv/a")),
+      gate(new Request("http://127.0.0.1:1/kv/b")),
+      gate(new Request("http://127.0.0.1:1/kv/gone", { signal: gone.signal })),
+      gate(new Request("http://127.0.0.1:1/kv/c")),
+    ];
+    gate(new Request("http://127.0.0.1:1/raft/v1/messages"));
+    gone.abort();
+    assert.deepEqual(served, ["/kv/a", "/kv/b", "/raft/v1/messages"]);
+    const statuses = (await Promise.all(answers)).map((r) => r.status);
+    assert.deepEqual(served, ["/kv/a", "/kv/b", "/raft/v1/messages", "/kv/c"]);
+    assert.deepEqual(statuses, [200, 200, 499, 200]);
   });
 });
