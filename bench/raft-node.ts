@@ -87,14 +87,16 @@ try {
       }
       return undefined;
     }, 30_000);
+    const bench = async (inflight: number, secs: number) =>
+      await (await fetch(`http://127.0.0.1:${leaderPort}/bench?inflight=${inflight}&seconds=${secs}&bytes=100`, { method: "POST" })).json() as {
+        entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number;
+      };
     if (warmupSeconds > 0) {
-      await (await fetch(`http://127.0.0.1:${leaderPort}/bench?inflight=1000&seconds=${warmupSeconds}&bytes=100`, { method: "POST" })).json();
+      await bench(1000, warmupSeconds);
       printRow(rt, `${thread} thread: warm-up, not measured`, `${warmupSeconds} s at 1,000 in flight`);
     }
     for (const inflight of [1, 1000]) {
-      const res = await (await fetch(`http://127.0.0.1:${leaderPort}/bench?inflight=${inflight}&seconds=${seconds}&bytes=100`, { method: "POST" })).json() as {
-        entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number;
-      };
+      const res = await bench(inflight, seconds);
       results.set(`${thread}/${inflight}`, res);
       printRow(rt, `${thread} thread: 3 members, ${inflight} in flight, 100-byte entries`, `${Math.round(res.entriesPerSec).toLocaleString("en-US")} entries/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms${res.leaderChanged ? ", LEADER CHANGED" : ""}${res.failed > 0 ? `, ${res.failed} failed` : ""}`);
       if (inflight === 1) {

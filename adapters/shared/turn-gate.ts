@@ -24,20 +24,20 @@
  */
 import type * as http from "node:http";
 import { setImmediate } from "node:timers";
+import { isPeerPath, isPeerUrl } from "./peer-route.ts";
 
 /** Client requests handed to the app per event-loop turn, by default. */
 export const CLIENT_REQUESTS_PER_TURN = 64;
 
-/** True if `url` (a path, or an absolute URL when `from` is where its path starts) is a peer route: `/raft/...`. */
-function _peerRoute(url: string, from = 0): boolean {
-  return url.startsWith("/raft/", from);
-}
-
-/** The scheduling both wrappers share: a request runs now or is held for a later turn, `gone` checked before a held one runs. */
+/**
+ * The scheduling both wrappers share: a request runs now or is held for a
+ * later turn. A held request's `run` returns false when its client has gone
+ * (it did not run and takes no slot).
+ */
 class _Turns {
   readonly #perTurn: number;
   readonly #resetAt: number;
-  readonly #held: { run: () => void; gone: () => boolean }[] = [];
+  readonly #held: (() => boolean)[] = [];
   #head = 0;
   #admitted = 0;
   #scheduled = false;
@@ -50,9 +50,10 @@ class _Turns {
   /**
    * True if a request may run now (counted), false if it must be held: then
    * `hold` it. The count is reset on the next turn once a quarter of the
-   * budget is used (measured: a `setImmediate` for every request cost Bun
-   * 3-8% of its requests/s at one connection); until then it only carries
-   * over, which never lets more than `perTurn` through in one turn.
+   * budget is used, not after every request, so that a lightly loaded
+   * server schedules one `setImmediate` per `perTurn / 4` requests; until
+   * then the count only carries over, which never lets more than `perTurn`
+   * through in one turn.
    */
   now(): boolean {
     if (this.#head !== this.#held.length || this.#admitted >= this.#perTurn) return false;
@@ -60,8 +61,8 @@ class _Turns {
     return true;
   }
 
-  hold(run: () => void, gone: () => boolean): void {
-    this.#held.push({ run, gone });
+  hold(run: () => boolean): void {
+    this.#held.push(run);
     this.#schedule();
   }
 
@@ -76,11 +77,9 @@ class _Turns {
     this.#admitted = 0;
     const held = this.#held;
     while (this.#head < held.length && this.#admitted < this.#perTurn) {
-      const h = held[this.#head]!;
+      const run = held[this.#head]!;
       held[this.#head++] = undefined as never;
-      if (h.gone()) continue;
-      this.#admitted++;
-      h.run();
+      if (run()) this.#admitted++;
     }
     if (this.#head === held.length) {
       held.length = 0;
@@ -99,8 +98,12 @@ type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => unknown
 export function turnGate(listener: Listener, perTurn = CLIENT_REQUESTS_PER_TURN): Listener {
   const turns = new _Turns(perTurn);
   return (req, res) => {
-    if ((req.url !== undefined && _peerRoute(req.url)) || turns.now()) return listener(req, res);
-    turns.hold(() => listener(req, res), () => req.socket.destroyed);
+    if ((req.url !== undefined && isPeerPath(req.url)) || turns.now()) return listener(req, res);
+    turns.hold(() => {
+      if (req.socket.destroyed) return false;
+      listener(req, res);
+      return true;
+    });
   };
 }
 
@@ -111,18 +114,18 @@ const _GONE_STATUS = 499;
 export function fetchTurnGate<A extends unknown[]>(fetch: (req: Request, ...rest: A) => Response | Promise<Response>, perTurn = CLIENT_REQUESTS_PER_TURN): (req: Request, ...rest: A) => Response | Promise<Response> {
   const turns = new _Turns(perTurn);
   return (req, ...rest) => {
-    const url = req.url;
-    if (_peerRoute(url, url.indexOf("/", url.indexOf("//") + 2)) || turns.now()) return fetch(req, ...rest);
+    if (isPeerUrl(req.url) || turns.now()) return fetch(req, ...rest);
     return new Promise<Response>((resolve, reject) => {
       turns.hold(() => {
+        if (req.signal.aborted) {
+          resolve(new Response(null, { status: _GONE_STATUS }));
+          return false;
+        }
         try {
           resolve(fetch(req, ...rest));
         } catch (err) {
           reject(err);
         }
-      }, () => {
-        if (!req.signal.aborted) return false;
-        resolve(new Response(null, { status: _GONE_STATUS }));
         return true;
       });
     });

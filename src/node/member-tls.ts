@@ -16,6 +16,7 @@
 import { CLUSTER_ID_HEADER } from "../api/http.ts";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { HttpClient, HttpRequest, HttpResponse, HttpServer, RuntimeAdapter, TlsApp, TlsClientOptions, TlsEnv, TlsHttpServer, TlsServerOptions } from "../../adapters/types.ts";
+import { isPeerUrl } from "../../adapters/shared/peer-route.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { TlsOptions } from "./types.ts";
 
@@ -211,8 +212,7 @@ export function memberTls(rt: RuntimeAdapter, tls: TlsOptions | undefined, logge
   const gate = (app: TlsApp): TlsApp => ({
     fetch(req, env) {
       if (m.ca === null || env.tlsPeer?.verified === true) return app.fetch(req, env);
-      // Peer routes: /raft/... (RPCs, snapshots, info, join). req.url is absolute: the path starts after "scheme://host".
-      const peerRoute = req.url.startsWith("/raft/", req.url.indexOf("/", req.url.indexOf("//") + 2));
+      const peerRoute = isPeerUrl(req.url);
       if (!peerRoute && !m.requireClientCert) return app.fetch(req, env);
       return refuse(req, env, peerRoute);
     },

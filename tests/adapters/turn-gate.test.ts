@@ -1,5 +1,6 @@
 /**
- * The turn gate of the `node:http` servers (adapters/shared/turn-gate.ts):
+ * The turn gate of the member servers (adapters/shared/turn-gate.ts;
+ * `turnGate` for node:http, `fetchTurnGate` for Deno.serve and Bun.serve):
  * at most so many client requests reach the app per event-loop turn, peer
  * routes never wait, the rest are served in arrival order on later turns,
  * and one whose client left while it waited is never served.
@@ -27,7 +28,7 @@ describe("turnGate", () => {
     assert.deepEqual(served, ["/kv/0", "/kv/1", "/kv/2", "/kv/3"]);
     gate(request("/raft/v1/messages"), RES);
     assert.deepEqual(served.slice(4), ["/raft/v1/messages"], "a peer request waits behind no client");
-    // A client arriving while others wait queues behind them, even with the turn's budget spent or not.
+    // The next turn serves the next four; a client arriving while others wait queues behind them.
     await nextTurn();
     assert.deepEqual(served.slice(5), ["/kv/4", "/kv/5", "/kv/6", "/kv/7"]);
     gate(request("/kv/late"), RES);
