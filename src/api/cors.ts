@@ -10,7 +10,8 @@
  *   any other origin is refused with 403 before it reaches the node: a
  *   "simple" cross-site POST needs no preflight, so without this check any
  *   page an operator visits could transfer leadership or remove a member.
- *   Requests without `Origin` (the CLI, curl, peers) are not affected.
+ *   Requests without `Origin` (the CLI, curl, peers) are not affected, and
+ *   get no CORS headers at all.
  *
  * @module
  */
@@ -50,7 +51,11 @@ export function memberCors(node: RaftNodeApi): MiddlewareHandler {
   });
   return async (c, next) => {
     const origin = c.req.header("origin");
-    if (origin !== undefined && !_READ_METHODS.has(c.req.method)) {
+    // No Origin, no CORS: the request is not a browser's cross-origin one, so it gets no CORS headers.
+    // Hono's cors would set one before the route runs, which makes Hono rebuild the route's Response
+    // to copy it over (measured on Node: ~7% of a leader's busy time at 128 connections).
+    if (origin === undefined) return next();
+    if (!_READ_METHODS.has(c.req.method)) {
       const own = new URL(c.req.url).origin;
       if (origin !== own && !memberOrigins(node).has(origin)) {
         return errorReply(403, `Refused a ${c.req.method} from a web page at ${origin}: only pages served by this cluster's members may write`);

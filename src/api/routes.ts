@@ -56,7 +56,15 @@ export function apiRoutes(app: Hono, node: RaftNodeApi, kv: KvStateMachine, opts
   app.use("*", async (c, next) => {
     await next();
     clusterId ??= node.status().clusterId;
-    c.header(CLUSTER_ID_HEADER, clusterId);
+    // On the response's own headers: `c.header` after the route has answered rebuilds the whole
+    // Response to add one header (measured on Node: a copy of every response, ~7% of a busy leader).
+    // A Response whose headers are immutable (`Response.redirect`, a fetched one) still goes through it.
+    try {
+      c.res.headers.set(CLUSTER_ID_HEADER, clusterId);
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err;
+      c.header(CLUSTER_ID_HEADER, clusterId);
+    }
   });
   const cors = memberCors(node);
   for (const p of _CLIENT_PATHS) app.use(p, cors);

@@ -14,6 +14,7 @@ import type { ApiOptions } from "../../src/api/routes.ts";
 import { KvStateMachine } from "../../src/kv/state-machine.ts";
 import { clientTokenFor } from "../../src/transport/credentials.ts";
 import { FakeNode } from "./fake-node.ts";
+import { CLUSTER_ID_HEADER } from "../../src/api/http.ts";
 
 const SECRET = "s3cret-s3cret-s3cret";
 
@@ -308,6 +309,27 @@ describe("/status, /cluster and /metrics", () => {
 });
 
 describe("malformed input never crashes a route", () => {
+  it("every answer carries the cluster id, a redirect and a refusal too; CORS headers only for a member's page", async () => {
+    const { app, node } = setup();
+    const id = node.status().clusterId;
+    const answers = [await put(app, "k", "v"), await app.request("/kv/nope"), await app.request("/kv/k", { method: "PATCH" }), await app.request("/status")];
+    node.mode = { kind: "follower", leaderId: "n2", leaderUrl: "http://127.0.0.1:7002" };
+    answers.push(await put(app, "k", "v"));
+    assert.deepEqual(answers.map((r) => r.status), [200, 404, 405, 200, 307]);
+    for (const r of answers) {
+      assert.equal(r.headers.get(CLUSTER_ID_HEADER), id, `HTTP ${r.status}`);
+      assert.equal(r.headers.get("access-control-allow-origin"), null, `HTTP ${r.status} to a request without Origin`);
+      assert.equal(r.headers.get("vary"), null);
+    }
+    node.mode = { kind: "leader" };
+    const fromMember = await put(app, "k", "w", { origin: "http://127.0.0.1:7002" });
+    assert.equal(fromMember.status, 200);
+    assert.equal(fromMember.headers.get("access-control-allow-origin"), "http://127.0.0.1:7002");
+    assert.match(fromMember.headers.get("access-control-expose-headers") ?? "", /location/);
+    assert.equal(fromMember.headers.get(CLUSTER_ID_HEADER), id);
+    assert.equal(typeof ((await fromMember.json()) as { index: unknown }).index, "number");
+  });
+
   it("answers below 500 for a seeded mix of odd paths, methods and bodies (seed 11)", async () => {
     const { app } = setup({ valueBytesMax: 64 });
     let s = 11;
