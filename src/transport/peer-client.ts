@@ -10,7 +10,13 @@
  * requests. Requests may complete out of order, which Raft tolerates like
  * any reordering network. The queue is bounded: past the bound the oldest
  * messages that the core re-sends anyway (appends, heartbeats, replies) are
- * dropped, never votes or TimeoutNow. A failed or timed-out request is
+ * dropped, never votes or TimeoutNow. While a request is in flight, appends
+ * wait for it unless a whole `pipelineBytes` of them waits (catch-up, large
+ * values): a request costs far more than the bytes it carries (HTTP on
+ * both sides, a signature, the follower's turn), and small appends that
+ * queued behind one request go out together in the next. Anything but an
+ * append (a heartbeat, a vote, a reply) still takes a free slot at once.
+ * A failed or timed-out request is
  * reported through `onUnreachable`, which the driver turns into
  * `reportUnreachable` on the core (flow control falls back to probing).
  *
@@ -44,6 +50,12 @@ import {
 export const MAX_INFLIGHT_REQUESTS_DEFAULT = 8;
 /** Default of `maxQueuedMessages`. */
 export const MAX_QUEUED_MESSAGES_DEFAULT = 4096;
+/**
+ * Default of `pipelineBytes`: one full append (the core's `maxMsgBytes`).
+ * Measured (three Node members on loopback, wrk at 128 connections, 100-byte PUTs): taking every free
+ * slot at once, 8 in flight did 5,474-5,533 req/s, one in flight 7,351-8,150.
+ */
+export const PIPELINE_BYTES_DEFAULT = 1024 * 1024;
 /** Default of `maxBatchBytes`: well under the receiver's default body limit. */
 export const MAX_BATCH_BYTES_DEFAULT = 4 * 1024 * 1024;
 /** Default of `snapshotChunkBytes`. */
@@ -76,6 +88,8 @@ export interface PeerClientOptions {
   readonly maxQueuedMessages?: number;
   /** A request carries at most this many body bytes (one larger message goes alone). Default 4 MiB. */
   readonly maxBatchBytes?: number;
+  /** With a request in flight, another starts for appends only once this many bytes of them wait (at most `maxBatchBytes`). Default 1 MiB. */
+  readonly pipelineBytes?: number;
   /** Snapshot chunk size. Default 1 MiB; must not exceed the receiver's `maxSnapshotChunkBytes`. */
   readonly snapshotChunkBytes?: number;
   /** Per-request deadline of snapshot requests (a chunk waits for a disk write). Default 30 s. */
@@ -262,6 +276,7 @@ export class PeerClient {
   readonly #maxInflight: number;
   readonly #maxQueued: number;
   readonly #maxBatchBytes: number;
+  readonly #pipelineBytes: number;
   readonly #chunkBytes: number;
   /** Wait asked of the receiver for replies; 0 when replies are not taken in responses. */
   readonly #replyWaitMs: number;
@@ -270,6 +285,10 @@ export class PeerClient {
   /** Messages waiting for a request slot, with their encoded sizes; `#queue[#head..]` are live. Invariant: live count <= maxQueuedMessages. */
   #queue: _Queued[] = [];
   #head = 0;
+  /** Encoded bytes of the live queue. */
+  #queuedBytes = 0;
+  /** Live queued messages that are not appends (they never wait for a request in flight). */
+  #queuedUrgent = 0;
   #flushScheduled = false;
   /** Invariant: 0 <= #inflight <= #maxInflight. */
   #inflight = 0;
@@ -297,6 +316,8 @@ export class PeerClient {
     this.#maxInflight = opts.maxInflightRequests ?? MAX_INFLIGHT_REQUESTS_DEFAULT;
     this.#maxQueued = opts.maxQueuedMessages ?? MAX_QUEUED_MESSAGES_DEFAULT;
     this.#maxBatchBytes = opts.maxBatchBytes ?? MAX_BATCH_BYTES_DEFAULT;
+    // A full request's worth waiting is always worth a request of its own.
+    this.#pipelineBytes = Math.min(opts.pipelineBytes ?? PIPELINE_BYTES_DEFAULT, this.#maxBatchBytes);
     this.#chunkBytes = opts.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES_DEFAULT;
     this.#now = opts.now ?? Date.now;
     this.#replyWaitMs = opts.onReplies === undefined ? 0 : Math.min(opts.replyWaitMs ?? REPLY_WAIT_MS_DEFAULT, Math.floor(opts.requestTimeoutMs / 2));
@@ -304,6 +325,7 @@ export class PeerClient {
       ["maxInflightRequests", this.#maxInflight, 1],
       ["maxQueuedMessages", this.#maxQueued, 1],
       ["maxBatchBytes", this.#maxBatchBytes, 64],
+      ["pipelineBytes", this.#pipelineBytes, 1],
       ["snapshotChunkBytes", this.#chunkBytes, 1],
       ["requestTimeoutMs", opts.requestTimeoutMs, 1],
       ["replyWaitMs", this.#replyWaitMs, 0],
@@ -351,7 +373,11 @@ export class PeerClient {
       }
       checked.push({ m, size: encodedMessageSize(m) });
     }
-    for (const q of checked) this.#queue.push(q);
+    for (const q of checked) {
+      this.#queue.push(q);
+      this.#queuedBytes += q.size;
+      if (q.m.type !== "MsgApp") this.#queuedUrgent++;
+    }
     if (this.#queue.length - this.#head > this.#maxQueued) this.#shed();
     if (!this.#flushScheduled && this.#queue.length > this.#head) {
       this.#flushScheduled = true;
@@ -375,6 +401,12 @@ export class PeerClient {
     const dropped = live.length - kept.length + Math.max(0, excess);
     this.#queue = excess > 0 ? kept.slice(excess) : kept;
     this.#head = 0;
+    this.#queuedBytes = 0;
+    this.#queuedUrgent = 0;
+    for (const q of this.#queue) {
+      this.#queuedBytes += q.size;
+      if (q.m.type !== "MsgApp") this.#queuedUrgent++;
+    }
     if (this.#queue.length > this.#maxQueued) throw new Error("Assertion failed: peer queue over its bound after shedding");
     this.#messagesDropped += dropped;
     this.#o.onDropped?.(this.#o.peerId, dropped);
@@ -383,6 +415,8 @@ export class PeerClient {
   /** Starts requests while slots are free and messages wait. */
   #flush(): void {
     while (!this.#closed && this.#inflight < this.#maxInflight && this.#head < this.#queue.length) {
+      // Appends wait for the request in flight, unless enough of them wait to fill a request of their own.
+      if (this.#inflight > 0 && this.#queuedUrgent === 0 && this.#queuedBytes < this.#pipelineBytes) break;
       // Take messages while the body stays under the batch limit (at least one).
       // Also within the receiver's message and entry counts (each MsgApp alone is within them).
       let bytes = _BODY_HEADER_BYTES;
@@ -395,10 +429,13 @@ export class PeerClient {
         bytes += q.size;
         entries += n;
         end++;
+        this.#queuedBytes -= q.size;
+        if (q.m.type !== "MsgApp") this.#queuedUrgent--;
       }
       const batch = this.#queue.slice(this.#head, end).map((q) => q.m);
       this.#head = end;
       if (this.#head === this.#queue.length) {
+        if (this.#queuedBytes !== 0 || this.#queuedUrgent !== 0) throw new Error("Assertion failed: an empty peer queue still counts bytes or urgent messages");
         this.#queue = [];
         this.#head = 0;
       } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {

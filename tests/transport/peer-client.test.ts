@@ -96,6 +96,40 @@ describe("PeerClient.send", () => {
     assert.deepStrictEqual(w.received.flat().map((m) => (m as { readContext: number }).readContext).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it("holds appends behind a request in flight until pipelineBytes of them wait; anything else takes a free slot at once", async () => {
+    w.http.hold = true;
+    const c = w.client({ maxInflightRequests: 4, pipelineBytes: 3000 }); // each append below is about 1,200 bytes
+    c.send([appendMessage("n1", "n2", 0, 10, 100)]);
+    await w.http.heldCount(1);
+    c.send([appendMessage("n1", "n2", 10, 10, 100)]);
+    await settle();
+    assert.equal(w.http.held.length, 1, "one small append waits for the request in flight");
+    c.send([hb(7)]);
+    await w.http.heldCount(2);
+    assert.deepStrictEqual(decodeMessages(w.http.held[1]!.req.body!).map((m) => m.type), ["MsgApp", "MsgHeartbeat"], "a heartbeat goes at once, with what waited before it");
+    c.send([appendMessage("n1", "n2", 20, 10, 100), appendMessage("n1", "n2", 30, 10, 100)]);
+    await settle();
+    assert.equal(w.http.held.length, 2, "2,400 bytes of appends are under pipelineBytes");
+    c.send([appendMessage("n1", "n2", 40, 10, 100)]);
+    await w.http.heldCount(3);
+    assert.equal(decodeMessages(w.http.held[2]!.req.body!).length, 3, "3,600 bytes of appends fill a request of their own");
+    c.send([appendMessage("n1", "n2", 50, 10, 100)]);
+    await settle();
+    assert.equal(w.http.held.length, 3);
+    w.http.held[0]!.release();
+    await settle();
+    assert.equal(w.http.held.length, 2, "the append waits while any request is in flight");
+    w.http.held[0]!.release();
+    w.http.held[0]!.release();
+    await w.http.heldCount(1);
+    assert.equal((decodeMessages(w.http.held[0]!.req.body!)[0] as { prevLogIndex: number }).prevLogIndex, 50, "once none is, the waiting append goes");
+    w.http.hold = false;
+    for (const h of [...w.http.held]) h.release();
+    await settle();
+    assert.deepStrictEqual(w.received.flat().filter((m) => m.type === "MsgApp").map((m) => (m as { prevLogIndex: number }).prevLogIndex).sort((a, b) => a - b), [0, 10, 20, 30, 40, 50]);
+    assert.equal(c.stats().queued, 0);
+  });
+
   it("splits a batch at maxBatchBytes", async () => {
     const c = w.client({ maxBatchBytes: 2000 }); // each message is about 1,200 bytes
     c.send([appendMessage("n1", "n2", 0, 10, 100), appendMessage("n1", "n2", 10, 10, 100), appendMessage("n1", "n2", 20, 10, 100)]);
