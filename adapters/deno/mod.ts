@@ -20,6 +20,7 @@ import { monotonicClock } from "../shared/monotonic.ts";
 import { relisten } from "../shared/relisten.ts";
 import { openFileCount, openFileLimit, RESERVED_FILES, type ServeLimits, serveLimits } from "../shared/serve-limits.ts";
 import { speaksTls } from "../shared/tls-probe.ts";
+import { answerableOnClose } from "../shared/answer-on-close.ts";
 import { fetchTurnGate } from "../shared/turn-gate.ts";
 import { startWebWorker, webWorkerPort } from "../shared/web-worker.ts";
 import type { HttpClient, HttpServer, RuntimeAdapter, TlsApp, TlsClientOptions, TlsEnv, TlsHttpServer, TlsServerOptions } from "../types.ts";
@@ -165,28 +166,12 @@ function _resilientServe(handler: (req: Request) => Response | Promise<Response>
   });
 }
 
-/** The answer of a request still pending when the server closes: its own 504, never a shared 503 (see `_serve`). */
-function _unknownOutcome(): Response {
-  return new Response(JSON.stringify({ error: "The member stopped before it could answer: the outcome is unknown", outcome: "unknown" }), {
-    status: 504,
-    headers: { "content-type": "application/json", connection: "close" },
-  });
-}
-
 function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number, limits: ServeLimits = serveLimits()): Promise<HttpServer> {
-  // `shutdown()` waits for every pending handler, so a handler that never
-  // answers would hold close() forever: on close, each pending handler is
-  // answered with a 504 of its own. Not 503: that promises the request was
-  // not applied, and a write waiting for its answer may well have been
-  // (Node and Bun reset such connections, which promises nothing either).
-  let closing: () => void = () => {};
-  const closed = new Promise<void>((r) => (closing = r));
-  const gated = fetchTurnGate((req: Request) => app.fetch(req));
-  const handle = (req: Request) => Promise.race([gated(req), closed.then(_unknownOutcome)]);
+  const { handle, answerPending } = answerableOnClose(fetchTurnGate((req: Request) => app.fetch(req)));
   return _resilientServe(handle, host, port, limits).then((s) => ({
     port: s.port,
     close: async () => {
-      closing();
+      answerPending();
       await s.close();
     },
   }));
@@ -201,10 +186,7 @@ async function _serveTls(app: TlsApp, host: string, port: number, tls: TlsServer
     return serveNodeHttps(app, host, port, tls, { reload: "in-place", overrideGlobalObjects: false }, limits);
   }
   // As in _serve: on close, handlers still pending are answered 504, each its own, so shutdown() cannot hang on them.
-  let closing: () => void = () => {};
-  const closed = new Promise<void>((r) => (closing = r));
-  const gated = fetchTurnGate((req: Request) => app.fetch(req, _NO_PEER));
-  const handle = (req: Request) => Promise.race([gated(req), closed.then(_unknownOutcome)]);
+  const { handle, answerPending } = answerableOnClose(fetchTurnGate((req: Request) => app.fetch(req, _NO_PEER)));
   const open = (t: TlsServerOptions, p: number) =>
     new Promise<{ server: DenoHttpServer; port: number }>((resolve, reject) => {
       try {
@@ -229,7 +211,7 @@ async function _serveTls(app: TlsApp, host: string, port: number, tls: TlsServer
       current = await relisten(() => open(next, bound));
     },
     async close() {
-      closing();
+      answerPending();
       await Promise.all([current.server.shutdown(), ...retired]);
     },
   };
