@@ -162,6 +162,11 @@ function _droppable(m: Message): boolean {
   }
 }
 
+/** Appends may wait for a request in flight (see the module comment); nothing else does. */
+function _mayWait(m: Message): boolean {
+  return m.type === "MsgApp";
+}
+
 function _errorText(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
@@ -375,8 +380,7 @@ export class PeerClient {
     }
     for (const q of checked) {
       this.#queue.push(q);
-      this.#queuedBytes += q.size;
-      if (q.m.type !== "MsgApp") this.#queuedUrgent++;
+      this.#count(q, 1);
     }
     if (this.#queue.length - this.#head > this.#maxQueued) this.#shed();
     if (!this.#flushScheduled && this.#queue.length > this.#head) {
@@ -403,13 +407,16 @@ export class PeerClient {
     this.#head = 0;
     this.#queuedBytes = 0;
     this.#queuedUrgent = 0;
-    for (const q of this.#queue) {
-      this.#queuedBytes += q.size;
-      if (q.m.type !== "MsgApp") this.#queuedUrgent++;
-    }
+    for (const q of this.#queue) this.#count(q, 1);
     if (this.#queue.length > this.#maxQueued) throw new Error("Assertion failed: peer queue over its bound after shedding");
     this.#messagesDropped += dropped;
     this.#o.onDropped?.(this.#o.peerId, dropped);
+  }
+
+  /** Counts a message into (`sign` 1) or out of (-1) the live queue's bytes and urgent messages. */
+  #count(q: _Queued, sign: 1 | -1): void {
+    this.#queuedBytes += sign * q.size;
+    if (!_mayWait(q.m)) this.#queuedUrgent += sign;
   }
 
   /** Starts requests while slots are free and messages wait. */
@@ -429,8 +436,7 @@ export class PeerClient {
         bytes += q.size;
         entries += n;
         end++;
-        this.#queuedBytes -= q.size;
-        if (q.m.type !== "MsgApp") this.#queuedUrgent--;
+        this.#count(q, -1);
       }
       const batch = this.#queue.slice(this.#head, end).map((q) => q.m);
       this.#head = end;
