@@ -12,6 +12,7 @@ import process from "node:process";
 import { isMainThread, parentPort, Worker } from "node:worker_threads";
 import { createAdaptorServer } from "@hono/node-server";
 import koffi from "koffi";
+import { http1Client } from "../shared/http1-client.ts";
 import { acquireDirLock, flockTryLock } from "../shared/lock.ts";
 import { nodeHttpClient } from "../shared/node-http-client.ts";
 import { serveNodeHttps } from "../shared/node-https-server.ts";
@@ -96,7 +97,8 @@ export const nodeAdapter: RuntimeAdapter = {
   lockDir: (dir) => acquireDirLock(dir, _tryLock),
   serve: _serve,
   serveTls: (app, host, port, tls, limits) => serveNodeHttps(app, host, port, tls, { reload: "in-place", overrideGlobalObjects: true }, limits),
-  httpClient: nodeHttpClient,
+  // Plain http: on a node:net socket of our own (http1-client.ts: a third of the CPU per request); https: on node:https.
+  httpClient: (tls) => (tls === undefined ? http1Client(nodeHttpClient()) : nodeHttpClient(tls)),
   speaksTls,
   startWorker: _startWorker,
   workerPort: _workerPort,
