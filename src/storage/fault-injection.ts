@@ -12,7 +12,7 @@
  * @module
  */
 import { StorageFailedError } from "../errors.ts";
-import type { FileHandle, FileLayer, FileOp, OpenMode } from "./file-layer.ts";
+import type { FileHandle, FileLayer, FileOp, OpenMode, OpenOptions } from "./file-layer.ts";
 
 /** The operations that change what is on disk: these are the numbered steps. */
 export const MUTATING_OPS: ReadonlySet<FileOp> = new Set<FileOp>([
@@ -101,9 +101,9 @@ export class FaultInjectingFileLayer implements FileLayer {
     throw new StorageFailedError(path, op, new Error(`injected fault at step ${this.steps.length - 1}`));
   }
 
-  async open(path: string, mode: OpenMode): Promise<FileHandle> {
+  async open(path: string, mode: OpenMode, opts?: OpenOptions): Promise<FileHandle> {
     if (this.#step("open", path)) this.#fail("open", path);
-    const h = await this.#inner.open(path, mode);
+    const h = await this.#inner.open(path, mode, opts);
     this.#open.add(h);
     return h;
   }
@@ -132,6 +132,11 @@ export class FaultInjectingFileLayer implements FileLayer {
   async fdatasync(file: FileHandle): Promise<void> {
     if (this.#step("fdatasync", file.path)) this.#fail("fdatasync", file.path);
     await this.#inner.fdatasync(file);
+  }
+  /** Two steps, "pwrite" then "fdatasync", so a plan can fail or crash between them: a write-through file's write is durable at once, so this is the stricter model. */
+  async writeDurable(file: FileHandle, data: Uint8Array, position: number): Promise<void> {
+    await this.pwrite(file, data, position);
+    await this.fdatasync(file);
   }
   async fsyncDir(dir: FileHandle): Promise<void> {
     if (this.#step("fsyncDir", dir.path)) this.#fail("fsyncDir", dir.path);

@@ -198,7 +198,8 @@ export async function recoverLog(fs: FileLayer, dir: string, dirHandle: FileHand
     for (let k = 0; k < candidates.length; k++) {
       const { name, parsed } = candidates[k]!;
       const segPath = path.join(dir, name);
-      const file = await fs.open(segPath, "readwrite");
+      // Write-through, as the log opens new ones: the last segment takes the next appends.
+      const file = await fs.open(segPath, "readwrite", { writeThrough: true });
       openFiles.add(file);
       const size = fs.size(file);
       const hb = new Uint8Array(SEGMENT_HEADER_BYTES);

@@ -12,7 +12,9 @@
  * two steps leaves a log that opens and has lost nothing acknowledged (the
  * recovery side is in `log-recovery.ts`):
  * - append: [roll: seal = write index file; create segment + header,
- *   fdatasync, fsync dir] then one pwrite of the whole batch, one fdatasync.
+ *   fdatasync, fsync dir] then one durable write of the whole batch
+ *   (`writeDurable`: segments are opened write-through, O_DSYNC, so that is
+ *   one system call; elsewhere a pwrite and an fdatasync).
  * - truncate a suffix from index i: create a new segment flagged
  *   "truncates" starting at i (header fdatasynced, directory fsynced): that
  *   is the one durable step, done before anything new is written. Then
@@ -386,8 +388,7 @@ export class SegmentedLog implements LogReader {
     for (const b of batches) at = encodeRecords(b, buf, at, at === 0);
     assert(at === bytes, "encoded exactly the computed size");
     const base = seg.size;
-    await this.#fs.pwrite(seg.file, buf, base);
-    await this.#fs.fdatasync(seg.file);
+    await this.#fs.writeDurable(seg.file, buf, base);
 
     // Durable: publish.
     let off = base;
@@ -472,7 +473,7 @@ export class SegmentedLog implements LogReader {
     const seq = this.#nextSeq++;
     const name = segmentFileName(firstIndex, seq);
     const segPath = path.join(this.#dir, name);
-    const file = await this.#fs.open(segPath, "create");
+    const file = await this.#fs.open(segPath, "create", { writeThrough: true });
     const seg = new Segment({
       name, path: segPath, seq, firstIndex, file, count: 0, offsets: new Uint32Array(1024), size: SEGMENT_HEADER_BYTES,
       runStarts: [], runTerms: [], sealed: false, hasIndexFile: false,

@@ -244,6 +244,12 @@ export class SimulatedDisk implements FileLayer {
     return Promise.resolve();
   }
 
+  /** A write then an fdatasync: a crash can come between them only when they are two calls, which the simulator's file layer makes them. */
+  async writeDurable(h: FileHandle, data: Uint8Array, position: number): Promise<void> {
+    await this.pwrite(h, data, position);
+    await this.fdatasync(h);
+  }
+
   fsyncDir(h: FileHandle): Promise<void> {
     const s = this.#handle(h, "fsync directory");
     if (s.dir === null) return Promise.reject(_err(h.path, "fsync directory", "ENOTDIR"));

@@ -111,6 +111,11 @@ export class SimFileLayer implements FileLayer {
   fdatasync(file: FileHandle): Promise<void> {
     return this.#sync(file, () => this.#disk.fdatasync(file), "fdatasync");
   }
+  /** As the real layer without write-through: the write, then the sync, each with its own delay and crash point. */
+  async writeDurable(file: FileHandle, data: Uint8Array, position: number): Promise<void> {
+    await this.pwrite(file, data, position);
+    await this.fdatasync(file);
+  }
   fsyncDir(dir: FileHandle): Promise<void> {
     return this.#sync(dir, () => this.#disk.fsyncDir(dir), "fsync directory");
   }

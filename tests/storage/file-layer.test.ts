@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import process from "node:process";
 import { StorageFailedError } from "../../src/errors.ts";
 import { nodeFileLayer } from "../../src/storage/file-layer.ts";
 import { FaultInjectingFileLayer } from "../../src/storage/fault-injection.ts";
@@ -57,6 +58,36 @@ describe("nodeFileLayer", () => {
     await nodeFileLayer.pwrite(f, new TextEncoder().encode("J"), 0);
     await nodeFileLayer.close(f);
     assert.equal(fs.readFileSync(p, "utf8"), "Jello world");
+  });
+
+  it("writeThrough opens with O_DSYNC (checked on Linux), keeps each mode's meaning, and writeDurable writes at its position", async () => {
+    const flagsOf = (f: object): number | null => {
+      if (process.platform !== "linux") return null;
+      const m = /^flags:\s*([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${(f as { fd: number }).fd}`, "utf8"));
+      return m === null ? null : parseInt(m[1]!, 8);
+    };
+    const O_DSYNC = (fs.constants as { O_DSYNC?: number }).O_DSYNC ?? 0;
+    const p = path.join(dir, "wt");
+    const f = await nodeFileLayer.open(p, "create", { writeThrough: true });
+    const plain = await nodeFileLayer.open(path.join(dir, "wt-plain"), "create");
+    const flags = flagsOf(f);
+    if (flags !== null) {
+      assert.equal(flags & O_DSYNC, O_DSYNC, `O_DSYNC on the descriptor (flags ${flags.toString(8)})`);
+      assert.equal((f as unknown as { writeThrough: boolean }).writeThrough, true);
+      assert.equal(flagsOf(plain)! & O_DSYNC, 0, "and not on one opened without writeThrough");
+    }
+    await nodeFileLayer.writeDurable(f, new TextEncoder().encode("hello world"), 0);
+    await nodeFileLayer.writeDurable(plain, new TextEncoder().encode("plain"), 3);
+    await nodeFileLayer.close(f);
+    await nodeFileLayer.close(plain);
+    assert.equal(fs.readFileSync(path.join(dir, "wt-plain"), "latin1"), "\0\0\0plain");
+    await assert.rejects(nodeFileLayer.open(p, "create", { writeThrough: true }), StorageFailedError, "create still refuses an existing file");
+    const g = await nodeFileLayer.open(p, "readwrite", { writeThrough: true });
+    await nodeFileLayer.writeDurable(g, new TextEncoder().encode("J"), 0);
+    await nodeFileLayer.writeDurable(g, new TextEncoder().encode("!"), 11);
+    assert.equal(nodeFileLayer.size(g), 12);
+    await nodeFileLayer.close(g);
+    assert.equal(fs.readFileSync(p, "utf8"), "Jello world!", "readwrite neither truncates nor appends");
   });
 
   it("rename replaces the target and a directory handle can be fsynced", async () => {
