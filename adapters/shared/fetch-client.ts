@@ -1,7 +1,9 @@
 /**
  * A peer-RPC client over the platform `fetch`, for runtimes whose `fetch`
- * pools keep-alive connections natively and fast (Deno, Bun). Node uses
- * `node:http` instead: its `fetch` measured 5-8x slower here.
+ * pools keep-alive connections natively (Deno, Bun): their client for
+ * `https:`, and the fallback of `./http1-client.ts`, which serves plain
+ * `http:` on every runtime. Node uses `node:http` instead: its `fetch`
+ * measured 5-8x slower here.
  *
  * For TLS the adapter hands in what its `fetch` takes beside the standard
  * options (Deno: `client` from `Deno.createHttpClient`; Bun: `tls`); failed

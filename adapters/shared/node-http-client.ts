@@ -1,8 +1,10 @@
 /**
  * A peer-RPC client on `node:http` / `node:https` with keep-alive agents
  * (Node 20's `fetch` measured 5-8x slower on this path). The Node adapter's
- * client; Deno uses it too when certificate checks are off (for tests),
- * which `Deno.createHttpClient` cannot do.
+ * client for `https:` (plain `http:` goes through `./http1-client.ts`,
+ * which falls back to this one for anything else); Deno uses it too when
+ * certificate checks are off (for tests), which `Deno.createHttpClient`
+ * cannot do.
  *
  * @module
  */
