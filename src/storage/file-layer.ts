@@ -140,13 +140,12 @@ function _hasDsync(fd: number): boolean {
   }
 }
 
-const _FLAGS: Record<OpenMode, string> = { read: "r", readwrite: "r+", create: "wx+", replace: "w+" };
 const _C = fs.constants;
-/** The same modes as numbers, for adding O_DSYNC. */
-const _NUMERIC_FLAGS: Record<OpenMode, number> = {
+/** Each mode's `open` flags (as `r`, `r+`, `wx+`, `w+`), numeric so that O_DSYNC can be added. */
+const _FLAGS: Record<OpenMode, number> = {
   read: _C.O_RDONLY,
   readwrite: _C.O_RDWR,
-  create: _C.O_RDWR | _C.O_CREAT | _C.O_EXCL,
+  create: _C.O_RDWR | _C.O_CREAT | _C.O_EXCL | _C.O_TRUNC,
   replace: _C.O_RDWR | _C.O_CREAT | _C.O_TRUNC,
 };
 
@@ -203,12 +202,9 @@ async function _open(path: string, op: string, flags: string | number, mode?: nu
 /** The real `FileLayer`: `node:fs` callbacks for writes and syncs, synchronous preads. */
 export const nodeFileLayer: FileLayer = {
   async open(path, mode, opts) {
-    if (opts?.writeThrough === true && _O_DSYNC !== 0 && mode !== "read") {
-      const fd = await _open(path, `open(${mode}, O_DSYNC)`, _NUMERIC_FLAGS[mode] | _O_DSYNC, 0o644);
-      return new _NodeHandle(path, fd, _hasDsync(fd));
-    }
-    const fd = await _open(path, `open(${mode})`, _FLAGS[mode], 0o644);
-    return new _NodeHandle(path, fd);
+    const dsync = opts?.writeThrough === true && _O_DSYNC !== 0 && mode !== "read";
+    const fd = await _open(path, dsync ? `open(${mode}, O_DSYNC)` : `open(${mode})`, _FLAGS[mode] | (dsync ? _O_DSYNC : 0), 0o644);
+    return new _NodeHandle(path, fd, dsync && _hasDsync(fd));
   },
   async openDir(path) {
     const fd = await _open(path, "open directory", "r");
