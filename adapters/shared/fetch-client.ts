@@ -14,10 +14,8 @@
 import { TimeoutError } from "../../src/errors.ts";
 import type { HttpClient, HttpRequest, HttpResponse } from "../types.ts";
 import { explainHttpError } from "./tls-errors.ts";
-import { speaksTls } from "./tls-probe.ts";
+import { probeTls } from "./tls-probe.ts";
 
-const _PROBE_MS = 1000;
-const _probe = (host: string, port: number) => speaksTls(host, port, _PROBE_MS);
 
 /**
  * Creates an `HttpClient` on top of the global `fetch`. `extraInit` is
@@ -48,7 +46,7 @@ export function fetchHttpClient(extraInit: Readonly<Record<string, unknown>> | n
         return { status: res.status, headers, body };
       } catch (err) {
         if (timedOut) throw new TimeoutError(`${req.method} ${req.url} got no answer within ${req.timeoutMs} ms`);
-        throw await explainHttpError(req.url, err, _probe);
+        throw await explainHttpError(req.url, err, probeTls);
       } finally {
         clearTimeout(timer);
         pending.delete(ctl);

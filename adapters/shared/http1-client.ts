@@ -30,7 +30,7 @@ import * as net from "node:net";
 import { TimeoutError } from "../../src/errors.ts";
 import type { HttpClient, HttpRequest, HttpResponse } from "../types.ts";
 import { explainHttpError } from "./tls-errors.ts";
-import { speaksTls } from "./tls-probe.ts";
+import { probeTls } from "./tls-probe.ts";
 
 /** Idle keep-alive connections are closed after this long. */
 export const IDLE_CLOSE_MS = 2000;
@@ -50,8 +50,6 @@ const _BAD_VALUE = /[\r\n\0]/;
 const _CRLFCRLF = Buffer.from("\r\n\r\n", "latin1");
 const _CRLF = Buffer.from("\r\n", "latin1");
 
-const _PROBE_MS = 1000;
-const _probe = (host: string, port: number) => speaksTls(host, port, _PROBE_MS);
 
 /** Lets a timer not keep the process alive (Node and Bun: `unref`; Deno: `Deno.unrefTimer`). */
 function _unref(t: ReturnType<typeof setTimeout>): void {
@@ -79,7 +77,6 @@ type _Body =
   | { readonly kind: "close" };
 
 interface _Exchange {
-  readonly head: boolean;
   readonly resolve: (r: HttpResponse) => void;
   readonly reject: (e: unknown) => void;
   status: number;
@@ -118,14 +115,11 @@ class _Conn {
   }
 
   /** Sends one request; `wire` is its head (and, if small, its body). */
-  send(wire: Buffer, body: Uint8Array | null, head: boolean): Promise<HttpResponse> {
-    if (this.#idleTimer !== null) {
-      clearTimeout(this.#idleTimer);
-      this.#idleTimer = null;
-    }
+  send(wire: Buffer, body: Uint8Array | null): Promise<HttpResponse> {
+    this.#stopIdleTimer();
     this.socket.ref();
     return new Promise<HttpResponse>((resolve, reject) => {
-      this.#ex = { head, resolve, reject, status: 0, headers: null, keepAlive: true, body: { kind: "none" }, parts: [], bytes: 0 };
+      this.#ex = { resolve, reject, status: 0, headers: null, keepAlive: true, body: { kind: "none" }, parts: [], bytes: 0 };
       if (body === null) {
         this.socket.write(wire);
       } else {
@@ -214,7 +208,7 @@ class _Conn {
     ex.keepAlive = m[1] === "1" ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
     const te = headers["transfer-encoding"];
     const cl = headers["content-length"];
-    if (ex.head || status === 204 || status === 304) {
+    if (status === 204 || status === 304) {
       ex.body = { kind: "none" };
     } else if (te !== undefined) {
       if (!/(^|,)\s*chunked\s*$/i.test(te)) throw new _BadResponse(`transfer coding ${JSON.stringify(te.slice(0, 80))}`);
@@ -322,11 +316,14 @@ class _Conn {
     this.#fail(err ?? _netError("connection closed before an answer (ECONNRESET)", "ECONNRESET"));
   }
 
+  #stopIdleTimer(): void {
+    if (this.#idleTimer === null) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
+  }
+
   #fail(err: Error): void {
-    if (this.#idleTimer !== null) {
-      clearTimeout(this.#idleTimer);
-      this.#idleTimer = null;
-    }
+    this.#stopIdleTimer();
     const ex = this.#ex;
     this.#ex = null;
     if (!this.#dead) {
@@ -366,35 +363,43 @@ export function http1Client(fallback: HttpClient | null, opts: Http1ClientOption
   const all = new Set<_Conn>();
   let closed = false;
 
+  const originOf = (host: string, port: number): _Origin => {
+    const key = `${host}\u0000${port}`;
+    let o = origins.get(key);
+    if (o === undefined) {
+      o = { host, port, idle: [], count: 0, waiting: [] };
+      origins.set(key, o);
+    }
+    return o;
+  };
   const release = (o: _Origin, c: _Conn) => {
     const next = o.waiting.shift();
     if (next !== undefined) next(c);
     else o.idle.push(c);
   };
+  /** A connection (open or opening) went: a request waiting for one may open another. */
+  const lost = (o: _Origin) => {
+    o.count--;
+    o.waiting.shift()?.(null);
+  };
   const gone = (o: _Origin, c: _Conn) => {
     all.delete(c);
     const i = o.idle.indexOf(c);
     if (i >= 0) o.idle.splice(i, 1);
-    o.count--;
-    // A request waiting for a connection may open the one that just went.
-    const next = o.waiting.shift();
-    if (next !== undefined) next(null);
+    lost(o);
   };
   const connect = (o: _Origin): Promise<_Conn> =>
     new Promise<_Conn>((resolve, reject) => {
       o.count++;
       const socket = net.connect({ host: o.host, port: o.port });
-      let c: _Conn | null = null;
       const onError = (e: Error) => {
-        o.count--;
-        const next = o.waiting.shift();
-        if (next !== undefined) next(null);
+        lost(o);
         reject(e);
       };
       socket.once("error", onError);
       socket.once("connect", () => {
         socket.off("error", onError);
-        c = new _Conn(socket, maxBody, (x) => gone(o, x), (x) => release(o, x));
+        const c = new _Conn(socket, maxBody, (x) => gone(o, x), (x) => release(o, x));
         all.add(c);
         if (closed) c.destroy(new Error("the client was closed"));
         resolve(c);
@@ -435,13 +440,7 @@ export function http1Client(fallback: HttpClient | null, opts: Http1ClientOption
       const headBytes = Buffer.from(head, "latin1");
       const small = body === null || body.byteLength <= _COPY_BODY_BYTES_MAX;
       const wire = small && body !== null && body.byteLength > 0 ? Buffer.concat([headBytes, body]) : headBytes;
-      const key = `${host}\u0000${port}`;
-      let o = origins.get(key);
-      if (o === undefined) {
-        o = { host, port, idle: [], count: 0, waiting: [] };
-        origins.set(key, o);
-      }
-      const o2 = o;
+      const o = originOf(host, port);
       const timeout = () => new TimeoutError(`${req.method} ${req.url} got no answer within ${req.timeoutMs} ms`);
       try {
         return await new Promise<HttpResponse>((resolve, reject) => {
@@ -452,15 +451,15 @@ export function http1Client(fallback: HttpClient | null, opts: Http1ClientOption
             if (conn !== null) conn.destroy(timeout());
             else reject(timeout());
           }, req.timeoutMs);
-          acquire(o2).then(
+          acquire(o).then(
             (c) => {
               if (timedOut) {
                 // Given up while waiting for a connection: it goes back to the pool unused.
-                release(o2, c);
+                release(o, c);
                 return;
               }
               conn = c;
-              c.send(wire, small ? null : body, req.method === ("HEAD" as string)).then(resolve, reject).finally(() => clearTimeout(timer));
+              c.send(wire, small ? null : body).then(resolve, reject).finally(() => clearTimeout(timer));
             },
             (e: unknown) => {
               clearTimeout(timer);
@@ -469,8 +468,8 @@ export function http1Client(fallback: HttpClient | null, opts: Http1ClientOption
           );
         });
       } catch (e) {
-        if (e instanceof TimeoutError) throw e;
-        throw await explainHttpError(req.url, e, _probe);
+        // A TimeoutError comes back from it unchanged.
+        throw await explainHttpError(req.url, e, probeTls);
       }
     },
     close() {

@@ -13,9 +13,8 @@ import * as https from "node:https";
 import { TimeoutError } from "../../src/errors.ts";
 import type { HttpClient, HttpResponse, TlsClientOptions } from "../types.ts";
 import { explainHttpError } from "./tls-errors.ts";
-import { speaksTls } from "./tls-probe.ts";
+import { probeTls } from "./tls-probe.ts";
 
-const _PROBE_MS = 1000;
 
 /** Creates a client; `tls` applies to `https://` URLs. */
 export function nodeHttpClient(tls?: TlsClientOptions): HttpClient {
@@ -30,7 +29,6 @@ export function nodeHttpClient(tls?: TlsClientOptions): HttpClient {
     if (tls?.key !== undefined) o.key = tls.key;
     return (tlsAgent = new https.Agent(o));
   };
-  const probe = (host: string, port: number) => speaksTls(host, port, _PROBE_MS);
   return {
     request(req) {
       return new Promise<HttpResponse>((resolve, reject) => {
@@ -62,7 +60,7 @@ export function nodeHttpClient(tls?: TlsClientOptions): HttpClient {
           failed = true;
           clearTimeout(timer);
           if (err instanceof TimeoutError) reject(err);
-          else void explainHttpError(req.url, err, probe).then(reject);
+          else void explainHttpError(req.url, err, probeTls).then(reject);
         }
         r.on("error", fail);
         r.setNoDelay(true);

@@ -12,6 +12,14 @@ import * as tls from "node:tls";
 const _CACHE_MS = 5000;
 const _cache = new Map<string, { atMs: number; tls: boolean }>();
 
+/** How long the peer clients' probe waits for a handshake. */
+const _CLIENT_PROBE_MS = 1000;
+
+/** The probe the peer clients hand `explainHttpError` (tls-errors.ts) after a failed request. */
+export function probeTls(host: string, port: number): Promise<boolean> {
+  return speaksTls(host, port, _CLIENT_PROBE_MS);
+}
+
 /** Resolves true if host:port completes a TLS handshake within `timeoutMs`. */
 export function speaksTls(host: string, port: number, timeoutMs: number): Promise<boolean> {
   const key = `${host}:${port}`;
