@@ -68,9 +68,31 @@ function _raiseBacklog(port: number, limits: ServeLimits): void {
   if (why !== null) console.error(`raft: port ${port} keeps Bun's accept queue of 512 connections: ${why}`);
 }
 
-/** Bun.serve options for `limits`: Bun has one inactivity timeout (seconds, at most 255) and no connection cap. */
-function _serveOptions(limits: ServeLimits): { idleTimeout: number } {
-  return { idleTimeout: Math.min(255, Math.max(1, Math.ceil(Math.max(limits.headersTimeoutMs, limits.idleTimeoutMs) / 1000))) };
+/** Bun's inactivity timeout for `limits`, in seconds (1 to 255). */
+function _idleSeconds(limits: ServeLimits): number {
+  return Math.min(255, Math.max(1, Math.ceil(Math.max(limits.headersTimeoutMs, limits.idleTimeoutMs) / 1000)));
+}
+
+/**
+ * The `fetch` of a `Bun.serve` for `limits`: Bun has one inactivity timeout
+ * (`idleTimeout`) and no connection cap. The timeout also runs while a
+ * handler works (a write waiting for its commit, a join waiting for
+ * catch-up), cutting the connection without an answer, so it is lifted while
+ * the handler runs; and it stays lifted for the rest of the connection unless
+ * set again (measured, Bun 1.4.5: a kept-alive connection that had made one
+ * request was never closed, so clients that went quiet held a descriptor
+ * each for good), so it is set back before the answer goes out.
+ */
+function _fetch(handler: (req: Request) => Response | Promise<Response>, limits: ServeLimits): (req: Request, srv: BunServer) => Promise<Response> {
+  const idle = _idleSeconds(limits);
+  return async (req, srv) => {
+    srv.timeout?.(req, 0);
+    try {
+      return await handler(req);
+    } finally {
+      srv.timeout?.(req, idle);
+    }
+  };
 }
 
 /**
@@ -85,13 +107,9 @@ function _absolute(req: Request, origin: () => string): Request {
 
 function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number, limits: ServeLimits = serveLimits()): Promise<HttpServer> {
   const origin = () => `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
-  // Bun's idle timeout also runs while a handler works (a write waiting for its commit, a join waiting
-  // for catch-up), cutting the connection without an answer: it is for connections, not for handlers.
   const gated = fetchTurnGate((req: Request) => app.fetch(req));
-  const server: BunServer = Bun.serve({ hostname: host, port, ..._serveOptions(limits), fetch: (req, srv) => {
-    srv.timeout?.(req, 0);
-    return gated(_absolute(req, origin));
-  } });
+  const fetch = _fetch((req) => gated(_absolute(req, origin)), limits);
+  const server: BunServer = Bun.serve({ hostname: host, port, idleTimeout: _idleSeconds(limits), fetch });
   _raiseBacklog(server.port, limits);
   return Promise.resolve({
     port: server.port,
@@ -117,17 +135,15 @@ async function _serveTls(
   }
   const origin = () => `https://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
   const gated = fetchTurnGate((req: Request) => app.fetch(req, _NO_PEER));
+  const fetch = _fetch((req) => gated(_absolute(req, origin)), limits);
   const open = (t: TlsServerOptions, p: number) =>
     Promise.resolve().then(() =>
       Bun.serve({
         hostname: host,
         port: p,
-        ..._serveOptions(limits),
+        idleTimeout: _idleSeconds(limits),
         tls: { cert: t.cert, key: t.key },
-        fetch: (req, srv) => {
-          srv.timeout?.(req, 0);
-          return gated(_absolute(req, origin));
-        },
+        fetch,
       })
     );
   let server = await open(tls, port);

@@ -76,7 +76,7 @@ function _listen(app: TlsApp, host: string, port: number, t: TlsServerOptions, o
     const raw = (socket as { _parent?: net.Socket })._parent ?? socket;
     t.onHandshakeError?.(raw.remoteAddress === undefined ? "a client (address no longer known)" : `${raw.remoteAddress}:${raw.remotePort ?? "?"}`, handshakeReason(err));
   });
-  return listenNodeServer(server, host, port, limits).then(() => server);
+  return listenNodeServer(server, host, port, limits, true).then(() => server);
 }
 
 /**

@@ -6,8 +6,11 @@
  * - `maxConnections`: held at once at most, by default the process's open
  *   file limit minus a reserve for the log, snapshots and peer clients, so
  *   that idle connections can never take the descriptors the storage layer
- *   needs (an `open` failing with EMFILE would stop the member). Node:
- *   `server.maxConnections` (a connection past it is closed at once).
+ *   needs (an `open` failing with EMFILE would stop the member). Node, plain
+ *   HTTP: a connection past it is answered 503 without its request being
+ *   read, and closed (`capConnections`); over TLS, `server.maxConnections`
+ *   (closed at once: a TLS handshake per refusal would cost more than the
+ *   refusal saves).
  * - `headersTimeoutMs`: a connection that has not sent a whole request head
  *   by then is closed (slowloris). Node: `headersTimeout`, checked every
  *   second rather than every 30 s. Bun: `idleTimeout` (any inactivity).
@@ -108,16 +111,72 @@ export function nodeServerOptions(limits: ServeLimits): { headersTimeout: number
  */
 const _LISTEN_BACKLOG = 8192;
 
+/** The answer to a connection past the cap: its request was never read, so nothing was applied. */
+const _OVER_CAP = (() => {
+  const body = '{"error":"This member holds as many connections as it may; nothing was applied, retry shortly","outcome":"not-applied"}\n';
+  return `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n${body}`;
+})();
+/** Connections past the cap being answered at once, at most: each holds a descriptor of the reserve until it goes. */
+const _OVER_CAP_ANSWERING = RESERVED_FILES / 4;
+/** How long a connection past the cap may take to go after its answer. */
+const _OVER_CAP_LINGER_MS = 1000;
+
+/**
+ * Caps the connections a plain `node:http` server holds at `max`. Node's own
+ * `maxConnections` closes a connection past it at once, and a client sees
+ * its request end with no answer (measured: 128 of a 10,000-connection flood
+ * against a cap of 9,872). Here such a connection is answered 503 with
+ * `Retry-After` before its request is read (so nothing was applied), the
+ * server half-closes it, reads and drops what the client still sends (a
+ * close with unread bytes would reset the connection and the answer with it),
+ * and closes it when the client does or after a second. At most
+ * `_OVER_CAP_ANSWERING` are being answered at once; past that they are
+ * closed at once, as by `maxConnections`.
+ *
+ * The server's own connection listener (which starts the HTTP parser) is
+ * taken off the `connection` event and called for the connections within
+ * the cap; a server with any other number of connection listeners (not
+ * Node's) gets `maxConnections` instead.
+ */
+export function capConnections(server: net.Server, max: number): void {
+  const listeners = server.listeners("connection") as ((socket: net.Socket) => void)[];
+  if (listeners.length !== 1) {
+    server.maxConnections = max;
+    return;
+  }
+  const serve = listeners[0]!;
+  server.removeListener("connection", serve);
+  let held = 0;
+  let answering = 0;
+  server.on("connection", (socket: net.Socket) => {
+    if (held < max) {
+      held++;
+      socket.once("close", () => held--);
+      serve.call(server, socket);
+      return;
+    }
+    if (answering >= _OVER_CAP_ANSWERING) return void socket.destroy();
+    answering++;
+    socket.once("close", () => answering--);
+    socket.on("error", () => socket.destroy());
+    socket.setTimeout(_OVER_CAP_LINGER_MS, () => socket.destroy());
+    socket.resume();
+    socket.end(_OVER_CAP);
+  });
+}
+
 /**
  * Starts a `node:http` / `node:https` server (Node's, and the `node:https`
  * one Deno and Bun use for mutual TLS) on `host:port` with the connection
- * cap and backlog of `limits`; resolves once it listens. Past the cap a
- * connection is closed at once, so descriptors stay free for the log and the
- * peers; an accept that fails afterwards (EMFILE) is emitted as an `error`
- * the server survives, so it is taken here rather than left unhandled.
+ * cap and backlog of `limits`; resolves once it listens. Past the cap, a
+ * plain HTTP connection is answered 503 (`capConnections`) and a TLS one
+ * closed at once, so descriptors stay free for the log and the peers; an
+ * accept that fails afterwards (EMFILE) is emitted as an `error` the server
+ * survives, so it is taken here rather than left unhandled.
  */
-export function listenNodeServer(server: net.Server, host: string, port: number, limits: ServeLimits): Promise<void> {
-  server.maxConnections = limits.maxConnections;
+export function listenNodeServer(server: net.Server, host: string, port: number, limits: ServeLimits, tls = false): Promise<void> {
+  if (tls) server.maxConnections = limits.maxConnections;
+  else capConnections(server, limits.maxConnections);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen({ port, host, backlog: Math.min(_LISTEN_BACKLOG, limits.maxConnections) }, () => {

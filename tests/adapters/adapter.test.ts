@@ -16,7 +16,9 @@ import { Hono } from "hono";
 import { runtime } from "../../adapters/mod.ts";
 import { InvalidArgumentError, LockedError, TimeoutError } from "../../src/errors.ts";
 import { runCommand, RUNTIMES } from "../helpers/runtimes.ts";
-import { exited, trackExit, waitForLine } from "../helpers/wait.ts";
+import { exited, trackExit, waitFor, waitForLine } from "../helpers/wait.ts";
+import { IdleConnections, rawRequest } from "../helpers/raw-http.ts";
+import { serveLimits } from "../../adapters/shared/serve-limits.ts";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), `raft-adapter-${runtime.name}-`));
 after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -96,6 +98,34 @@ describe(`adapter (${runtime.name})`, () => {
     await server.close();
     await assert.rejects(client.request({ method: "POST", url: `http://127.0.0.1:${server.port}/echo`, body, timeoutMs: 2_000 }));
     client.close();
+  });
+
+  it("serve() answers a connection past its cap 503 without reading the request, and serves again once one goes", {
+    skip: runtime.name === "node" ? false : `${runtime.name}'s server has no connection cap (the README says what each runtime enforces)`,
+  }, async () => {
+    let served = 0;
+    const app = new Hono();
+    app.put("/x", async (c) => {
+      served++;
+      return c.text(await c.req.text());
+    });
+    const server = await runtime.serve(app, "127.0.0.1", 0, serveLimits({ maxConnections: 3 }));
+    const idle = await IdleConnections.open(server.port, 3);
+    const put = () => rawRequest(server.port, "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv", 5000);
+    try {
+      await waitFor("the idle connections to connect", () => idle.connected === 3, 5000);
+      const over = await put();
+      assert.equal(over.status, 503, over.text);
+      assert.match(over.text, /\r\nretry-after: 1\r\n/i);
+      assert.match(over.text, /"outcome":"not-applied"/);
+      assert.equal(served, 0);
+      idle.close();
+      await waitFor("a slot to free up", async () => (await put()).status === 200, 5000);
+      assert.equal(served, 1);
+    } finally {
+      idle.close();
+      await server.close();
+    }
   });
 
   // Bun.serve and Deno.serve listen with 511-512 and take no option for it; under a flood the

@@ -33,6 +33,36 @@ export function rawRequest(port: number, request: Uint8Array | string, timeoutMs
   });
 }
 
+/**
+ * Sends `request` on a new kept-alive connection, reads its answer, then
+ * sends nothing more: resolves with the status and how long after the answer
+ * the server closed the connection (null: still open after `waitMs`).
+ */
+export function requestThenIdle(port: number, request: string, waitMs: number): Promise<{ status: number | null; closedAfterMs: number | null }> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    let buf = "";
+    let answeredAt: number | null = null;
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(buf);
+      resolve({ status: m === null ? null : Number(m[1]), closedAfterMs: closed && answeredAt !== null ? performance.now() - answeredAt : null });
+    };
+    const timer = setTimeout(() => finish(false), waitMs);
+    s.on("connect", () => s.write(request));
+    s.on("data", (d: Buffer) => {
+      buf += d.toString("latin1");
+      if (answeredAt === null && /\r\n\r\n/.test(buf)) answeredAt = performance.now();
+    });
+    s.on("error", () => finish(true));
+    s.on("close", () => finish(true));
+  });
+}
+
 /** Idle connections held open until `close()`: how many the server accepted and how many it has closed since. */
 export class IdleConnections {
   readonly #sockets: net.Socket[] = [];
