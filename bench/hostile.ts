@@ -12,7 +12,8 @@
  *    kept its leadership (same leader and term before and after), on the
  *    shared port and on a client listener (`--listen-client`);
  * 3. descriptors: a member started under `ulimit -n 1024` and 2,000 idle
- *    connections: alive, and how long until a write gets through.
+ *    connections (sending nothing, then request heads that never end):
+ *    alive, and how long until a write gets through.
  *
  * Run: `npm run bench -- hostile` (all three runtimes), or
  * `npx tsx bench/hostile.ts` (`BENCH_HOSTILE=memory,flood,fd` picks parts,
@@ -187,37 +188,42 @@ async function flood(): Promise<void> {
 }
 
 async function fd(): Promise<void> {
-  const c = await Cluster.create(["u1"], rt);
-  const m = c.member("u1");
-  try {
-    m.start(["--id", "u1", "--data", m.dir, "--listen", `127.0.0.1:${m.port}`, "--bootstrap"], { fileLimit: 1024 });
-    await m.ready();
-    await c.waitLeader([m]);
-    const idle = await IdleConnections.open(m.port, 2000);
-    await waitFor("every connection attempt to settle", () => idle.connected + idle.refused >= 2000, 30_000).catch(() => {});
-    const t0 = performance.now();
-    let writes = 0;
-    let firstMs: number | null = null;
+  // Connections that send nothing, then ones that send a request head and never end it (slowloris):
+  // on Bun the first wait in the kernel (TCP_DEFER_ACCEPT); the second are accepted and held until a timeout.
+  for (const partial of [false, true]) {
+    const what = partial ? "2,000 connections with unfinished request heads" : "2,000 idle connections";
+    const c = await Cluster.create(["u1"], rt);
+    const m = c.member("u1");
     try {
-      await waitFor("a write under the idle connections", async () => {
-        try {
-          // A new connection each time (a pooled one would prove nothing).
-          const ok = (await rawRequest(m.port, "PUT /kv/fd HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv", 2000)).status === 200;
-          if (ok) {
-            writes++;
-            firstMs ??= performance.now() - t0;
+      m.start(["--id", "u1", "--data", m.dir, "--listen", `127.0.0.1:${m.port}`, "--bootstrap"], { fileLimit: 1024 });
+      await m.ready();
+      await c.waitLeader([m]);
+      const idle = await IdleConnections.open(m.port, 2000, partial);
+      await waitFor("every connection attempt to settle", () => idle.connected + idle.refused >= 2000, 30_000).catch(() => {});
+      const t0 = performance.now();
+      let writes = 0;
+      let firstMs: number | null = null;
+      try {
+        await waitFor("a write under the idle connections", async () => {
+          try {
+            // A new connection each time (a pooled one would prove nothing).
+            const ok = (await rawRequest(m.port, "PUT /kv/fd HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv", 2000)).status === 200;
+            if (ok) {
+              writes++;
+              firstMs ??= performance.now() - t0;
+            }
+            return writes >= 20;
+          } catch {
+            return false;
           }
-          return writes >= 20;
-        } catch {
-          return false;
-        }
-      }, 60_000).catch(() => {});
+        }, 60_000).catch(() => {});
+      } finally {
+        idle.close();
+      }
+      printRow(rt, `fd: ulimit -n 1024, ${what}`, `${m.child === null ? "member STOPPED" : "member alive"}; first write after ${firstMs === null ? "none in 60 s" : `${(firstMs / 1000).toFixed(1)} s`}; ${writes} writes; ${idle.connected} of 2,000 connected, the server closed ${idle.closedByServer} of them meanwhile`);
     } finally {
-      idle.close();
+      await c.destroy();
     }
-    printRow(rt, "fd: ulimit -n 1024, 2,000 idle connections", `${m.child === null ? "member STOPPED" : "member alive"}; first write after ${firstMs === null ? "none in 60 s" : `${(firstMs / 1000).toFixed(1)} s`}; ${writes} writes; ${idle.connected} of 2,000 connected, the server closed ${idle.closedByServer} of them meanwhile`);
-  } finally {
-    await c.destroy();
   }
 }
 

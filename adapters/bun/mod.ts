@@ -14,7 +14,7 @@
  */
 import { dlopen, read } from "bun:ffi";
 import process from "node:process";
-import { LISTEN_BACKLOG, raiseListenBacklog } from "../shared/listen-backlog.ts";
+import { deferAccept, LISTEN_BACKLOG, raiseListenBacklog } from "../shared/listen-backlog.ts";
 import { acquireDirLock, flockTryLock } from "../shared/lock.ts";
 import { fetchHttpClient } from "../shared/fetch-client.ts";
 import { http1Client } from "../shared/http1-client.ts";
@@ -48,6 +48,7 @@ const _libc = dlopen("libc.so.6", {
   flock: { args: ["i32", "i32"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
   listen: { args: ["i32", "i32"], returns: "i32" },
+  setsockopt: { args: ["i32", "i32", "i32", "ptr", "i32"], returns: "i32" },
   clock_gettime: { args: ["i32", "ptr"], returns: "i32" },
 });
 const _tryLock = flockTryLock(
@@ -59,13 +60,17 @@ const _tryLock = flockTryLock(
  * Lengthens the accept queue of the `Bun.serve` listening on `port` from
  * Bun's fixed 512 (see listen-backlog.ts: under a flood the connections the
  * queue dropped reached the server only after its idle timeout had closed
- * them, unanswered); on other systems, or if the socket is not found, says
- * so on stderr and keeps 512.
+ * them, unanswered), and defers accepting a connection until it sends
+ * (`deferAccept`: Bun has no connection cap, and took 10-12 s to close
+ * connections that never sent); on other systems, or if the socket is not
+ * found, says so on stderr and keeps Bun's behaviour.
  */
-function _raiseBacklog(port: number, limits: ServeLimits): void {
+function _tuneListener(port: number): void {
   if (process.platform !== "linux") return;
-  const why = raiseListenBacklog(port, Math.min(LISTEN_BACKLOG, limits.maxConnections), (fd, n) => _libc.symbols.listen(fd, n) as number);
+  const why = raiseListenBacklog(port, LISTEN_BACKLOG, (fd, n) => _libc.symbols.listen(fd, n) as number);
   if (why !== null) console.error(`raft: port ${port} keeps Bun's accept queue of 512 connections: ${why}`);
+  const notDeferred = deferAccept(port, (fd, level, name, value) => _libc.symbols.setsockopt(fd, level, name, new Int32Array([value]), 4) as number);
+  if (notDeferred !== null) console.error(`raft: port ${port} accepts connections before their first bytes: ${notDeferred}`);
 }
 
 /** Bun's inactivity timeout for `limits`, in seconds (1 to 255). */
@@ -110,7 +115,7 @@ function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, 
   const gated = fetchTurnGate((req: Request) => app.fetch(req));
   const fetch = _fetch((req) => gated(_absolute(req, origin)), limits);
   const server: BunServer = Bun.serve({ hostname: host, port, idleTimeout: _idleSeconds(limits), fetch });
-  _raiseBacklog(server.port, limits);
+  _tuneListener(server.port);
   return Promise.resolve({
     port: server.port,
     close: async () => {
@@ -148,7 +153,7 @@ async function _serveTls(
     );
   let server = await open(tls, port);
   const bound = server.port;
-  _raiseBacklog(bound, limits);
+  _tuneListener(bound);
   const retired: BunServer[] = [];
   return {
     port: bound,
@@ -157,7 +162,7 @@ async function _serveTls(
       retired.push(server);
       void server.stop(false);
       server = await relisten(() => open(next, bound));
-      _raiseBacklog(bound, limits);
+      _tuneListener(bound);
     },
     async close() {
       await Promise.all([server, ...retired].map((s) => s.stop(true)));

@@ -189,8 +189,9 @@ describe(`hostile clients against a member on ${RUNTIME}`, () => {
           return false;
         }
       };
-      // Node caps connections below the limit and times out idle and header-less ones; Bun times them
-      // out; Deno, which can do neither, recycles its server when descriptors run short (closing idle ones).
+      // Node caps connections below the limit and times out idle and header-less ones; on Bun connections
+      // that send nothing wait in the kernel (TCP_DEFER_ACCEPT) and Bun times out the rest; Deno, which can
+      // do neither, recycles its server when descriptors run short (closing idle ones).
       await waitFor("a write on a new connection while the idle ones are held", write, 30_000);
       assert.ok(h2.child !== null, "the member is running");
     } finally {
