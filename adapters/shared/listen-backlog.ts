@@ -121,7 +121,7 @@ export const DEFER_ACCEPT_SECONDS = 60;
  * connections (`npm run bench -- hostile`): Bun answered every request 200
  * or 503 in 3 of 3 runs with it; a Node member left 1,482 to 5,433 of
  * 10,000 unanswered after 60 s in 4 of 6 floods (none in 6 without it), a
- * Deno member about 1,000 in 3 of 24 floods (none in 9 without). Why was not
+ * Deno member about 1,000 in 3 of 24 floods (none in 15 without). Why was not
  * established; both accept more slowly than Bun, so their accept queues
  * overflow. Node needs it less (its cap answers the excess 503), and so does
  * Deno (its server is recycled when descriptors run short, which closes
