@@ -86,17 +86,23 @@ function _idleSeconds(limits: ServeLimits): number {
  * the handler runs; and it stays lifted for the rest of the connection unless
  * set again (measured, Bun 1.4.5: a kept-alive connection that had made one
  * request was never closed, so clients that went quiet held a descriptor
- * each for good), so it is set back before the answer goes out.
+ * each for good), so it is set back before the answer goes out, except for
+ * an event stream.
  */
 function _fetch(handler: (req: Request) => Response | Promise<Response>, limits: ServeLimits): (req: Request, srv: BunServer) => Promise<Response> {
   const idle = _idleSeconds(limits);
   return async (req, srv) => {
     srv.timeout?.(req, 0);
+    let res: Response;
     try {
-      return await handler(req);
-    } finally {
+      res = await handler(req);
+    } catch (err) {
       srv.timeout?.(req, idle);
+      throw err;
     }
+    // An event stream (`GET /events`) stays without one: it may be quiet between its pings.
+    if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) srv.timeout?.(req, idle);
+    return res;
   };
 }
 
