@@ -79,8 +79,8 @@ function _idleSeconds(limits: ServeLimits): number {
 }
 
 /**
- * The `fetch` of a `Bun.serve` for `limits`: Bun has one inactivity timeout
- * (`idleTimeout`) and no connection cap. The timeout also runs while a
+ * The `fetch` of a `Bun.serve` whose `idleTimeout` is `idle` seconds: Bun
+ * has that one inactivity timeout and no connection cap. The timeout also runs while a
  * handler works (a write waiting for its commit, a join waiting for
  * catch-up), cutting the connection without an answer, so it is lifted while
  * the handler runs; and it stays lifted for the rest of the connection unless
@@ -89,8 +89,7 @@ function _idleSeconds(limits: ServeLimits): number {
  * each for good), so it is set back before the answer goes out, except for
  * an event stream.
  */
-function _fetch(handler: (req: Request) => Response | Promise<Response>, limits: ServeLimits): (req: Request, srv: BunServer) => Promise<Response> {
-  const idle = _idleSeconds(limits);
+function _fetch(handler: (req: Request) => Response | Promise<Response>, idle: number): (req: Request, srv: BunServer) => Promise<Response> {
   return async (req, srv) => {
     srv.timeout?.(req, 0);
     let res: Response;
@@ -119,8 +118,9 @@ function _absolute(req: Request, origin: () => string): Request {
 function _serve(app: { fetch: (req: Request) => Response | Promise<Response> }, host: string, port: number, limits: ServeLimits = serveLimits()): Promise<HttpServer> {
   const origin = () => `http://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
   const gated = fetchTurnGate((req: Request) => app.fetch(req));
-  const fetch = _fetch((req) => gated(_absolute(req, origin)), limits);
-  const server: BunServer = Bun.serve({ hostname: host, port, idleTimeout: _idleSeconds(limits), fetch });
+  const idleTimeout = _idleSeconds(limits);
+  const fetch = _fetch((req) => gated(_absolute(req, origin)), idleTimeout);
+  const server: BunServer = Bun.serve({ hostname: host, port, idleTimeout, fetch });
   _tuneListener(server.port);
   return Promise.resolve({
     port: server.port,
@@ -146,13 +146,14 @@ async function _serveTls(
   }
   const origin = () => `https://${host.includes(":") ? `[${host}]` : host}:${server.port}`;
   const gated = fetchTurnGate((req: Request) => app.fetch(req, _NO_PEER));
-  const fetch = _fetch((req) => gated(_absolute(req, origin)), limits);
+  const idleTimeout = _idleSeconds(limits);
+  const fetch = _fetch((req) => gated(_absolute(req, origin)), idleTimeout);
   const open = (t: TlsServerOptions, p: number) =>
     Promise.resolve().then(() =>
       Bun.serve({
         hostname: host,
         port: p,
-        idleTimeout: _idleSeconds(limits),
+        idleTimeout,
         tls: { cert: t.cert, key: t.key },
         fetch,
       })

@@ -16,7 +16,6 @@ import type { HttpClient, HttpRequest, HttpResponse } from "../types.ts";
 import { explainHttpError } from "./tls-errors.ts";
 import { probeTls } from "./tls-probe.ts";
 
-
 /**
  * Creates an `HttpClient` on top of the global `fetch`. `extraInit` is
  * merged into every request's init; `onClose` runs on `close()`.

@@ -50,7 +50,6 @@ const _BAD_VALUE = /[\r\n\0]/;
 const _CRLFCRLF = Buffer.from("\r\n\r\n", "latin1");
 const _CRLF = Buffer.from("\r\n", "latin1");
 
-
 /** Lets a timer not keep the process alive (Node and Bun: `unref`; Deno: `Deno.unrefTimer`). */
 function _unref(t: ReturnType<typeof setTimeout>): void {
   if (typeof t === "number") (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(t);

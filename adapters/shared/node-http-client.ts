@@ -15,7 +15,6 @@ import type { HttpClient, HttpResponse, TlsClientOptions } from "../types.ts";
 import { explainHttpError } from "./tls-errors.ts";
 import { probeTls } from "./tls-probe.ts";
 
-
 /** Creates a client; `tls` applies to `https://` URLs. */
 export function nodeHttpClient(tls?: TlsClientOptions): HttpClient {
   // Keep-alive, many sockets per peer so several RPCs are in flight at once.

@@ -14,9 +14,11 @@ import { after, describe, it } from "node:test";
 import { Hono } from "hono";
 import { runtime } from "../../adapters/mod.ts";
 import { http1Client } from "../../adapters/shared/http1-client.ts";
+import { closeNodeServer } from "../../adapters/shared/serve-limits.ts";
 import type { HttpClient, HttpRequest, HttpResponse } from "../../adapters/types.ts";
 import { TimeoutError } from "../../src/errors.ts";
 import { describeNetworkError } from "../../src/transport/network-error.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const text = (r: HttpResponse) => new TextDecoder().decode(r.body);
 
@@ -30,10 +32,7 @@ async function httpServer(handler: http.RequestListener): Promise<{ url: string;
   return {
     url: `http://127.0.0.1:${port}`,
     connections: () => connections,
-    close: () => new Promise<void>((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
+    close: () => closeNodeServer(server),
   };
 }
 
@@ -62,10 +61,6 @@ async function rawServer(onData: (socket: net.Socket, data: Buffer) => void): Pr
   };
 }
 
-async function waitUntil(what: string, ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(ok(), what);
-}
 
 describe("http1Client()", () => {
   const clients: HttpClient[] = [];
@@ -222,9 +217,9 @@ describe("http1Client()", () => {
       // More bytes than declared: the answer stands, the connection does not.
       const closedBefore = s.closed();
       assert.equal(text(await c.request({ method: "GET", url: `${s.url}/extra`, timeoutMs: 5000 })), "ok");
-      await waitUntil("the connection that sent extra bytes is closed", () => s.closed() > closedBefore);
+      await waitFor("the connection that sent extra bytes to be closed", () => s.closed() > closedBefore, 5000);
       assert.equal(text(await c.request({ method: "GET", url: `${s.url}/ok`, timeoutMs: 5000 })), "ok", "an interim 100 is skipped");
-      await waitUntil(`every refused answer closed its connection (${s.closed()} closed)`, () => s.closed() >= 11);
+      await waitFor(() => `every refused answer to close its connection (${s.closed()} closed)`, () => s.closed() >= 11, 5000);
     } finally {
       await s.close();
     }
@@ -236,7 +231,7 @@ describe("http1Client()", () => {
     try {
       const c = client();
       await assert.rejects(c.request({ method: "POST", url: `${silent.url}/x`, body: new Uint8Array(10), timeoutMs: 200 }), (e: Error) => e instanceof TimeoutError && /within 200 ms/.test(e.message));
-      await waitUntil("the timed-out connection is closed", () => silent.closed() === 1);
+      await waitFor("the timed-out connection to be closed", () => silent.closed() === 1, 5000);
       // Waiting for a connection counts against the timeout too.
       const one = client(null, { connectionsPerOrigin: 1 });
       const first = one.request({ method: "GET", url: `${silent.url}/a`, timeoutMs: 2000 });
