@@ -4,9 +4,13 @@
  * process with 1 and with 1,000 in flight, 100-byte entries. Prints
  * committed entries/s and p50/p99 commit latency, and in the same run the
  * disk's raw fdatasync latency and a loopback HTTP round trip, the two
- * physical limits a commit is made of. Runs it twice, with the consensus
- * loop on the caller's thread and in a worker (`thread` option, env
- * BENCH_THREAD for the members; BENCH_THREADS=worker or caller runs one).
+ * physical limits a commit is made of. Runs it three times: with the
+ * consensus loop on the caller's thread and in a worker (`thread` option,
+ * env BENCH_THREAD for the members) on all three members, and with a worker
+ * on the leader only ("worker-leader": the followers on their caller's
+ * thread), which parts what worker mode costs the leader from what six busy
+ * threads cost on a machine with fewer cores. BENCH_THREADS (a
+ * comma-separated list of caller, worker, worker-leader) picks.
  * Each cluster first runs BENCH_WARMUP_SECONDS (default 2) of 1,000 in
  * flight, not measured, so that the JIT, the first segment and the
  * connection pools are warm: on Node, in alternating runs, the worker
@@ -62,7 +66,11 @@ async function physicalLimits(): Promise<{ fsyncUs: number; rttUs: number }> {
 
 const ids = ["b1", "b2", "b3"];
 const children: ReturnType<typeof spawn>[] = [];
-const threads = (process.env.BENCH_THREADS ?? "caller,worker").split(",");
+const threads = (process.env.BENCH_THREADS ?? "caller,worker,worker-leader").split(",");
+/** The `thread` option of the first member (made leader) and of the others, by configuration. */
+const _MODES: Record<string, readonly [string, string]> = { caller: ["caller", "caller"], worker: ["worker", "worker"], "worker-leader": ["worker", "caller"] };
+const _LABELS: Record<string, string> = { caller: "caller thread", worker: "worker thread", "worker-leader": "worker on the leader only" };
+for (const t of threads) if (_MODES[t] === undefined) throw new Error(`BENCH_THREADS: unknown configuration ${t} (caller, worker, worker-leader)`);
 try {
   const limits = await physicalLimits();
   printRow(rt, "raw 300-byte pwrite+fdatasync p50", `${limits.fsyncUs.toFixed(0)} us`);
@@ -75,30 +83,38 @@ try {
     const mine: ReturnType<typeof spawn>[] = [];
     for (let i = 0; i < 3; i++) {
       const [cmd, args] = runCommand(rt, fixture, ["--data", path.join(root, thread, ids[i]!), "--id", ids[i]!, "--port", String(ports[i]), "--members", flag]);
-      const child = trackExit(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BENCH_THREAD: thread } }));
+      const child = trackExit(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BENCH_THREAD: _MODES[thread]![i === 0 ? 0 : 1] } }));
       children.push(child);
       mine.push(child);
       await waitForLine(child, /^ready /, `bench member ${ids[i]} (${thread})`, 60_000);
     }
-    const leaderPort = await waitFor("a leader", async () => {
+    const findLeader = () => waitFor("a leader", async () => {
       for (const p of ports) {
         const st = await (await fetch(`http://127.0.0.1:${p}/st`)).json() as { role: string };
         if (st.role === "leader") return p;
       }
       return undefined;
     }, 30_000);
+    let leaderPort = await findLeader();
+    if (thread === "worker-leader" && leaderPort !== ports[0]) {
+      // The leader must be the member in worker mode, the first.
+      const res = await fetch(`http://127.0.0.1:${leaderPort}/transfer?to=${ids[0]}`, { method: "POST" });
+      if (res.status !== 204) throw new Error(`leadership transfer to ${ids[0]}: ${res.status} ${await res.text()}`);
+      await waitFor(`${ids[0]} to lead`, async () => (await findLeader()) === ports[0], 30_000);
+      leaderPort = ports[0]!;
+    }
     const bench = async (inflight: number, secs: number) =>
       await (await fetch(`http://127.0.0.1:${leaderPort}/bench?inflight=${inflight}&seconds=${secs}&bytes=100`, { method: "POST" })).json() as {
-        entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number;
+        entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number; done: number; rpcsSent: number; fsyncs: number;
       };
     if (warmupSeconds > 0) {
       await bench(1000, warmupSeconds);
-      printRow(rt, `${thread} thread: warm-up, not measured`, `${warmupSeconds} s at 1,000 in flight`);
+      printRow(rt, `${_LABELS[thread]}: warm-up, not measured`, `${warmupSeconds} s at 1,000 in flight`);
     }
     for (const inflight of [1, 1000]) {
       const res = await bench(inflight, seconds);
       results.set(`${thread}/${inflight}`, res);
-      printRow(rt, `${thread} thread: 3 members, ${inflight} in flight, 100-byte entries`, `${Math.round(res.entriesPerSec).toLocaleString("en-US")} entries/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms${res.leaderChanged ? ", LEADER CHANGED" : ""}${res.failed > 0 ? `, ${res.failed} failed` : ""}`);
+      printRow(rt, `${_LABELS[thread]}: 3 members, ${inflight} in flight, 100-byte entries`, `${Math.round(res.entriesPerSec).toLocaleString("en-US")} entries/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms, ${(res.done / Math.max(1, res.fsyncs)).toFixed(0)} entries per leader fsync, ${Math.round(res.rpcsSent / seconds).toLocaleString("en-US")} leader rpcs/s${res.leaderChanged ? ", LEADER CHANGED" : ""}${res.failed > 0 ? `, ${res.failed} failed` : ""}`);
       if (inflight === 1) {
         const bound = 2 * (limits.fsyncUs + limits.rttUs) / 1000;
         printRow(rt, "  p50 vs goal 2x (fdatasync + round trip)", `${res.p50Ms.toFixed(2)} ms vs ${bound.toFixed(2)} ms (${(res.p50Ms / bound).toFixed(2)}x of the goal)`);
@@ -106,11 +122,13 @@ try {
     }
     for (const c of mine) c.kill("SIGKILL");
   }
-  for (const inflight of [1, 1000]) {
-    const c = results.get(`caller/${inflight}`);
-    const w = results.get(`worker/${inflight}`);
-    if (c === undefined || w === undefined) continue;
-    printRow(rt, `  worker vs caller, ${inflight} in flight (goal: <= 10% throughput, <= +0.1 ms p50)`, `throughput ${((w.entriesPerSec / c.entriesPerSec - 1) * 100).toFixed(1)}%, p50 ${(w.p50Ms - c.p50Ms) >= 0 ? "+" : ""}${(w.p50Ms - c.p50Ms).toFixed(3)} ms`);
+  for (const which of ["worker", "worker-leader"]) {
+    for (const inflight of [1, 1000]) {
+      const c = results.get(`caller/${inflight}`);
+      const w = results.get(`${which}/${inflight}`);
+      if (c === undefined || w === undefined) continue;
+      printRow(rt, `  ${which} vs caller, ${inflight} in flight (goal: <= 10% throughput, <= +0.1 ms p50)`, `throughput ${((w.entriesPerSec / c.entriesPerSec - 1) * 100).toFixed(1)}%, p50 ${(w.p50Ms - c.p50Ms) >= 0 ? "+" : ""}${(w.p50Ms - c.p50Ms).toFixed(3)} ms`);
+    }
   }
 } finally {
   for (const c of children) c.kill("SIGKILL");

@@ -57,6 +57,9 @@ export const DRIVER_DEFAULTS: DriverTunables = {
   raft: { preVote: true, checkQuorum: true, maxInflightMsgs: 256, maxInflightBytes: 32 * 1024 * 1024, maxMsgBytes: 1024 * 1024, catchUpRoundsMax: 10 },
 };
 
+/** The settle function of a proposal nobody waits on here (see `proposeTagged`). */
+function _ignore(): void {}
+
 /** Everything a driver is made of (see the module comment). */
 export interface DriverInit {
   readonly id: NodeId;
@@ -355,17 +358,32 @@ export class RaftDriver implements RaftNodeApi {
   /**
    * Replicates `data`; resolves with `apply`'s result once committed and
    * applied here. While no leader is known it waits for one (within the
-   * propose timeout) instead of failing at once. `tag` (worker mode) names
-   * the call on the thread that applies: it settles the proposal itself.
+   * propose timeout) instead of failing at once.
    */
-  propose(data: Uint8Array, tag: number | null = null): Promise<unknown> {
-    const err = this.#refuseWrite();
+  propose(data: Uint8Array): Promise<unknown> {
+    const err = this.#refuseProposal(data);
     if (err !== null) return Promise.reject(err);
-    const max = this.#init.tunables.proposalBytesMax;
-    if (data.length > max) return Promise.reject(new InvalidArgumentError(`A proposal of ${data.length} bytes is larger than the ${max} one peer request carries (maxRpcBytes)`));
     return new Promise((resolve, reject) => {
-      if (this.#intake.add(data, tag, this.#clock.now(), resolve, reject)) this.#loop.kick();
+      if (this.#intake.add(data, null, this.#clock.now(), resolve, reject)) this.#loop.kick();
     });
+  }
+
+  /**
+   * `propose` for a call made on the thread that applies (worker mode), as
+   * `tag`: that thread settles it when it applies the entry, so no promise
+   * is made here; `failed` is called instead if it fails before.
+   */
+  proposeTagged(data: Uint8Array, tag: number, failed: (err: Error) => void): void {
+    const err = this.#refuseProposal(data);
+    if (err !== null) failed(err);
+    else if (this.#intake.add(data, tag, this.#clock.now(), _ignore, failed)) this.#loop.kick();
+  }
+
+  #refuseProposal(data: Uint8Array): Error | null {
+    const err = this.#refuseWrite();
+    if (err !== null) return err;
+    const max = this.#init.tunables.proposalBytesMax;
+    return data.length > max ? new InvalidArgumentError(`A proposal of ${data.length} bytes is larger than the ${max} one peer request carries (maxRpcBytes)`) : null;
   }
 
   readBarrier(): Promise<void> {

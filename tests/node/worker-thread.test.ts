@@ -107,7 +107,10 @@ describe(`RaftNode thread option (${RT})`, () => {
       assert.equal(node.thread, "worker");
       await waitFor("n1 to lead", () => node.status().role === "leader", 10_000);
       const results = await Promise.all(Array.from({ length: 50 }, (_, i) => node.propose(new TextEncoder().encode(`v${i}`))));
-      for (const r of results) assert.match(r as string, /^\d+:v\d+$/);
+      // Each proposal settles with its own entry, and they were logged in the order they were made.
+      results.forEach((r, i) => assert.match(r as string, new RegExp(`^\\d+:v${i}$`)));
+      const indexes = results.map((r) => Number((r as string).split(":")[0]));
+      for (let i = 1; i < indexes.length; i++) assert.ok(indexes[i]! > indexes[i - 1]!, `v${i} at ${indexes[i]}, v${i - 1} at ${indexes[i - 1]}`);
       for (let i = 1; i < order.length; i++) assert.ok(order[i]! > order[i - 1]!, `applied ${order[i]} after ${order[i - 1]}`);
       const writes = Array.from({ length: 20 }, (_, i) => node.propose(new TextEncoder().encode(`w${i}`)));
       const lastIndex = Math.max(...(await Promise.all(writes)).map((r) => Number((r as string).split(":")[0])));
@@ -115,6 +118,17 @@ describe(`RaftNode thread option (${RT})`, () => {
       assert.ok(last >= lastIndex && node.status().lastApplied >= lastIndex, `barrier after ${lastIndex}: state machine at ${last}`);
       const viaRoute = await (await fetch(`${node.url}/last`)).json() as { last: number };
       assert.ok(viaRoute.last >= lastIndex);
+      // Made in one tick with close(): the proposal before it settles either way, the one after is refused.
+      const before = node.propose(new TextEncoder().encode("before-close"));
+      const closing = node.close();
+      const afterClose = node.propose(new TextEncoder().encode("after-close"));
+      await assert.rejects(afterClose, (err: unknown) => err instanceof Error && err.name === "ClosedError");
+      const outcome = await Promise.race([
+        before.then((v) => `applied ${v}`, (err: Error) => err.name),
+        new Promise<string>((r) => setTimeout(() => r("never settled"), 20_000)),
+      ]);
+      assert.notEqual(outcome, "never settled", "a proposal made just before close() settles");
+      await closing;
     } finally {
       await node.close();
     }

@@ -135,15 +135,15 @@ export function unpackBatch(buf: ArrayBuffer): { keys: Float64Array; items: Uint
   return { keys, items };
 }
 
-/** A call the handle forwards to the driver. */
-export type CallOp = "propose" | "readBarrier" | "addMember" | "removeMember" | "transferLeadership" | "beginSnapshot" | "endSnapshot" | "takeSnapshot" | "reloadTls" | "close";
+/** A call the handle forwards to the driver (proposals cross packed instead: see "calls"). */
+export type CallOp = "readBarrier" | "addMember" | "removeMember" | "transferLeadership" | "beginSnapshot" | "endSnapshot" | "takeSnapshot" | "reloadTls" | "close";
 
-/** One call; a proposal's bytes are item `item` of the message's packed buffer. */
+/** One call, made after the first `after` proposals of its message's packed buffer. */
 export interface WireCall {
   readonly id: number;
   readonly op: CallOp;
   readonly args: readonly unknown[];
-  readonly item?: number;
+  readonly after: number;
 }
 
 /** A call's outcome: [id, true, value] or [id, false, error]. */
@@ -152,6 +152,7 @@ export type Settled = readonly [number, true, unknown] | readonly [number, false
 /** Messages from the caller's thread to the worker. */
 export type ToWorker =
   | { readonly t: "init"; readonly options: Readonly<Record<string, unknown>>; readonly lastApplied: number; readonly hasSnapshot: boolean; readonly hasRestore: boolean; readonly hasRoutes: boolean }
+  /** `buf`: the proposals, packed (keys: their call ids), in the order they were made among `calls`. */
   | { readonly t: "calls"; readonly calls: readonly WireCall[]; readonly buf: ArrayBuffer | null }
   | { readonly t: "applied"; readonly seq: number }
   | { readonly t: "sm-reply"; readonly id: number; readonly ok: boolean; readonly value: unknown }

@@ -98,16 +98,17 @@ function flushSettled(): void {
 /** The built-in KV store runs here (`RaftNodeOptions.kv`): proposals settle here, with apply's result. */
 let hostsKv = false;
 
-function runCall(d: RaftDriver, c: WireCall, data: Uint8Array | null): void {
-  if (c.op === "propose" && hostsKv) {
-    d.propose(data!).then((v) => settle([c.id, true, v], false), (err) => settle([c.id, false, encodeError(err)], false));
+/** A proposal made on the caller's thread as call `id`. */
+function runProposal(d: RaftDriver, id: number, data: Uint8Array): void {
+  if (hostsKv) {
+    d.propose(data).then((v) => settle([id, true, v], false), (err) => settle([id, false, encodeError(err)], false));
     return;
   }
-  if (c.op === "propose") {
-    // Applied entries resolve their proposals on the caller's thread (apply runs there); only failures come from here.
-    d.propose(data!, c.id).then(() => {}, (err) => settle([c.id, false, encodeError(err)], false));
-    return;
-  }
+  // Applied entries resolve their proposals on the caller's thread (apply runs there); only failures come from here.
+  d.proposeTagged(data, id, (err) => settle([id, false, encodeError(err)], false));
+}
+
+function runCall(d: RaftDriver, c: WireCall): void {
   let p: Promise<unknown>;
   try {
     p = _dispatch(d, c.op, c.args);
@@ -118,7 +119,7 @@ function runCall(d: RaftDriver, c: WireCall, data: Uint8Array | null): void {
   p.then((v) => settle([c.id, true, v], withStatus), (err) => settle([c.id, false, encodeError(err)], withStatus));
 }
 
-function _dispatch(d: RaftDriver, op: Exclude<CallOp, "propose">, args: readonly unknown[]): Promise<unknown> {
+function _dispatch(d: RaftDriver, op: CallOp, args: readonly unknown[]): Promise<unknown> {
   switch (op) {
     case "readBarrier":
       return d.readBarrier();
@@ -223,11 +224,23 @@ parent.onMessage((raw) => {
       break;
     case "calls": {
       const d = driver;
-      const items = m.buf === null ? null : unpackBatch(m.buf).items;
+      const proposals = m.buf === null ? null : unpackBatch(m.buf);
+      const n = proposals === null ? 0 : proposals.items.length;
+      // In the order they were made: each call after the proposals made before it.
+      let next = 0;
+      const proposeUpTo = (end: number) => {
+        for (; next < end; next++) {
+          const id = proposals!.keys[next]!;
+          if (d === null) settle([id, false, encodeError(new RaftError("The node is starting"))], false);
+          else runProposal(d, id, proposals!.items[next]!);
+        }
+      };
       for (const c of m.calls) {
+        proposeUpTo(c.after);
         if (d === null) settle([c.id, false, encodeError(new RaftError("The node is starting"))], false);
-        else runCall(d, c, c.item === undefined ? null : items![c.item]!);
+        else runCall(d, c);
       }
+      proposeUpTo(n);
       break;
     }
     case "applied":

@@ -66,9 +66,14 @@ export class WorkerNode implements RaftNodeApi {
   /** Calls sent to the worker and not settled yet, by call id (a proposal's id tags its entry in the apply batch). */
   readonly #calls = new Map<number, _Pending>();
   #nextCall = 1;
-  /** Calls waiting for this microtask's message; proposals' bytes in #outItems. */
+  /**
+   * What waits for this microtask's message: proposals as their bytes and
+   * call ids (packed into one buffer: no object per proposal crosses), and
+   * the other calls, each placed after the proposals made before it.
+   */
   #outCalls: WireCall[] = [];
   #outItems: Uint8Array[] = [];
+  #outIds: number[] = [];
   /** Apply batches waiting behind an asynchronous apply, oldest first. */
   #applyQueue: { seq: number; buf: ArrayBuffer; tags: readonly number[]; lastIndex: number }[] = [];
   #applying = false;
@@ -148,7 +153,15 @@ export class WorkerNode implements RaftNodeApi {
   }
 
   propose(data: Uint8Array): Promise<unknown> {
-    return this.#call("propose", [], data);
+    if (this.#dead !== null) return Promise.reject(this.#dead);
+    if (this.#closing !== null) return Promise.reject(new ClosedError("The node is closed"));
+    return new Promise((resolve, reject) => {
+      const id = this.#nextCall++;
+      this.#calls.set(id, { resolve, reject });
+      this.#queueFlush();
+      this.#outItems.push(data);
+      this.#outIds.push(id);
+    });
   }
   readBarrier(): Promise<void> {
     return this.#call("readBarrier", []) as Promise<void>;
@@ -200,7 +213,7 @@ export class WorkerNode implements RaftNodeApi {
     this.#emit({ type: "closing" });
     this.#closing = (async () => {
       try {
-        await this.#call("close", [], null, true);
+        await this.#call("close", [], true);
       } catch {
         // The worker died while closing: #die reported it.
       }
@@ -221,29 +234,31 @@ export class WorkerNode implements RaftNodeApi {
 
   // ---- Calls to the worker ----
 
-  #call(op: CallOp, args: readonly unknown[], data: Uint8Array | null = null, closing = false): Promise<unknown> {
+  #call(op: CallOp, args: readonly unknown[], closing = false): Promise<unknown> {
     if (this.#dead !== null) return Promise.reject(this.#dead);
     if (this.#closing !== null && !closing) return Promise.reject(new ClosedError("The node is closed"));
     return new Promise((resolve, reject) => {
       const id = this.#nextCall++;
       this.#calls.set(id, { resolve, reject });
-      if (this.#outCalls.length === 0) queueMicrotask(() => this.#flushCalls());
-      if (data === null) this.#outCalls.push({ id, op, args });
-      else {
-        this.#outCalls.push({ id, op, args, item: this.#outItems.length });
-        this.#outItems.push(data);
-      }
+      this.#queueFlush();
+      this.#outCalls.push({ id, op, args, after: this.#outIds.length });
     });
   }
 
-  /** One message per microtask of calls, proposals' bytes packed into one transferred buffer. */
+  #queueFlush(): void {
+    if (this.#outCalls.length === 0 && this.#outIds.length === 0) queueMicrotask(() => this.#flushCalls());
+  }
+
+  /** One message per microtask of calls, proposals packed into one transferred buffer (keys: their call ids). */
   #flushCalls(): void {
     const calls = this.#outCalls;
     const items = this.#outItems;
+    const ids = this.#outIds;
     this.#outCalls = [];
     this.#outItems = [];
-    if (calls.length === 0 || this.#dead !== null) return;
-    const buf = items.length === 0 ? null : packBatch(items, null);
+    this.#outIds = [];
+    if ((calls.length === 0 && ids.length === 0) || this.#dead !== null) return;
+    const buf = ids.length === 0 ? null : packBatch(items, ids);
     this.#post({ t: "calls", calls, buf }, buf === null ? [] : [buf]);
   }
 
@@ -430,6 +445,7 @@ export class WorkerNode implements RaftNodeApi {
     this.#calls.clear();
     this.#outCalls = [];
     this.#outItems = [];
+    this.#outIds = [];
     this.#streams.failAll(err);
   }
 
