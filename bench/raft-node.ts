@@ -88,24 +88,21 @@ try {
       mine.push(child);
       await waitForLine(child, /^ready /, `bench member ${ids[i]} (${thread})`, 60_000);
     }
-    const findLeader = () => waitFor("a leader", async () => {
-      for (const p of ports) {
-        const st = await (await fetch(`http://127.0.0.1:${p}/st`)).json() as { role: string };
-        if (st.role === "leader") return p;
-      }
+    const leads = async (p: number) => (await (await fetch(`http://127.0.0.1:${p}/st`)).json() as { role: string }).role === "leader";
+    let leaderPort = await waitFor("a leader", async () => {
+      for (const p of ports) if (await leads(p)) return p;
       return undefined;
     }, 30_000);
-    let leaderPort = await findLeader();
     if (thread === "worker-leader" && leaderPort !== ports[0]) {
       // The leader must be the member in worker mode, the first.
       const res = await fetch(`http://127.0.0.1:${leaderPort}/transfer?to=${ids[0]}`, { method: "POST" });
       if (res.status !== 204) throw new Error(`leadership transfer to ${ids[0]}: ${res.status} ${await res.text()}`);
-      await waitFor(`${ids[0]} to lead`, async () => (await findLeader()) === ports[0], 30_000);
+      await waitFor(`${ids[0]} to lead`, () => leads(ports[0]!), 30_000);
       leaderPort = ports[0]!;
     }
     const bench = async (inflight: number, secs: number) =>
       await (await fetch(`http://127.0.0.1:${leaderPort}/bench?inflight=${inflight}&seconds=${secs}&bytes=100`, { method: "POST" })).json() as {
-        entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number; done: number; rpcsSent: number; fsyncs: number;
+        entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number; done: number; rpcsPerSec: number; fsyncs: number;
       };
     if (warmupSeconds > 0) {
       await bench(1000, warmupSeconds);
@@ -114,7 +111,7 @@ try {
     for (const inflight of [1, 1000]) {
       const res = await bench(inflight, seconds);
       results.set(`${thread}/${inflight}`, res);
-      printRow(rt, `${_LABELS[thread]}: 3 members, ${inflight} in flight, 100-byte entries`, `${Math.round(res.entriesPerSec).toLocaleString("en-US")} entries/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms, ${(res.done / Math.max(1, res.fsyncs)).toFixed(0)} entries per leader fsync, ${Math.round(res.rpcsSent / seconds).toLocaleString("en-US")} leader rpcs/s${res.leaderChanged ? ", LEADER CHANGED" : ""}${res.failed > 0 ? `, ${res.failed} failed` : ""}`);
+      printRow(rt, `${_LABELS[thread]}: 3 members, ${inflight} in flight, 100-byte entries`, `${Math.round(res.entriesPerSec).toLocaleString("en-US")} entries/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms, ${(res.done / Math.max(1, res.fsyncs)).toFixed(0)} entries per leader fsync, ${Math.round(res.rpcsPerSec).toLocaleString("en-US")} leader rpcs/s${res.leaderChanged ? ", LEADER CHANGED" : ""}${res.failed > 0 ? `, ${res.failed} failed` : ""}`);
       if (inflight === 1) {
         const bound = 2 * (limits.fsyncUs + limits.rttUs) / 1000;
         printRow(rt, "  p50 vs goal 2x (fdatasync + round trip)", `${res.p50Ms.toFixed(2)} ms vs ${bound.toFixed(2)} ms (${(res.p50Ms / bound).toFixed(2)}x of the goal)`);

@@ -225,22 +225,22 @@ parent.onMessage((raw) => {
     case "calls": {
       const d = driver;
       const proposals = m.buf === null ? null : unpackBatch(m.buf);
-      const n = proposals === null ? 0 : proposals.items.length;
+      if (d === null) {
+        const starting = encodeError(new RaftError("The node is starting"));
+        for (const id of proposals?.keys ?? []) settle([id, false, starting], false);
+        for (const c of m.calls) settle([c.id, false, starting], false);
+        break;
+      }
       // In the order they were made: each call after the proposals made before it.
       let next = 0;
       const proposeUpTo = (end: number) => {
-        for (; next < end; next++) {
-          const id = proposals!.keys[next]!;
-          if (d === null) settle([id, false, encodeError(new RaftError("The node is starting"))], false);
-          else runProposal(d, id, proposals!.items[next]!);
-        }
+        for (; next < end; next++) runProposal(d, proposals!.keys[next]!, proposals!.items[next]!);
       };
       for (const c of m.calls) {
         proposeUpTo(c.after);
-        if (d === null) settle([c.id, false, encodeError(new RaftError("The node is starting"))], false);
-        else runCall(d, c);
+        runCall(d, c);
       }
-      proposeUpTo(n);
+      proposeUpTo(proposals === null ? 0 : proposals.items.length);
       break;
     }
     case "applied":

@@ -153,14 +153,11 @@ export class WorkerNode implements RaftNodeApi {
   }
 
   propose(data: Uint8Array): Promise<unknown> {
-    if (this.#dead !== null) return Promise.reject(this.#dead);
-    if (this.#closing !== null) return Promise.reject(new ClosedError("The node is closed"));
+    const err = this.#refusal(false);
+    if (err !== null) return Promise.reject(err);
     return new Promise((resolve, reject) => {
-      const id = this.#nextCall++;
-      this.#calls.set(id, { resolve, reject });
-      this.#queueFlush();
+      this.#outIds.push(this.#register(resolve, reject));
       this.#outItems.push(data);
-      this.#outIds.push(id);
     });
   }
   readBarrier(): Promise<void> {
@@ -235,18 +232,25 @@ export class WorkerNode implements RaftNodeApi {
   // ---- Calls to the worker ----
 
   #call(op: CallOp, args: readonly unknown[], closing = false): Promise<unknown> {
-    if (this.#dead !== null) return Promise.reject(this.#dead);
-    if (this.#closing !== null && !closing) return Promise.reject(new ClosedError("The node is closed"));
+    const err = this.#refusal(closing);
+    if (err !== null) return Promise.reject(err);
     return new Promise((resolve, reject) => {
-      const id = this.#nextCall++;
-      this.#calls.set(id, { resolve, reject });
-      this.#queueFlush();
-      this.#outCalls.push({ id, op, args, after: this.#outIds.length });
+      this.#outCalls.push({ id: this.#register(resolve, reject), op, args, after: this.#outIds.length });
     });
   }
 
-  #queueFlush(): void {
+  /** Why no call can be made now (the worker died, or the node is closing and this is not `close`'s own), or null. */
+  #refusal(closing: boolean): Error | null {
+    if (this.#dead !== null) return this.#dead;
+    return this.#closing !== null && !closing ? new ClosedError("The node is closed") : null;
+  }
+
+  /** Gives a call its id and pending entry, and makes sure this microtask's message goes out (before the call is queued). */
+  #register(resolve: _Pending["resolve"], reject: _Pending["reject"]): number {
+    const id = this.#nextCall++;
+    this.#calls.set(id, { resolve, reject });
     if (this.#outCalls.length === 0 && this.#outIds.length === 0) queueMicrotask(() => this.#flushCalls());
+    return id;
   }
 
   /** One message per microtask of calls, proposals packed into one transferred buffer (keys: their call ids). */
