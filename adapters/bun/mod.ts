@@ -199,4 +199,6 @@ export const bunAdapter: RuntimeAdapter = {
   startWorker: startWebWorker,
   workerPort: () => webWorkerPort(!Bun.isMainThread),
   monotonicNs: monotonicClock((id, ts) => _libc.symbols.clock_gettime(id, ts) as number),
+  // fs.write runs off the JavaScript thread.
+  fileWritesBlock: false,
 };

@@ -250,4 +250,6 @@ export const denoAdapter: RuntimeAdapter = {
     return webWorkerPort(g.WorkerGlobalScope !== undefined && g.self instanceof g.WorkerGlobalScope);
   },
   monotonicNs: () => (_monotonic ??= monotonicClock(Deno.dlopen("libc.so.6", { clock_gettime: { parameters: ["i32", "buffer"], result: "i32" } }).symbols.clock_gettime))(),
+  // Its node:fs write (callback and promise forms) is synchronous inside; fdatasync is not.
+  fileWritesBlock: true,
 };

@@ -104,4 +104,6 @@ export const nodeAdapter: RuntimeAdapter = {
   workerPort: _workerPort,
   // uv_hrtime: clock_gettime(CLOCK_MONOTONIC) on Linux.
   monotonicNs: () => process.hrtime.bigint(),
+  // fs.write runs on libuv's thread pool.
+  fileWritesBlock: false,
 };

@@ -51,6 +51,8 @@ export interface OpenStorageOptions {
   readonly fs?: FileLayer;
   readonly logger?: (line: string) => void;
   readonly segmentBytesMax?: number;
+  /** The log's `writeThrough` (default true; false where the runtime's file writes block: `RuntimeAdapter.fileWritesBlock`). */
+  readonly writeThrough?: boolean;
 }
 
 /**
@@ -87,6 +89,7 @@ export async function openNodeStorage(dir: string, opts: OpenStorageOptions = {}
       commitIndex: hs.commitIndex,
       logger,
       ...(opts.segmentBytesMax === undefined ? {} : { segmentBytesMax: opts.segmentBytesMax }),
+      ...(opts.writeThrough === undefined ? {} : { writeThrough: opts.writeThrough }),
     });
     opened.push(log);
     if (hs.commitIndex > log.lastIndex()) {

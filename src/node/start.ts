@@ -157,7 +157,11 @@ export async function startDriver(opts: RaftNodeOptions, hooks: StartHooks = {})
     }
     if (opts.advertiseUrl !== undefined) checkMemberUrl(opts.advertiseUrl);
 
-    storage = await openNodeStorage(dataDir, { logger, ...(opts.segmentBytesMax === undefined ? {} : { segmentBytesMax: opts.segmentBytesMax }) });
+    storage = await openNodeStorage(dataDir, {
+      logger,
+      writeThrough: !rt.fileWritesBlock,
+      ...(opts.segmentBytesMax === undefined ? {} : { segmentBytesMax: opts.segmentBytesMax }),
+    });
     if (opts.forceNewCluster === true) {
       if (saved === null) throw new InvalidArgumentError(`forceNewCluster: data directory ${dataDir} holds no member to recover`);
       const smApplied = hooks.applier !== undefined ? await hooks.applier.lastApplied() : await stateMachineOf(opts).lastApplied();

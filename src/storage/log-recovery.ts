@@ -78,6 +78,8 @@ export interface RecoverOptions {
   readonly commitIndex: number;
   /** Verify every record of sealed segments too, instead of trusting their index files. */
   readonly verifyAll: boolean;
+  /** Open the segments write-through (O_DSYNC), as the log opens new ones (see `SegmentedLogOptions.writeThrough`). */
+  readonly writeThrough: boolean;
 }
 
 /**
@@ -198,8 +200,8 @@ export async function recoverLog(fs: FileLayer, dir: string, dirHandle: FileHand
     for (let k = 0; k < candidates.length; k++) {
       const { name, parsed } = candidates[k]!;
       const segPath = path.join(dir, name);
-      // Write-through, as the log opens new ones: the last segment takes the next appends.
-      const file = await fs.open(segPath, "readwrite", { writeThrough: true });
+      // As the log opens new ones: the last segment takes the next appends.
+      const file = await fs.open(segPath, "readwrite", { writeThrough: opts.writeThrough });
       openFiles.add(file);
       const size = fs.size(file);
       const hb = new Uint8Array(SEGMENT_HEADER_BYTES);

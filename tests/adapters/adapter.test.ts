@@ -204,6 +204,28 @@ describe(`adapter (${runtime.name})`, () => {
     assert.ok(runtime.monotonicNs() >= t1, "it never goes back");
   });
 
+  it("fileWritesBlock: where it says node:fs writes block, each write is in the file when fs.write returns", { skip: !runtime.fileWritesBlock }, async () => {
+    // The log opens its segments without O_DSYNC where this holds (start.ts): a write that blocked the
+    // thread through the disk flush would hold up every send. Should the runtime move its writes off
+    // the thread, this test fails and the adapter's flag must change.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "raft-writes-block-"));
+    try {
+      const fd = fs.openSync(path.join(dir, "f"), "w+");
+      const read = new Uint8Array(8);
+      const written: Promise<void>[] = [];
+      for (let i = 0; i < 50; i++) {
+        const data = new Uint8Array(8).fill(i + 1);
+        written.push(new Promise<void>((resolve, reject) => fs.write(fd, data, 0, 8, i * 8, (err) => (err ? reject(err) : resolve()))));
+        assert.equal(fs.readSync(fd, read, 0, 8, i * 8), 8, `write ${i} was in the file as fs.write returned`);
+        assert.deepEqual([...read], [...data]);
+      }
+      await Promise.all(written);
+      fs.closeSync(fd);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a request to a server that never answers rejects with TimeoutError", async () => {
     const app = new Hono();
     app.get("/hang", () => new Promise<Response>(() => {}));

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { ClosedError, InvalidArgumentError, StorageCorruptError, StorageFailedError } from "../../src/errors.ts";
-import { nodeFileLayer } from "../../src/storage/file-layer.ts";
+import { type FileLayer, nodeFileLayer } from "../../src/storage/file-layer.ts";
 import { FaultInjectingFileLayer } from "../../src/storage/fault-injection.ts";
 import { SegmentedLog } from "../../src/storage/segmented-log.ts";
 import { RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES } from "../../src/storage/segment-format.ts";
@@ -36,6 +36,44 @@ describe("SegmentedLog", () => {
     assert.equal(again.lastIndex(), 500);
     assert.deepEqual(summary(again.entries(1, 501, Infinity)), summary(all));
     for (let i = 1; i <= 500; i++) assert.equal(again.term(i), 1 + Math.floor((Math.floor((i - 1) / 25) * 25 + 1) / 100), `term(${i})`);
+    await again.close();
+  });
+
+  it("writeThrough: false opens the segments plainly and follows every append with an fdatasync; the default opens them write-through", async () => {
+    const dir = fresh("log-write-through");
+    const opens: { path: string; writeThrough: boolean }[] = [];
+    const syncs: string[] = [];
+    // nodeFileLayer's writeDurable calls this.fdatasync: through the copy, the count sees it.
+    const counting: FileLayer = {
+      ...nodeFileLayer,
+      open(p, mode, opts) {
+        opens.push({ path: p, writeThrough: opts?.writeThrough === true });
+        return nodeFileLayer.open(p, mode, opts);
+      },
+      fdatasync(file) {
+        syncs.push(file.path);
+        return nodeFileLayer.fdatasync(file);
+      },
+    };
+    const isSeg = (p: string) => p.endsWith(".seg");
+    const plain = await SegmentedLog.open(dir, { fs: counting, writeThrough: false, segmentBytesMax: 4096 });
+    const before = syncs.filter(isSeg).length;
+    for (let i = 1; i <= 200; i += 10) await plain.append(entries(i, i + 9, 1));
+    await plain.close();
+    const segOpens = opens.filter((o) => isSeg(o.path));
+    assert.ok(segOpens.length > 2, `several segments were created (${segOpens.length})`);
+    assert.ok(segOpens.every((o) => !o.writeThrough), "none write-through");
+    assert.ok(syncs.filter(isSeg).length - before >= 20, `an fdatasync per append at least (${syncs.filter(isSeg).length - before} for 20)`);
+    opens.length = 0;
+    syncs.length = 0;
+    const wt = await SegmentedLog.open(dir, { fs: counting, segmentBytesMax: 4096 });
+    assert.equal(wt.lastIndex(), 200, "what was appended without write-through is there");
+    assert.ok(opens.filter((o) => isSeg(o.path)).every((o) => o.writeThrough), "recovery reopens the segments write-through by default");
+    await wt.append(entries(201, 210, 1));
+    assert.equal(syncs.filter((p) => p === opens.at(-1)!.path).length, 0, "the append to a write-through segment is its own fdatasync");
+    await wt.close();
+    const again = await SegmentedLog.open(dir, { writeThrough: false });
+    assert.deepEqual(summary(again.entries(1, 211, Infinity)), summary(entries(1, 210, 1)));
     await again.close();
   });
 
