@@ -8,9 +8,9 @@
  *   positional writes ignore their position. Every write names its offset.
  * - Writes, syncs, renames and truncations are asynchronous (libuv thread
  *   pool, off the event loop; but Deno's `write` does its work before it
- *   returns, see `RuntimeAdapter.fileWritesBlock`): the storage layer issues
- *   one of each per batch, never one per entry. Reads are synchronous `pread`s, because the
- *   Raft core's `LogReader` is synchronous.
+ *   returns, see `RuntimeAdapter.fileWritesBlock`): the storage layer
+ *   issues one of each per batch, never one per entry. Reads are
+ *   synchronous `pread`s, because the Raft core's `LogReader` is synchronous.
  * - An `open` that finds no file descriptor left (EMFILE/ENFILE: a flood of
  *   connections) waits for one, up to a minute, rather than fail: nothing
  *   was written yet, and the servers give descriptors back.
