@@ -11,6 +11,10 @@
  * thread), which parts what worker mode costs the leader from what six busy
  * threads cost on a machine with fewer cores. BENCH_THREADS (a
  * comma-separated list of caller, worker, worker-leader) picks.
+ * Each measured run also prints the CPU time the three member processes
+ * used (all their threads: JS, GC, libuv, compiler) per committed entry,
+ * and how many of the machine's cores that kept busy: where the cores are
+ * all busy, the run is CPU-bound and entries/s is cores / (CPU per entry).
  * Each cluster first runs BENCH_WARMUP_SECONDS (default 2) of 1,000 in
  * flight, not measured, so that the JIT, the first segment and the
  * connection pools are warm: on Node, in alternating runs, the worker
@@ -26,7 +30,6 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
-import { Hono } from "hono";
 import { runtime } from "../adapters/mod.ts";
 import { freePorts } from "../tests/helpers/ports.ts";
 import { runCommand, type RuntimeName } from "../tests/helpers/runtimes.ts";
@@ -38,7 +41,15 @@ const seconds = Number(process.env.BENCH_SECONDS ?? "5");
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? "2");
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "raft-bench-node-"));
 
-async function physicalLimits(): Promise<{ fsyncUs: number; rttUs: number }> {
+/**
+ * The two physical limits a commit is made of, measured beside the members:
+ * a 300-byte pwrite + fdatasync in this process, and a round trip of a
+ * 100-byte POST to a Hono echo server in another process on the same
+ * runtime (a member's requests cross processes, and with them the cost of
+ * waking another process, which one process talking to itself never pays),
+ * with the CPU both ends spend on it.
+ */
+async function physicalLimits(): Promise<{ fsyncUs: number; rttUs: number; rttCpuUs: number }> {
   const fd = fs.openSync(path.join(root, "sync-test"), "w+");
   const block = new Uint8Array(300).fill(1);
   const syncUs: number[] = [];
@@ -49,19 +60,37 @@ async function physicalLimits(): Promise<{ fsyncUs: number; rttUs: number }> {
     syncUs.push((performance.now() - t) * 1000);
   }
   fs.closeSync(fd);
-  const app = new Hono();
-  app.post("/rpc", async (c) => c.body(new Uint8Array(await c.req.arrayBuffer())));
-  const server = await runtime.serve(app, "127.0.0.1", 0);
-  const client = runtime.httpClient();
-  const rtt: number[] = [];
-  for (let i = 0; i < 1200; i++) {
-    const t = performance.now();
-    await client.request({ method: "POST", url: `http://127.0.0.1:${server.port}/rpc`, body: new Uint8Array(100), timeoutMs: 5000 });
-    if (i >= 200) rtt.push((performance.now() - t) * 1000);
+  const echo = path.join(path.dirname(new URL(import.meta.url).pathname), "fixtures", "echo-server.ts");
+  const [cmd, args] = runCommand(rt, echo);
+  const child = trackExit(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] }));
+  children.push(child);
+  try {
+    const port = Number(/^ready (\d+)/.exec(await waitForLine(child, /^ready \d+/, "the echo server", 60_000))![1]);
+    const client = runtime.httpClient();
+    // Through the same client: a first global fetch on Node loads undici, ~0.3 s of CPU inside the measurement.
+    const serverCpu = async () =>
+      (JSON.parse(new TextDecoder().decode((await client.request({ method: "GET", url: `http://127.0.0.1:${port}/cpu`, timeoutMs: 5000 })).body)) as { us: number }).us;
+    const rtt: number[] = [];
+    // 6,000 round trips warm both ends' JIT first: on Node the first 2,000 cost 2-4x the CPU of the ones after 4,000.
+    const warm = 6000;
+    let cpu0 = process.cpuUsage();
+    let server0 = 0;
+    for (let i = 0; i < warm + 2000; i++) {
+      if (i === warm) {
+        server0 = await serverCpu();
+        cpu0 = process.cpuUsage();
+      }
+      const t = performance.now();
+      await client.request({ method: "POST", url: `http://127.0.0.1:${port}/rpc`, body: new Uint8Array(100), timeoutMs: 5000 });
+      if (i >= warm) rtt.push((performance.now() - t) * 1000);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    const serverUs = (await serverCpu()) - server0;
+    client.close();
+    return { fsyncUs: percentile(syncUs, 50), rttUs: percentile(rtt, 50), rttCpuUs: (cpu.user + cpu.system + serverUs) / rtt.length };
+  } finally {
+    child.kill("SIGKILL");
   }
-  client.close();
-  await server.close();
-  return { fsyncUs: percentile(syncUs, 50), rttUs: percentile(rtt, 50) };
 }
 
 const ids = ["b1", "b2", "b3"];
@@ -74,7 +103,8 @@ for (const t of threads) if (_MODES[t] === undefined) throw new Error(`BENCH_THR
 try {
   const limits = await physicalLimits();
   printRow(rt, "raw 300-byte pwrite+fdatasync p50", `${limits.fsyncUs.toFixed(0)} us`);
-  printRow(rt, "loopback HTTP round trip p50", `${limits.rttUs.toFixed(0)} us`);
+  printRow(rt, "loopback HTTP round trip p50, two processes", `${limits.rttUs.toFixed(0)} us`);
+  printRow(rt, "  CPU per round trip, client and server", `${limits.rttCpuUs.toFixed(0)} us`);
   const fixture = path.join(path.dirname(new URL(import.meta.url).pathname), "fixtures", "bench-member.ts");
   const results = new Map<string, { entriesPerSec: number; p50Ms: number }>();
   for (const thread of threads) {
@@ -100,6 +130,8 @@ try {
       await waitFor(`${ids[0]} to lead`, () => leads(ports[0]!), 30_000);
       leaderPort = ports[0]!;
     }
+    const cpuUs = async () => await Promise.all(ports.map(async (p) => ((await (await fetch(`http://127.0.0.1:${p}/cpu`)).json()) as { us: number }).us));
+    const leaderAt = ports.indexOf(leaderPort);
     const bench = async (inflight: number, secs: number) =>
       await (await fetch(`http://127.0.0.1:${leaderPort}/bench?inflight=${inflight}&seconds=${secs}&bytes=100`, { method: "POST" })).json() as {
         entriesPerSec: number; p50Ms: number; p99Ms: number; leaderChanged: boolean; failed: number; done: number; rpcsPerSec: number; fsyncs: number;
@@ -109,9 +141,17 @@ try {
       printRow(rt, `${_LABELS[thread]}: warm-up, not measured`, `${warmupSeconds} s at 1,000 in flight`);
     }
     for (const inflight of [1, 1000]) {
+      const cpu0 = await cpuUs();
+      const t0 = performance.now();
       const res = await bench(inflight, seconds);
+      const wallUs = (performance.now() - t0) * 1000;
+      const cpu = (await cpuUs()).map((us, i) => us - cpu0[i]!);
       results.set(`${thread}/${inflight}`, res);
       printRow(rt, `${_LABELS[thread]}: 3 members, ${inflight} in flight, 100-byte entries`, `${Math.round(res.entriesPerSec).toLocaleString("en-US")} entries/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms, ${(res.done / Math.max(1, res.fsyncs)).toFixed(0)} entries per leader fsync, ${Math.round(res.rpcsPerSec).toLocaleString("en-US")} leader rpcs/s${res.leaderChanged ? ", LEADER CHANGED" : ""}${res.failed > 0 ? `, ${res.failed} failed` : ""}`);
+      const perEntry = (us: number) => (us / Math.max(1, res.done)).toFixed(1);
+      const followers = cpu.filter((_, i) => i !== leaderAt).map(perEntry).join(" / ");
+      const total = cpu.reduce((a, b) => a + b, 0);
+      printRow(rt, "  CPU per committed entry, all threads of the 3 members", `${perEntry(total)} us (leader ${perEntry(cpu[leaderAt]!)}, followers ${followers}); ${(total / wallUs).toFixed(2)} of ${os.availableParallelism()} cores busy`);
       if (inflight === 1) {
         const bound = 2 * (limits.fsyncUs + limits.rttUs) / 1000;
         printRow(rt, "  p50 vs goal 2x (fdatasync + round trip)", `${res.p50Ms.toFixed(2)} ms vs ${bound.toFixed(2)} ms (${(res.p50Ms / bound).toFixed(2)}x of the goal)`);
