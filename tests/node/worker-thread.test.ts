@@ -14,7 +14,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { runtime } from "../../adapters/mod.ts";
-import { RaftNode } from "../../src/node/raft-node.ts";
+import { bootstrapDataDir, RaftNode } from "../../src/node/raft-node.ts";
+import { APPLY_ACK_EVERY, APPLY_WINDOW } from "../../src/node/worker/protocol.ts";
 import type { NodeEvent } from "../../src/node/types.ts";
 import { freePorts } from "../helpers/ports.ts";
 import type { RuntimeName } from "../helpers/runtimes.ts";
@@ -129,6 +130,45 @@ describe(`RaftNode thread option (${RT})`, () => {
       await closing;
     } finally {
       await node.close();
+    }
+  });
+
+  it("worker-mode followers, whose threads make no calls, keep acknowledging applied batches: far more than the apply window reach their state machines", async () => {
+    // A follower's caller's thread sends the worker nothing while entries arrive, so the batches it applies are
+    // acknowledged on their own, one message per APPLY_ACK_EVERY: were they not, its worker would stop applying
+    // after APPLY_WINDOW batches. Proposals one after another: each commit is its own apply batch on every member.
+    assert.ok(APPLY_ACK_EVERY <= APPLY_WINDOW);
+    const ids = ["f1", "f2", "f3"];
+    const ports = await freePorts(3);
+    const members = ids.map((id, i) => ({ id, url: `http://127.0.0.1:${ports[i]}`, voter: true }));
+    const applied = new Map<string, number>();
+    const nodes: RaftNode[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const dataDir = path.join(root, `acks-${ids[i]}`);
+        await bootstrapDataDir(dataDir, { id: ids[i]!, host: "127.0.0.1", port: ports[i]!, members });
+        let last = 0;
+        const sm = {
+          apply(index: number) {
+            last = index;
+            applied.set(ids[i]!, index);
+            return index;
+          },
+          lastApplied: () => last,
+        };
+        nodes.push(await RaftNode.start({ dataDir, stateMachine: sm, thread: "worker", tickMs: 50, logger: () => {} }));
+      }
+      const leader = await waitFor("a leader", () => nodes.find((n) => n.status().role === "leader"), 20_000);
+      const count = 3 * APPLY_WINDOW + APPLY_ACK_EVERY + 3;
+      let lastIndex = 0;
+      for (let i = 0; i < count; i++) lastIndex = await leader.propose(new TextEncoder().encode(`e${i}`)) as number;
+      await waitFor(`every member to apply up to ${lastIndex}`, () => ids.every((id) => (applied.get(id) ?? 0) >= lastIndex), 20_000)
+        .catch((err: Error) => {
+          keep = true;
+          throw new Error(`${err.message}: applied ${JSON.stringify([...applied])}, ports ${ports.join(",")}, data in ${root}`);
+        });
+    } finally {
+      for (const n of nodes) await n.close();
     }
   });
 

@@ -6,8 +6,10 @@
  * transferred `ArrayBuffer`, and pull-based chunk streams for snapshots.
  *
  * Hot-path messages are batched (one message per microtask of proposals,
- * one per apply batch, one per batch of settled calls) and carry bytes in
- * transferred buffers, never per-entry messages or copies of whole pools.
+ * one per apply batch, one per batch of settled calls, an acknowledgement of
+ * applied batches with the next calls or once per `APPLY_ACK_EVERY`) and
+ * carry bytes in transferred buffers, never per-entry messages or copies of
+ * whole pools.
  *
  * @module
  */
@@ -149,12 +151,33 @@ export interface WireCall {
 /** A call's outcome: [id, true, value] or [id, false, error]. */
 export type Settled = readonly [number, true, unknown] | readonly [number, false, EncodedError];
 
+/**
+ * Apply batches the worker sends and the caller's thread has not yet
+ * acknowledged, at most this many: the worker's apply chain does not wait a
+ * thread round trip per batch, yet a blocked caller's thread holds it back
+ * instead of letting batches queue without bound.
+ */
+export const APPLY_WINDOW = 32;
+
+/**
+ * The caller's thread acknowledges applied batches with the next calls it
+ * sends, or on their own once this many wait: not one message per batch,
+ * which would wake the worker once more for every batch (at 1 proposal in
+ * flight, every entry) only to count it. Invariant: `APPLY_ACK_EVERY <=
+ * APPLY_WINDOW`, so a worker that waits on a full window always gets an
+ * acknowledgement (its window holds at least `APPLY_ACK_EVERY` unacknowledged
+ * batches, which the caller's thread acknowledges as it applies them).
+ */
+export const APPLY_ACK_EVERY = 8;
+
 /** Messages from the caller's thread to the worker. */
 export type ToWorker =
   | { readonly t: "init"; readonly options: Readonly<Record<string, unknown>>; readonly lastApplied: number; readonly hasSnapshot: boolean; readonly hasRestore: boolean; readonly hasRoutes: boolean }
   /** `buf`: the proposals, packed (keys: their call ids), in the order they were made among `calls`. */
-  | { readonly t: "calls"; readonly calls: readonly WireCall[]; readonly buf: ArrayBuffer | null }
-  | { readonly t: "applied"; readonly seq: number }
+  /** `applied`: apply batches done since the last acknowledgement, acknowledged with these calls (see `APPLY_ACK_EVERY`). */
+  | { readonly t: "calls"; readonly calls: readonly WireCall[]; readonly buf: ArrayBuffer | null; readonly applied: number }
+  /** `count` more apply batches done (see `APPLY_ACK_EVERY`). */
+  | { readonly t: "applied"; readonly count: number }
   | { readonly t: "sm-reply"; readonly id: number; readonly ok: boolean; readonly value: unknown }
   /** `stream`: the body is a live stream (an event stream) offered through `ChunkStreams`, not `body`. */
   | { readonly t: "http-reply"; readonly id: number; readonly status: number; readonly headers: readonly [string, string][]; readonly body: ArrayBuffer; readonly stream: number | null }

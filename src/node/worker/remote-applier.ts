@@ -13,14 +13,8 @@
 import type { Entry } from "../../raft/types.ts";
 import type { Applier } from "../applier.ts";
 import type { SnapshotSource } from "../types.ts";
-import { type ChunkStreams, type FromWorker, packBatch } from "./protocol.ts";
+import { APPLY_WINDOW, type ChunkStreams, type FromWorker, packBatch } from "./protocol.ts";
 
-/**
- * Apply batches sent and not yet acknowledged, at most this many: the apply
- * chain does not wait a thread round trip per batch, yet a blocked caller's
- * thread holds the chain back instead of queueing without bound.
- */
-const _APPLY_WINDOW = 32;
 
 /** What the remote applier needs from the worker. */
 export interface RemoteApplierPort {
@@ -30,8 +24,8 @@ export interface RemoteApplierPort {
   readonly streams: ChunkStreams;
 }
 
-/** Builds the applier (see the module comment); `acked` must be called for every "applied" message. */
-export function remoteApplier(port: RemoteApplierPort, can: { readonly snapshot: boolean; readonly restore: boolean }): { applier: Applier; acked(): void } {
+/** Builds the applier (see the module comment); `acked(n)` must be called with every acknowledgement of `n` applied batches. */
+export function remoteApplier(port: RemoteApplierPort, can: { readonly snapshot: boolean; readonly restore: boolean }): { applier: Applier; acked(count: number): void } {
   let nextSeq = 1;
   let outstanding = 0;
   const waiters: (() => void)[] = [];
@@ -55,7 +49,7 @@ export function remoteApplier(port: RemoteApplierPort, can: { readonly snapshot:
       outstanding++;
       // The caller's thread applies in order and handles every later message (read barriers,
       // snapshots, routes, calls) only after this one: the batch counts as applied once sent.
-      if (outstanding <= _APPLY_WINDOW) return;
+      if (outstanding <= APPLY_WINDOW) return;
       return new Promise<void>((resolve) => waiters.push(resolve));
     },
     lastApplied: () => port.smCall("lastApplied", []) as Promise<number>,
@@ -69,9 +63,13 @@ export function remoteApplier(port: RemoteApplierPort, can: { readonly snapshot:
   };
   return {
     applier,
-    acked() {
-      outstanding--;
-      waiters.shift()?.();
+    acked(count) {
+      if (!Number.isInteger(count) || count < 0 || count > outstanding) {
+        throw new Error(`Assertion failed: ${count} apply batches acknowledged with ${outstanding} outstanding`);
+      }
+      outstanding -= count;
+      // Every batch past the window waits for one batch of it to be acknowledged.
+      while (waiters.length > 0 && outstanding < APPLY_WINDOW + waiters.length) waiters.shift()!();
     },
   };
 }

@@ -45,7 +45,7 @@ function post(m: FromWorker, transfer?: ArrayBuffer[]): void {
 
 const streams = new ChunkStreams((m, t) => post(m, t));
 let driver: RaftDriver | null = null;
-let ackApply: () => void = () => {};
+let ackApply: (count: number) => void = () => {};
 
 /** Requests to the caller's thread waiting for their answer, by id. */
 const smCalls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -223,6 +223,7 @@ parent.onMessage((raw) => {
       start(m).catch((err) => post({ t: "start-failed", error: encodeError(err) }));
       break;
     case "calls": {
+      if (m.applied > 0) ackApply(m.applied);
       const d = driver;
       const proposals = m.buf === null ? null : unpackBatch(m.buf);
       if (d === null) {
@@ -244,7 +245,7 @@ parent.onMessage((raw) => {
       break;
     }
     case "applied":
-      ackApply();
+      ackApply(m.count);
       break;
     case "sm-reply": {
       const c = smCalls.get(m.id);

@@ -21,6 +21,7 @@ import { assert } from "../../raft/assert.ts";
 import type { NodeId } from "../../raft/types.ts";
 import type { NodeEvent, NodeMetrics, NodeStatus, RaftNodeApi, RaftNodeOptions, SnapshotTaken, StateMachine, TlsOptions } from "../types.ts";
 import {
+  APPLY_ACK_EVERY,
   bodyChunks,
   type CallOp,
   ChunkStreams,
@@ -76,6 +77,8 @@ export class WorkerNode implements RaftNodeApi {
   #outIds: number[] = [];
   /** Apply batches waiting behind an asynchronous apply, oldest first. */
   #applyQueue: { seq: number; buf: ArrayBuffer; tags: readonly number[]; lastIndex: number }[] = [];
+  /** Apply batches done and not yet acknowledged to the worker: fewer than `APPLY_ACK_EVERY` between calls. */
+  #unacked = 0;
   #applying = false;
   /**
    * Messages that arrived while an asynchronous apply was in progress: the
@@ -263,7 +266,9 @@ export class WorkerNode implements RaftNodeApi {
     this.#outIds = [];
     if ((calls.length === 0 && ids.length === 0) || this.#dead !== null) return;
     const buf = ids.length === 0 ? null : packBatch(items, ids);
-    this.#post({ t: "calls", calls, buf }, buf === null ? [] : [buf]);
+    const applied = this.#unacked;
+    this.#unacked = 0;
+    this.#post({ t: "calls", calls, buf, applied }, buf === null ? [] : [buf]);
   }
 
   #post(m: ToWorker, transfer?: ArrayBuffer[]): void {
@@ -354,7 +359,7 @@ export class WorkerNode implements RaftNodeApi {
     this.#applying = true;
     try {
       while (this.#applyQueue.length > 0) {
-        const { seq, buf, tags, lastIndex } = this.#applyQueue.shift()!;
+        const { buf, tags, lastIndex } = this.#applyQueue.shift()!;
         const { keys, items } = unpackBatch(buf);
         for (let i = 0; i < items.length; i++) {
           const index = keys[i]!;
@@ -379,7 +384,10 @@ export class WorkerNode implements RaftNodeApi {
         // Internal entries (no-ops, membership) count as applied too, as in caller mode.
         if (lastIndex > this.#appliedHere) this.#appliedHere = lastIndex;
         if (this.#dead !== null) return;
-        this.#post({ t: "applied", seq });
+        if (++this.#unacked >= APPLY_ACK_EVERY) {
+          this.#post({ t: "applied", count: this.#unacked });
+          this.#unacked = 0;
+        }
       }
     } finally {
       this.#applying = false;
