@@ -34,7 +34,7 @@ import { runtime } from "../adapters/mod.ts";
 import { freePorts } from "../tests/helpers/ports.ts";
 import { runCommand, type RuntimeName } from "../tests/helpers/runtimes.ts";
 import { trackExit, waitFor, waitForLine } from "../tests/helpers/wait.ts";
-import { percentile, printRow } from "./report.ts";
+import { percentile, printRow, processCpuUs } from "./report.ts";
 
 const rt = runtime.name as RuntimeName;
 const seconds = Number(process.env.BENCH_SECONDS ?? "5");
@@ -73,21 +73,21 @@ async function physicalLimits(): Promise<{ fsyncUs: number; rttUs: number; rttCp
     const rtt: number[] = [];
     // 6,000 round trips warm both ends' JIT first: on Node the first 2,000 cost 2-4x the CPU of the ones after 4,000.
     const warm = 6000;
-    let cpu0 = process.cpuUsage();
+    let cpu0 = 0;
     let server0 = 0;
     for (let i = 0; i < warm + 2000; i++) {
       if (i === warm) {
         server0 = await serverCpu();
-        cpu0 = process.cpuUsage();
+        cpu0 = processCpuUs();
       }
       const t = performance.now();
       await client.request({ method: "POST", url: `http://127.0.0.1:${port}/rpc`, body: new Uint8Array(100), timeoutMs: 5000 });
       if (i >= warm) rtt.push((performance.now() - t) * 1000);
     }
-    const cpu = process.cpuUsage(cpu0);
+    const clientUs = processCpuUs() - cpu0;
     const serverUs = (await serverCpu()) - server0;
     client.close();
-    return { fsyncUs: percentile(syncUs, 50), rttUs: percentile(rtt, 50), rttCpuUs: (cpu.user + cpu.system + serverUs) / rtt.length };
+    return { fsyncUs: percentile(syncUs, 50), rttUs: percentile(rtt, 50), rttCpuUs: (clientUs + serverUs) / rtt.length };
   } finally {
     child.kill("SIGKILL");
   }

@@ -192,7 +192,6 @@ export type FromWorker =
   | { readonly t: "settled"; readonly items: readonly Settled[]; readonly status: unknown; readonly metrics: unknown }
   | {
     readonly t: "apply";
-    readonly seq: number;
     /** The batch's normal entries, packed (keys: their indexes). */
     readonly buf: ArrayBuffer;
     /** tags[i]: the call id of the proposal made on the caller's thread for item i, or 0: it settles that call with apply's result. */

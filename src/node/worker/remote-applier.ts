@@ -15,7 +15,6 @@ import type { Applier } from "../applier.ts";
 import type { SnapshotSource } from "../types.ts";
 import { APPLY_WINDOW, type ChunkStreams, type FromWorker, packBatch } from "./protocol.ts";
 
-
 /** What the remote applier needs from the worker. */
 export interface RemoteApplierPort {
   post(m: FromWorker, transfer?: ArrayBuffer[]): void;
@@ -26,7 +25,6 @@ export interface RemoteApplierPort {
 
 /** Builds the applier (see the module comment); `acked(n)` must be called with every acknowledgement of `n` applied batches. */
 export function remoteApplier(port: RemoteApplierPort, can: { readonly snapshot: boolean; readonly restore: boolean }): { applier: Applier; acked(count: number): void } {
-  let nextSeq = 1;
   let outstanding = 0;
   const waiters: (() => void)[] = [];
   const applier: Applier = {
@@ -45,7 +43,7 @@ export function remoteApplier(port: RemoteApplierPort, can: { readonly snapshot:
         if (p !== null) settle(p, undefined, null);
       }
       const buf = packBatch(data, keys);
-      port.post({ t: "apply", seq: nextSeq++, buf, tags, lastIndex: entries[entries.length - 1]!.index }, [buf]);
+      port.post({ t: "apply", buf, tags, lastIndex: entries[entries.length - 1]!.index }, [buf]);
       outstanding++;
       // The caller's thread applies in order and handles every later message (read barriers,
       // snapshots, routes, calls) only after this one: the batch counts as applied once sent.
@@ -68,8 +66,8 @@ export function remoteApplier(port: RemoteApplierPort, can: { readonly snapshot:
         throw new Error(`Assertion failed: ${count} apply batches acknowledged with ${outstanding} outstanding`);
       }
       outstanding -= count;
-      // Every batch past the window waits for one batch of it to be acknowledged.
-      while (waiters.length > 0 && outstanding < APPLY_WINDOW + waiters.length) waiters.shift()!();
+      // As before, each acknowledged batch lets one batch waiting past the window go on.
+      for (let i = 0; i < count && waiters.length > 0; i++) waiters.shift()!();
     },
   };
 }

@@ -76,7 +76,7 @@ export class WorkerNode implements RaftNodeApi {
   #outItems: Uint8Array[] = [];
   #outIds: number[] = [];
   /** Apply batches waiting behind an asynchronous apply, oldest first. */
-  #applyQueue: { seq: number; buf: ArrayBuffer; tags: readonly number[]; lastIndex: number }[] = [];
+  #applyQueue: { buf: ArrayBuffer; tags: readonly number[]; lastIndex: number }[] = [];
   /** Apply batches done and not yet acknowledged to the worker: fewer than `APPLY_ACK_EVERY` between calls. */
   #unacked = 0;
   #applying = false;
@@ -313,7 +313,7 @@ export class WorkerNode implements RaftNodeApi {
         for (const s of m.items) this.#settle(s);
         break;
       case "apply":
-        this.#applyQueue.push({ seq: m.seq, buf: m.buf, tags: m.tags, lastIndex: m.lastIndex });
+        this.#applyQueue.push({ buf: m.buf, tags: m.tags, lastIndex: m.lastIndex });
         if (!this.#applying) void this.#drainApplies();
         break;
       case "sm-call":
