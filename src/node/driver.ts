@@ -13,6 +13,7 @@
 import { ClosedError, InvalidArgumentError, NotLeaderError, TimeoutError } from "../errors.ts";
 import { decodeMembership } from "../raft/membership-codec.ts";
 import { Raft } from "../raft/raft.ts";
+import { encodedSize } from "../storage/segment-format.ts";
 import type { ConfigState, Entry, Message, MsgSnap, NodeId, RaftConfig, RaftEvent, Ready, SnapshotMeta } from "../raft/types.ts";
 import type { Applier } from "./applier.ts";
 import { type Clock, every } from "./clock.ts";
@@ -164,7 +165,7 @@ export class RaftDriver implements RaftNodeApi {
       storeSnapshot: (meta) => this.#snapshots.store(meta),
       restoreSnapshot: (meta) => this.#snapshots.restore(meta),
       apply: (entries) => this.#apply(entries),
-      beforeAppend: () => this.#checkDisk(),
+      beforeAppend: (entries) => this.#checkDisk(encodedSize(entries)),
       onAppended: (bytes) => this.#snapshots.onAppended(bytes),
       afterTurn: () => this.#pending.checkWaiters(this.#clock.now()),
       onFatal: (err) => this.#onFatal(err),
@@ -684,9 +685,11 @@ export class RaftDriver implements RaftNodeApi {
   }
 
   /** Reads the free space (before each append batch, and every 10 ticks). */
-  #checkDisk(): void {
+  /** Reads the free space: before an append of `bytes` when due (`DiskSpace.beforeAppend`), or every second (no `bytes`). */
+  #checkDisk(bytes?: number): void {
     try {
-      this.#disk.check();
+      if (bytes === undefined) this.#disk.check();
+      else this.#disk.beforeAppend(bytes);
     } catch (err) {
       this.#onFatal(err);
     }

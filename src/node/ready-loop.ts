@@ -83,8 +83,8 @@ export interface ReadyLoopDeps {
   restoreSnapshot(meta: SnapshotMeta): Promise<void>;
   /** Applies committed entries in order; returns a promise only if some apply was asynchronous. */
   apply(entries: readonly Entry[]): void | Promise<void>;
-  /** Called before a batch with entries is written (the free-space check). */
-  beforeAppend(): void;
+  /** Called before a batch with entries is written, with them (the free-space check). */
+  beforeAppend(entries: readonly Entry[]): void;
   /** Entry data bytes made durable (for the built-in snapshot trigger). */
   onAppended(bytes: number): void;
   /** Called after every turn (waiters re-check their conditions). */
@@ -295,7 +295,7 @@ export class ReadyLoop {
         synced = true;
       }
       if (entries.length > 0) {
-        d.beforeAppend();
+        d.beforeAppend(entries);
         await log.append(entries);
         synced = true;
       }
