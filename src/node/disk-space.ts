@@ -6,12 +6,13 @@
  * refuses new proposals (507, naming the figures) and a follower refuses
  * new entries (the others can still commit; heartbeats keep it a follower),
  * so a filling disk is met before the write that would fail with ENOSPC,
- * which stops the member. statfs is one syscall, but on the virtual machine
- * it was measured on it cost ~20 us, 4-5% of a member's main thread at one
- * proposal in flight when read before every batch; the log's own writes
- * reach the minimum no sooner for being counted instead (other writers are
- * met by the reading every second, as they were: a reading per batch never
- * stopped a writer racing it).
+ * which stops the member. statfs is one syscall, but read before every
+ * batch it took 4-5% of a member's main thread at one proposal in flight
+ * (CPU profile, on the virtual machine it was measured on). Counting the
+ * log's own bytes instead meets them at the same batch a reading per batch
+ * did: the first batch after the one that crossed the minimum. Other writers
+ * are met by the reading every second, as they were (a reading per batch
+ * never stopped a writer racing it).
  *
  * @module
  */

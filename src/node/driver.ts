@@ -684,8 +684,7 @@ export class RaftDriver implements RaftNodeApi {
     }
   }
 
-  /** Reads the free space (before each append batch, and every 10 ticks). */
-  /** Reads the free space: before an append of `bytes` when due (`DiskSpace.beforeAppend`), or every second (no `bytes`). */
+  /** Reads the free space: before an append of `bytes` when due (`DiskSpace.beforeAppend`), or every 10 ticks, a second at the default tick (no `bytes`). */
   #checkDisk(bytes?: number): void {
     try {
       if (bytes === undefined) this.#disk.check();
